@@ -1,0 +1,94 @@
+"""What every CLI command shares: error translation at the edge, profile options, output."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from capacity.errors import CapacityError, CheckFailed
+from capacity.export import EXPORTERS, render
+from capacity.profiles import ENV_VAR, Profiles, load_profiles
+from capacity.report import Report
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMATS = ("table", *EXPORTERS)
+
+ProfilesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--profiles",
+        envvar=ENV_VAR,
+        help="Directory of profile YAML files that replace the shipped ones.",
+        show_default=False,
+    ),
+]
+FormatOption = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
+OutputOption = Annotated[str, typer.Option("--output", "-o", help="Write to this file ('-' is stdout).")]
+
+
+def fail(error: CapacityError) -> typer.Exit:
+    """Print a CapacityError as one line on stderr and return the Exit carrying its code."""
+    prefix = "failed" if isinstance(error, CheckFailed) else "error"
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"{prefix}: {error}", markup=False)
+    return typer.Exit(error.exit_code)
+
+
+def handle_errors(func: F) -> F:
+    """Translate the package's errors into a one-line message and a documented exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CapacityError as error:
+            raise fail(error) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def profiles(directory: Path | None) -> Profiles:
+    return load_profiles(directory)
+
+
+def rich_report(report: Report, console: Console) -> None:
+    """The console rendering of a Report (the 'table' format)."""
+    if report.summary:
+        table = RichTable(title=report.title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        for key, value in report.summary:
+            table.add_row(key, value)
+        console.print(table)
+    for extra in report.tables:
+        table = RichTable(title=extra.title, title_justify="left")
+        for column in extra.columns:
+            table.add_column(column)
+        for row in extra.rows:
+            table.add_row(*row)
+        console.print(table)
+    for note in report.notes:
+        console.print(f"- {note}", style="dim", markup=False)
+
+
+def emit(report: Report, fmt: str, output: str) -> None:
+    """Write the report in ``fmt`` to ``output`` (a path, or '-' for stdout)."""
+    if fmt == "table":
+        if output == "-":
+            rich_report(report, Console(soft_wrap=False))
+        else:
+            with open(output, "w", encoding="utf-8") as handle:
+                rich_report(report, Console(file=handle, width=120, color_system=None))
+        return
+    text = render(report, fmt)
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(output).write_text(text, encoding="utf-8")

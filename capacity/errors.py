@@ -1,0 +1,34 @@
+"""One error hierarchy for the whole package; the CLI maps it to exit codes once, at the edge."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNREACHABLE = 3
+
+
+class CapacityError(Exception):
+    """Base of every error the package raises on purpose; carries its exit code."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class InputError(CapacityError):
+    """A value given by the user (flag, unit, file) is not acceptable."""
+
+
+class ProfileError(CapacityError):
+    """A profile file is missing, unreadable or does not validate."""
+
+
+class CheckFailed(CapacityError):
+    """A threshold or check the user asked for is broken (k6-style gate)."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+
+class BrokerError(CapacityError):
+    """A broker or backend could not be reached or refused the work."""
+
+    exit_code = EXIT_UNREACHABLE

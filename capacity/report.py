@@ -1,0 +1,34 @@
+"""The one shape every command's result is rendered from: exporters know nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table: column names and rows of already-formatted cells."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    """A result ready to export.
+
+    ``data`` is the public JSON (its keys are an interface), ``summary`` the human key/value
+    lines, ``tables`` any tabular detail, ``notes`` what the user must know (which formula or
+    table was used, contradictions in the seeds). ``env`` and ``manifests`` exist only for the
+    modes that have them.
+    """
+
+    title: str
+    data: dict[str, Any]
+    summary: tuple[tuple[str, str], ...] = ()
+    tables: tuple[Table, ...] = ()
+    notes: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
+    manifests: tuple[dict[str, Any], ...] | None = field(default=None)

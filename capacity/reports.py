@@ -1,0 +1,398 @@
+"""Report builders: each core result as a Report (public JSON keys, summary, tables, notes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from capacity.assess import Assessment
+from capacity.cost import CostRow
+from capacity.recommend import (
+    PhotoRecommendation,
+    ReplicaTopology,
+    ResourceRecommendation,
+    ScaleOut,
+    TaskThroughput,
+    UserTopology,
+    implied_cpu_per_job,
+)
+from capacity.report import Report, Table
+from capacity.units import format_duration, format_size
+
+
+def _range(pair: tuple[float, float], fmt: Any = str) -> str:
+    low, high = (fmt(v) for v in pair)
+    return low if low == high else f"{low} - {high}"
+
+
+def _num(value: float) -> str:
+    return f"{value:,.1f}" if value % 1 else f"{value:,.0f}"
+
+
+def resources_report(r: ResourceRecommendation) -> Report:
+    data: dict[str, Any] = {
+        "mode": "resources",
+        "global_concurrency": r.global_concurrency,
+        "per_tenant_concurrency": r.per_tenant_concurrency,
+        "limited_by": r.limited_by,
+        "cpu": r.cpu,
+        "memory_bytes": r.memory_bytes,
+        "cpu_per_job": r.cpu_per_job,
+        "mem_per_job_bytes": r.mem_per_job_bytes,
+        "tenant_share": r.tenant_share,
+        "cpu_slots": r.cpu_slots,
+        "memory_slots": r.memory_slots,
+        "cpu_headroom": r.cpu_headroom,
+        "memory_headroom_bytes": r.memory_headroom_bytes,
+        "source": "formula (seed 002 calculateConcurrency)",
+    }
+    notes = [
+        "Computed with seed 002's formula: global = min(floor(cpu / cpu_per_job), "
+        "floor(memory / mem_per_job)); per-tenant = max(1, floor(global x share))."
+    ]
+    if r.job_type is not None:
+        data["job_type"] = r.job_type.name
+        notes.append(
+            f"Per-job resources from job type {r.job_type.name!r} ({r.job_type.source}), high end "
+            f"of its ranges: CPU {_range(r.job_type.cpu)}, memory {_range(r.job_type.memory, format_size)}."
+        )
+    if r.global_concurrency == 0:
+        notes.append("This machine cannot run one job of this size.")
+    summary = [
+        ("Global concurrency (WORKER_CONCURRENCY)", str(r.global_concurrency)),
+        ("Per-tenant concurrency", str(r.per_tenant_concurrency)),
+        ("Limited by", r.limited_by),
+        ("CPU slots", f"{r.cpu_slots} ({r.cpu:g} CPU / {r.cpu_per_job:g} per job)"),
+        (
+            "Memory slots",
+            f"{r.memory_slots} ({format_size(r.memory_bytes)} / {format_size(r.mem_per_job_bytes)} per job)",
+        ),
+        ("Headroom", f"{r.cpu_headroom:g} CPU, {format_size(r.memory_headroom_bytes)}"),
+    ]
+    if r.instance is not None:
+        policy = r.instance.policy
+        data["instance"] = r.instance.name
+        data["policy_global_concurrency"] = policy.global_concurrency
+        data["policy_per_tenant_concurrency"] = policy.per_tenant_concurrency
+        data["policy_differs"] = r.policy_differs
+        summary.append(
+            ("Seed 002 policy table", f"global {policy.global_concurrency}, per-tenant {policy.per_tenant_concurrency}")
+        )
+        if r.policy_differs:
+            notes.append(
+                f"The seed's policy table for {r.instance.name} says global {policy.global_concurrency}, "
+                f"per-tenant {policy.per_tenant_concurrency}; its own formula gives "
+                f"{r.global_concurrency}/{r.per_tenant_concurrency} here. The table matches the formula "
+                f"only at ~{implied_cpu_per_job(r.instance):.2g} CPU per job (--cpu-per-job "
+                f"{implied_cpu_per_job(r.instance):.2g}). The formula's figure is the one used."
+            )
+    env = {
+        "WORKER_CONCURRENCY": str(r.global_concurrency),
+        "DEFAULT_TENANT_CONCURRENCY": str(r.per_tenant_concurrency),
+    }
+    manifest = _deployment("capacity-worker", 1, env, cpu=r.cpu, memory_bytes=r.memory_bytes)
+    return Report("Concurrency from resources", data, tuple(summary), (), tuple(notes), env, (manifest,))
+
+
+def _deployment(
+    name: str, replicas: int, env: dict[str, str], cpu: float | None = None, memory_bytes: int | None = None
+) -> dict[str, Any]:
+    """A Deployment shaped like seed 002's Kubernetes example."""
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": "REPLACE/worker:latest",
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+    }
+    if cpu is not None and memory_bytes is not None:
+        container["resources"] = {"requests": {"cpu": f"{cpu:g}", "memory": f"{memory_bytes // 2**20}Mi"}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
+        },
+    }
+
+
+def photos_report(r: PhotoRecommendation, contradictions: tuple[str, ...], example: Any) -> Report:
+    data: dict[str, Any] = {
+        "mode": "photos",
+        "photos": r.photos,
+        "tier": r.tier.name,
+        "worker_concurrency": r.worker_concurrency,
+        "face_worker_concurrency": r.face_worker_concurrency,
+        "global_concurrency": r.worker_concurrency,
+        "peak_memory_bytes": list(r.peak_memory_bytes),
+        "bandwidth_bytes": list(r.bandwidth_bytes),
+        "concurrent_llm_calls": r.concurrent_llm_calls,
+        "concurrent_face_calls": r.concurrent_face_calls,
+        "service_time_s": r.service_time_s,
+        "llm_calls_per_min": r.llm_calls_per_min,
+        "api_rate_limit_per_min": r.api_rate_limit_per_min,
+        "api_limited": r.api_limited,
+        "max_concurrency_within_api_limit": r.max_concurrency_within_api_limit,
+        "throughput_per_min": r.throughput_per_min,
+        "duration_s": r.duration_s,
+        "horizontal_scaling": r.horizontal_scaling,
+    }
+    summary = [
+        ("Tier (seed 000)", f"{r.tier.name} ({r.tier.seed_range} photos)"),
+        ("WORKER_CONCURRENCY", str(r.worker_concurrency)),
+        ("FACE_WORKER_CONCURRENCY", str(r.face_worker_concurrency)),
+        ("Peak memory", _range(r.peak_memory_bytes, format_size)),
+        ("Bandwidth in flight", _range(r.bandwidth_bytes, format_size)),
+        ("Simultaneous LLM / face calls", f"{r.concurrent_llm_calls} / {r.concurrent_face_calls}"),
+    ]
+    notes = [
+        "Tier rule: the first of seed 000's scenario tiers whose range covers the count; counts "
+        "between the seed's ranges take the next (more conservative) tier."
+    ]
+    notes += [f"Not used: {c}." for c in contradictions]
+    if r.memory_cap is not None and r.memory_cap < r.tier.worker_concurrency:
+        notes.append(f"Concurrency lowered from {r.tier.worker_concurrency} to {r.memory_cap} to fit the given memory.")
+    if example is not None and example.worker_concurrency == r.worker_concurrency:
+        notes.append(
+            f"Seed 000's worked example for {example.worker_concurrency} says peak memory "
+            f"{_range(example.peak_memory, format_size)} and bandwidth {_range(example.bandwidth, format_size)}; "
+            "its per-photo figures give the values above, which are the ones used."
+        )
+    if r.llm_calls_per_min is not None:
+        summary.append(("LLM calls per minute", _num(r.llm_calls_per_min)))
+    if r.api_rate_limit_per_min is not None:
+        summary.append(("API rate limit", f"{_num(r.api_rate_limit_per_min)}/min"))
+        if r.api_limited:
+            notes.append(
+                f"The API limit binds: at most {r.max_concurrency_within_api_limit} concurrent photos keep "
+                "within it; throughput and duration are capped by the limit."
+            )
+    if r.throughput_per_min is not None and r.duration_s is not None:
+        summary.append(("Throughput", f"{_num(r.throughput_per_min)} photos/min"))
+        summary.append((f"Time for {r.photos} photos", format_duration(r.duration_s)))
+    else:
+        notes.append("Give --service-time to get the API call rate, throughput and duration.")
+    if r.horizontal_scaling:
+        notes.append("Seed 000: above 5000 photos, consider several workers on different machines.")
+    env = {
+        "WORKER_CONCURRENCY": str(r.worker_concurrency),
+        "FACE_WORKER_CONCURRENCY": str(r.face_worker_concurrency),
+    }
+    manifest = _deployment("capacity-photo-worker", 1, env)
+    return Report("Concurrency for a photo count", data, tuple(summary), (), tuple(notes), env, (manifest,))
+
+
+def topology_report(
+    users: UserTopology | None, replicas: ReplicaTopology | None, throughput: TaskThroughput | None
+) -> Report:
+    data: dict[str, Any] = {"mode": "topology"}
+    summary: list[tuple[str, str]] = []
+    tables: list[Table] = []
+    notes: list[str] = []
+    env: dict[str, str] = {}
+    if users is not None:
+        s, cfg = users.scenario, users.settings
+        data.update(
+            users=users.users,
+            scenario=s.name,
+            workers=len(s.workers),
+            global_concurrency=users.total_concurrency,
+            total_concurrency=users.total_concurrency,
+            seed_total_concurrency=list(s.total_concurrency),
+            queue_separation=s.queue_separation,
+            queues=sorted({q for w in s.workers for q in w.queues}),
+            task_routes=cfg.task_routes,
+            task_soft_time_limit_s=cfg.task_soft_time_limit,
+            task_time_limit_s=cfg.task_time_limit,
+            worker_max_tasks_per_child=cfg.worker_max_tasks_per_child,
+            memory_per_worker_bytes=list(s.memory_per_worker),
+            worker_commands=list(users.worker_commands),
+        )
+        summary += [
+            ("Scenario (seed 004)", f"{s.name} ({users.users} users)"),
+            ("Workers", str(len(s.workers))),
+            ("Total concurrency", f"{users.total_concurrency} (seed: {_range(s.total_concurrency)})"),
+            ("Queue separation", "yes" if s.queue_separation else "no"),
+            ("Memory per worker", _range(s.memory_per_worker, format_size)),
+            ("Time limits", f"soft {cfg.task_soft_time_limit:g} s, hard {cfg.task_time_limit:g} s"),
+            ("Max tasks per child", str(cfg.worker_max_tasks_per_child)),
+        ]
+        tables.append(
+            Table(
+                "Workers",
+                ("Role", "Queues", "Concurrency", "Command"),
+                tuple(
+                    (w.role, ",".join(w.queues), str(w.concurrency), cmd)
+                    for w, cmd in zip(s.workers, users.worker_commands, strict=True)
+                ),
+            )
+        )
+        tables.append(
+            Table("task_routes", ("Pattern", "Queue"), tuple((k, v["queue"]) for k, v in cfg.task_routes.items()))
+        )
+        notes.append(
+            "Seed 004 gives worker_max_tasks_per_child 50 in its configuration and 100 in its plan; "
+            'the configuration\'s 50 is used. 200 users counts as Medium Usage ("50-200").'
+        )
+        env["WORKER_CONCURRENCY"] = str(users.total_concurrency)
+    if replicas is not None:
+        tier = replicas.tier.name if replicas.tier else "outside the seed's tiers"
+        data.update(
+            replicas=replicas.replicas,
+            threads=replicas.threads,
+            total_concurrent_tasks=replicas.total_concurrent_tasks,
+            replica_tier=replicas.tier.name if replicas.tier else None,
+            memory_per_worker_bytes=replicas.tier.memory_per_worker if replicas.tier else None,
+        )
+        data.setdefault("global_concurrency", replicas.total_concurrent_tasks)
+        summary += [
+            (
+                "Replicas x threads (seed 001)",
+                f"{replicas.replicas} x {replicas.threads} = {replicas.total_concurrent_tasks} concurrent tasks",
+            ),
+            ("Seed 001 tier", tier),
+        ]
+        if replicas.tier:
+            summary.append(("Memory per worker", format_size(replicas.tier.memory_per_worker)))
+        env.update(
+            CELERY_WORKER_CONCURRENCY=str(replicas.threads),
+            CELERY_WORKER_POOL=replicas.pool,
+            CELERY_WORKER_REPLICAS=str(replicas.replicas),
+        )
+    if throughput is not None:
+        t = throughput
+        data.update(
+            task_type=t.job_type.name,
+            slots=list(t.slots),
+            per_slot_per_hour=list(t.per_slot_per_hour),
+            tasks_per_hour=list(t.per_hour),
+        )
+        summary += [
+            ("Task type", f"{t.job_type.name} ({_range(t.job_type.duration, format_duration)} each)"),
+            ("Per slot", f"{_range(t.per_slot_per_hour, _num)} tasks/hour"),
+            (f"With {_range(t.slots)} slots", f"{_range(t.per_hour, _num)} tasks/hour"),
+        ]
+        notes.append("Throughput: slots x 3600 / duration tasks per hour (seed 004), low end at the longest duration.")
+    return Report("Celery topology", data, tuple(summary), tuple(tables), tuple(notes), env or None, None)
+
+
+def scaleout_report(r: ScaleOut, queue: str, scaler: str, name: str) -> Report:
+    data: dict[str, Any] = {
+        "mode": "scale-out",
+        "required_workers": r.required_workers,
+        "queue_depth": r.queue_depth,
+        "concurrency": r.concurrency,
+        "utilization": r.utilization,
+        "buffer": r.buffer,
+        "jobs_per_worker": r.jobs_per_worker,
+        "acceptable_latency_s": r.acceptable_latency_s,
+        "service_time_s": r.service_time_s,
+        "backlog_per_instance": r.backlog_per_instance,
+        "backlog_per_worker": r.backlog_per_worker,
+        "aws_required_workers": r.aws_required_workers,
+        "keda_target": r.keda_target,
+        "keda_target_source": r.keda_target_source,
+    }
+    summary = [
+        ("Required workers (seed 002)", str(r.required_workers)),
+        ("Jobs per worker", f"{r.concurrency} x {r.utilization:g} = {r.jobs_per_worker:g}"),
+        ("Formula", f"ceil({r.queue_depth} / {r.jobs_per_worker:g} x {1 + r.buffer:g})"),
+    ]
+    if r.backlog_per_instance is not None:
+        summary += [
+            ("AWS backlog per instance", f"{r.backlog_per_instance:g} (latency / service time)"),
+            ("Backlog per worker", f"{r.backlog_per_worker:g} (x concurrency {r.concurrency})"),
+            ("Workers for this backlog (AWS)", str(r.aws_required_workers)),
+        ]
+    trigger_name = "KEDA SQS queueLength" if scaler == "sqs" else "KEDA Redis listLength"
+    summary.append((trigger_name, str(r.keda_target)))
+    notes = [
+        "Seed 002's formula drains the whole backlog in one service time; AWS's backlog-per-instance "
+        "target (give --latency and --service-time) sizes for an acceptable wait instead.",
+        f"KEDA target from {r.keda_target_source}.",
+    ]
+    if scaler == "sqs":
+        trigger = {
+            "type": "aws-sqs-queue",
+            "metadata": {"queueURL": queue, "queueLength": str(r.keda_target), "awsRegion": "REPLACE"},
+        }
+    else:
+        trigger = {
+            "type": "redis",
+            "metadata": {"address": "REPLACE:6379", "listName": queue, "listLength": str(r.keda_target)},
+        }
+    scaled = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": name},
+        "spec": {
+            "scaleTargetRef": {"name": name},
+            "minReplicaCount": 0,
+            "maxReplicaCount": max(1, r.required_workers),
+            "triggers": [trigger],
+        },
+    }
+    env = {"WORKER_CONCURRENCY": str(r.concurrency), "REQUIRED_WORKERS": str(r.required_workers)}
+    deployment = _deployment(name, r.required_workers, {"WORKER_CONCURRENCY": str(r.concurrency)})
+    return Report("Workers for a backlog", data, tuple(summary), (), tuple(notes), env, (deployment, scaled))
+
+
+def assessment_report(a: Assessment, source: str) -> Report:
+    rows = tuple((g.label, f"{g.value:g} {g.unit}", g.grade, g.target, g.warning, g.critical) for g in a.grades)
+    advice = []
+    if a.horizontal:
+        advice.append("Scale horizontally (add workers): " + "; ".join(a.horizontal))
+    if a.vertical:
+        advice.append("Scale vertically (bigger instances): " + "; ".join(a.vertical))
+    data = {
+        "worst": a.worst,
+        "critical": a.critical,
+        "grades": [
+            {
+                "metric": g.metric,
+                "value": g.value,
+                "grade": g.grade,
+                "target": g.target,
+                "warning": g.warning,
+                "critical": g.critical,
+            }
+            for g in a.grades
+        ],
+        "scale_horizontally": list(a.horizontal),
+        "scale_vertically": list(a.vertical),
+    }
+    return Report(
+        "Assessment",
+        data,
+        (("Worst grade", a.worst),),
+        (Table("Grades", ("Metric", "Observed", "Grade", "Target", "Warning", "Critical"), rows),),
+        (*tuple(advice), f"Thresholds: {source}."),
+    )
+
+
+def cost_report(rows: list[CostRow], hours_per_month: float, title: str, notes: tuple[str, ...]) -> Report:
+    has_fit = any(r.concurrency_per_worker is not None for r in rows)
+    columns: tuple[str, ...] = ("Instance", "Workers", "Hourly (USD)", "Monthly (USD)")
+    if has_fit:
+        columns += ("Concurrency/worker", "Utilization", "Within max workers")
+    table_rows = []
+    for r in rows:
+        cells: tuple[str, ...] = (r.instance, str(r.workers), f"{r.hourly_usd:.2f}", f"{r.monthly_usd:,.2f}")
+        if has_fit:
+            cells += (
+                str(r.concurrency_per_worker),
+                f"{(r.utilization or 0):.0%}",
+                "yes" if r.within_max_workers else "no",
+            )
+        table_rows.append(cells)
+    data = {
+        "hours_per_month": hours_per_month,
+        "rows": [{k: v for k, v in r.__dict__.items() if v is not None} for r in rows],
+    }
+    return Report(
+        title,
+        data,
+        (),
+        (Table(title, columns, tuple(table_rows)),),
+        (*notes, f"Monthly = hourly x workers x {hours_per_month:g} h."),
+    )
