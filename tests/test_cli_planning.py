@@ -142,8 +142,12 @@ def test_assess_exits_1_when_critical(runner: CliRunner) -> None:
 
 def test_cost_table_and_ranking(runner: CliRunner) -> None:
     code, out, _ = run(runner, "cost", "--hours-per-month", "720", "-f", "csv")
-    assert out.splitlines()[1:] == ["small,10,0.50,360.00", "medium,5,0.50,360.00", "large,3,0.60,432.00",
-                                    "xlarge,2,0.80,576.00"]
+    assert out.splitlines()[1:] == [
+        "small,10,0.50,360.00",
+        "medium,5,0.50,360.00",
+        "large,3,0.60,432.00",
+        "xlarge,2,0.80,576.00",
+    ]
     code, out, _ = run(runner, "cost", "--throughput", "300/min", "--service-time", "12s", "--policy", "-f", "json")
     rows = json.loads(out)["rows"]
     assert code == 0 and {"instance", "workers", "hourly_usd", "monthly_usd"} <= set(rows[0])
@@ -168,12 +172,18 @@ def test_commands_listed_are_the_commands_registered() -> None:
 def test_python_dash_m_runs_in_a_real_process() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "capacity", "recommend", "--cpu", "1", "--memory", "2GiB", "-f", "json"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["global_concurrency"] == 1
     proc = subprocess.run(
         [sys.executable, "-m", "capacity", "recommend", "--cpu", "1", "--memory", "2XB"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

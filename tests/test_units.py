@@ -71,8 +71,8 @@ def test_binary_units_are_powers_of_1024(n: int, unit: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("n", "text"), [(4 * 2**30, "4 GiB"), (512 * 2**20, "512 MiB"), (100 * 10**6, "100 MB"), (1_600_000_000, "1.6 GB"),
-                    (12, "12 B")]
+    ("n", "text"),
+    [(4 * 2**30, "4 GiB"), (512 * 2**20, "512 MiB"), (100 * 10**6, "100 MB"), (1_600_000_000, "1.6 GB"), (12, "12 B")],
 )
 def test_format_size_keeps_the_unit_family(n: int, text: str) -> None:
     from capacity.units import format_size

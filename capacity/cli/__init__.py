@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from capacity import __version__
-from capacity.cli import assess, cost, recommend
+from capacity.cli import assess, cost, inject, recommend
 
 app = typer.Typer(
     name="capacity",
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.command("recommend", help=recommend.HELP)(recommend.command)
 app.command("assess", help=assess.HELP)(assess.command)
 app.command("cost", help=cost.HELP)(cost.command)
+app.command("inject", help=inject.HELP)(inject.command)
 
 
 def _version(value: bool) -> None:

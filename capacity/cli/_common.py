@@ -16,6 +16,7 @@ from capacity.errors import CapacityError, CheckFailed
 from capacity.export import EXPORTERS, render
 from capacity.profiles import ENV_VAR, Profiles, load_profiles
 from capacity.report import Report
+from capacity.secrets import mask
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +38,8 @@ OutputOption = Annotated[str, typer.Option("--output", "-o", help="Write to this
 def fail(error: CapacityError) -> typer.Exit:
     """Print a CapacityError as one line on stderr and return the Exit carrying its code."""
     prefix = "failed" if isinstance(error, CheckFailed) else "error"
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"{prefix}: {error}", markup=False)
+    message = mask(" ".join(str(error).split()))  # one line, no secrets
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"{prefix}: {message}", markup=False)
     return typer.Exit(error.exit_code)
 
 

@@ -1,0 +1,121 @@
+"""Brokers: a small interface (send a batch, read queue depth, close), one module per broker,
+found by URL scheme through one registry. Rate control, batching and logging live above it."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from capacity.errors import BrokerError, InputError
+from capacity.secrets import redact_url
+
+# scheme -> "module:Class"; imported lazily so a Redis user never imports boto3 and vice versa.
+REGISTRY: dict[str, str] = {
+    "redis": "capacity.brokers.redis:RedisBroker",
+    "rediss": "capacity.brokers.redis:RedisBroker",
+    "redis+socket": "capacity.brokers.redis:RedisBroker",
+    "sqs": "capacity.brokers.sqs:SQSBroker",
+}
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """Messages waiting (visible) and taken by workers but not yet acknowledged (in flight)."""
+
+    visible: int
+    in_flight: int | None
+
+
+@dataclass(frozen=True)
+class BrokerOptions:
+    """What a broker needs beyond its URL; transport options are passed to kombu as Celery would."""
+
+    queue: str = "celery"
+    transport_options: dict[str, Any] = field(default_factory=dict)
+    retry_for_s: float = 30.0
+    threads: int = 8
+    run_id: str = ""
+
+
+class SendFailed(BrokerError):
+    """A batch could not be fully sent. ``accepted`` ids are on the broker; ``in_doubt`` ids may
+    or may not be (the connection broke after the request left); the rest were not sent."""
+
+    def __init__(self, message: str, accepted: Sequence[str] = (), in_doubt: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.accepted = list(accepted)
+        self.in_doubt = list(in_doubt)
+
+
+class Broker(ABC):
+    """One broker connection for one queue."""
+
+    name: str = "broker"
+    #: how many messages one send_batch call should carry at most
+    max_batch: int = 1000
+    #: the largest message the broker takes, in bytes (None: no limit worth checking)
+    max_message_bytes: int | None = None
+
+    def __init__(self, url: str, options: BrokerOptions) -> None:
+        self.url = url
+        self.safe_url = redact_url(url)
+        self.options = options
+
+    @property
+    @abstractmethod
+    def channel(self) -> Any:
+        """The kombu channel Celery would publish on (used to capture the exact message)."""
+
+    def encode(self, message_json: str) -> str:
+        """The broker payload for kombu's JSON message (what the transport's ``_put`` sends)."""
+        return message_json
+
+    @abstractmethod
+    def send_batch(self, task_ids: Sequence[str], payloads: Sequence[str]) -> None:
+        """Put every payload on the queue, or raise SendFailed saying which ones landed."""
+
+    @abstractmethod
+    def depth(self) -> QueueDepth:
+        """The queue's depth now."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self) -> Broker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def resolve_broker_url(given: str | None) -> tuple[str, str | None]:
+    """The broker URL from --broker, $CAPACITY_BROKER_URL, $CELERY_BROKER_URL, or seed 003's
+    environment ($SQS_QUEUE_NAME, $AWS_REGION) meaning ``sqs://``; and the queue that implies."""
+    for candidate in (given, os.environ.get("CAPACITY_BROKER_URL"), os.environ.get("CELERY_BROKER_URL")):
+        if candidate:
+            return candidate, None
+    if os.environ.get("SQS_QUEUE_NAME"):
+        return "sqs://", os.environ["SQS_QUEUE_NAME"]
+    raise InputError("no broker: give --broker URL or set CAPACITY_BROKER_URL (or CELERY_BROKER_URL)")
+
+
+def open_broker(url: str, options: BrokerOptions) -> Broker:
+    """The broker for the URL's scheme; InputError with a did-you-mean for an unknown scheme."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        scheme = ""
+    if scheme not in REGISTRY:
+        close = difflib.get_close_matches(scheme, list(REGISTRY), n=1)
+        hint = f"; did you mean {close[0]}://?" if close else f"; supported: {', '.join(s + '://' for s in REGISTRY)}"
+        raise InputError(f"unsupported broker URL {redact_url(url)!r}{hint}")
+    module_name, _, class_name = REGISTRY[scheme].partition(":")
+    broker_class: type[Broker] = getattr(importlib.import_module(module_name), class_name)
+    return broker_class(url, options)

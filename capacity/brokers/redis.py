@@ -1,0 +1,106 @@
+"""Redis, as kombu's Redis transport uses it: one list per queue (and priority), LPUSH to send.
+
+Each batch goes in one MULTI/EXEC: a single multi-value LPUSH plus a marker key. The marker makes
+a retry after a broken connection exact: if it exists, the batch landed; if not, it did not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from capacity.brokers import Broker, BrokerOptions, QueueDepth, SendFailed
+from capacity.brokers._retry import attempts
+from capacity.errors import BrokerError
+
+MARKER_TTL_S = 86_400
+
+
+def redis_py_url(url: str) -> str:
+    """kombu's ``redis+socket:///path`` is redis-py's ``unix:///path``."""
+    if url.startswith("redis+socket://"):
+        return "unix://" + url[len("redis+socket://") :]
+    return url
+
+
+class RedisBroker(Broker):
+    name = "Redis"
+    max_batch = 1000
+
+    def __init__(self, url: str, options: BrokerOptions) -> None:
+        super().__init__(url, options)
+        try:
+            import redis
+            from kombu import Connection
+        except ImportError as exc:  # pragma: no cover - both are dependencies
+            raise BrokerError(f"Redis support needs redis and kombu: pip install 'celery[redis]' ({exc})") from None
+        self._errors: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
+        self._kombu = Connection(url, transport_options=options.transport_options)
+        try:
+            self._kombu.ensure_connection(max_retries=1, interval_start=0.1, timeout=5)
+            self._channel = self._kombu.default_channel
+        except Exception as exc:
+            self._kombu.release()
+            raise BrokerError(f"cannot reach broker {self.safe_url}: {exc}") from None
+        self._client = redis.Redis.from_url(
+            redis_py_url(url), socket_timeout=5, socket_connect_timeout=5, health_check_interval=0
+        )
+        self._seq = 0
+        self.key = options.queue
+
+    @property
+    def channel(self) -> Any:
+        return self._channel
+
+    def use_priority(self, priority: int | None) -> None:
+        """Send to the list kombu uses for this priority (queue, or queue + separator + step)."""
+        self.key = self._channel._q_for_pri(self.options.queue, priority or 0)
+
+    def _marker(self, seq: int) -> str:
+        return f"capacity:sent:{self.options.run_id}:{seq}"
+
+    def send_batch(self, task_ids: Sequence[str], payloads: Sequence[str]) -> None:
+        if not payloads:
+            return
+        self._seq += 1
+        marker = self._marker(self._seq)
+        maybe_landed = False
+        last_error: BaseException | None = None
+        for attempt in attempts(self.options.retry_for_s):
+            try:
+                if attempt and maybe_landed:
+                    if self._client.exists(marker):
+                        return
+                    maybe_landed = False  # marker and LPUSH are atomic: absent marker, absent batch
+                pipe = self._client.pipeline(transaction=True)
+                pipe.lpush(self.key, *payloads)
+                pipe.set(marker, 1, ex=MARKER_TTL_S)
+                maybe_landed = True
+                pipe.execute()
+                return
+            except self._errors as exc:
+                last_error = exc
+        raise SendFailed(
+            f"broker {self.safe_url} unreachable for {self.options.retry_for_s:g} s: {last_error}",
+            in_doubt=list(task_ids) if maybe_landed else [],
+        )
+
+    def landed(self, seq: int) -> bool:
+        """Whether batch ``seq`` of this run is on the broker (for reconciling in-doubt batches)."""
+        return bool(self._client.exists(self._marker(seq)))
+
+    def depth(self) -> QueueDepth:
+        channel = self._channel
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for step in channel.priority_steps:
+                pipe.llen(channel._q_for_pri(self.options.queue, step))
+            pipe.hlen(channel.unacked_key)
+            *sizes, unacked = pipe.execute()
+        except self._errors as exc:
+            raise BrokerError(f"cannot read queue depth from {self.safe_url}: {exc}") from None
+        return QueueDepth(visible=int(sum(sizes)), in_flight=int(unacked))
+
+    def close(self) -> None:
+        self._client.close()
+        self._kombu.release()

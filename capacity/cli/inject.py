@@ -1,0 +1,260 @@
+"""``capacity inject``: flags in, the core's inject() out, with a progress display and monitor."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from capacity.brokers import resolve_broker_url
+from capacity.cli._common import handle_errors
+from capacity.errors import EXIT_UNREACHABLE, BrokerError, CapacityError, InputError
+from capacity.inject import InjectConfig, InjectResult, inject
+from capacity.monitor import Sample
+from capacity.payload import default_payload, existing_file, load_template, synthetic_file
+from capacity.runner import RunProgress
+from capacity.schedules import Burst, Ramp, Schedule, fixed_rate, load_stages
+from capacity.units import SIZE_HELP, parse_duration, parse_rate, parse_size
+
+HELP = """Put real Celery tasks on Redis or SQS (burst, sustained, ramp or stages) and write a task
+log of every task id the broker accepted (load_tests/results/worker_tasks_YYYYMMDD_HHMMSS.log).
+
+A bare --rate is per minute, as in seed 003 (--rate 10 is 10/min). Exit codes: 0 done,
+2 bad input, 3 broker unreachable (the log holds what was sent), 130 interrupted by Ctrl-C
+(the log holds what was sent)."""
+
+EXIT_INTERRUPTED = 130
+Opt = typer.Option
+
+
+def build_schedule(
+    mode: str, count: int | None, rate: str | None, duration: str | None, ramp_to: str | None, stages: Path | None
+) -> Schedule:
+    if count is not None and count < 0:
+        raise InputError(f"--count must be zero or more, got {count}")
+    duration_s = parse_duration(duration, "--duration") if duration else None
+    if mode == "burst":
+        if count is None:
+            raise InputError("burst mode needs --count")
+        return Burst(count)
+    if mode == "sustained":
+        if rate is None:
+            raise InputError("sustained mode needs --rate (e.g. 10/min; a bare number is per minute)")
+        return fixed_rate(parse_rate(rate, "--rate", bare_unit="min"), count, duration_s)
+    if mode == "ramp":
+        if stages is not None:
+            return load_stages(stages)
+        if rate is None or ramp_to is None or duration_s is None:
+            raise InputError("ramp mode needs --rate (start), --ramp-to (end) and --duration, or --stages FILE")
+        start, end = parse_rate(rate, "--rate", bare_unit="min"), parse_rate(ramp_to, "--ramp-to", bare_unit="min")
+        if duration_s <= 0 or (start == 0 and end == 0):
+            raise InputError("ramp mode needs a duration and a rate above zero")
+        return Ramp(start, end, duration_s, limit=count)
+    raise InputError(f"--mode: {mode!r} is not burst, sustained or ramp")
+
+
+def _json_option(text: str | None, flag: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{flag}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{flag}: expected a JSON object")
+    return value
+
+
+class _Interrupts:
+    """SIGINT/SIGTERM set an event instead of raising, so the batch in flight is logged first."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.stop.set()
+
+    def __enter__(self) -> _Interrupts:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+@handle_errors
+def command(
+    broker: Annotated[
+        str | None,
+        Opt(
+            help="Broker URL as your Celery app has it "
+            "[env: CAPACITY_BROKER_URL, CELERY_BROKER_URL; seed 003: SQS_QUEUE_NAME]."
+        ),
+    ] = None,
+    queue: Annotated[str | None, Opt(help="Queue name [default: celery, or $SQS_QUEUE_NAME].")] = None,
+    task: Annotated[str, Opt(help="Celery task name.")] = "capacity.worker.process_file",
+    mode: Annotated[str, Opt(help="burst, sustained or ramp.")] = "burst",
+    count: Annotated[int | None, Opt(help="Number of tasks.")] = None,
+    rate: Annotated[str | None, Opt(help="Rate for sustained (or ramp start): 10/min, 2/s; bare = per minute.")] = None,
+    duration: Annotated[str | None, Opt(help="Run length for sustained/ramp, e.g. 5m.")] = None,
+    ramp_to: Annotated[str | None, Opt(help="Ramp mode: the rate at the end.")] = None,
+    stages: Annotated[
+        Path | None, Opt(help="Ramp mode: YAML list of {duration, rate} or {duration, from, to}.")
+    ] = None,
+    size: Annotated[str | None, Opt(help=f"Create one synthetic file of this size; {SIZE_HELP}.")] = None,
+    file: Annotated[str | None, Opt(help="Reuse an existing file (path or s3://bucket/key).")] = None,
+    upload_dir: Annotated[
+        str, Opt(help="Where --size creates its file (folder or s3://bucket/prefix).")
+    ] = "load_tests/uploads",
+    user_id: Annotated[str | None, Opt(help="User id in every task's kwargs.")] = None,
+    kwargs: Annotated[str | None, Opt(help="JSON object merged into the default kwargs.")] = None,
+    payload_template: Annotated[
+        Path | None,
+        Opt(help='JSON {"args": [...], "kwargs": {...}}; $file, $size_bytes, $user_id, $injected_at are filled in.'),
+    ] = None,
+    priority: Annotated[int | None, Opt(help="Message priority (0-9).")] = None,
+    countdown: Annotated[str | None, Opt(help="Countdown (ETA) for every task, e.g. 30s.")] = None,
+    log_dir: Annotated[Path, Opt(help="Where the task log goes.")] = Path("load_tests/results"),
+    monitor: Annotated[bool, Opt("--monitor", help="Sample queue depth while injecting and until drained.")] = False,
+    monitor_for: Annotated[str, Opt(help="Longest wait for the queue to drain after sending.")] = "10m",
+    monitor_interval: Annotated[str, Opt(help="Time between depth samples.")] = "1s",
+    queue_name_prefix: Annotated[str | None, Opt(help="SQS queue name prefix (transport option).")] = None,
+    queue_url: Annotated[str | None, Opt(help="SQS: predefined queue URL for --queue.")] = None,
+    transport_options: Annotated[str | None, Opt(help="JSON broker_transport_options, as in your Celery app.")] = None,
+    threads: Annotated[int, Opt(help="SQS: batches in flight at once.")] = 8,
+    batch_size: Annotated[int | None, Opt(help="Messages per send [default: 1000 Redis, 10 x threads SQS].")] = None,
+    retry_for: Annotated[str, Opt(help="How long to retry a broker outage before stopping (exit 3).")] = "30s",
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress display; print only the log path.")] = False,
+) -> None:
+    url, env_queue = resolve_broker_url(broker)
+    options = _json_option(transport_options, "--transport-options")
+    if queue_name_prefix is not None:
+        options["queue_name_prefix"] = queue_name_prefix
+    queue = queue or env_queue or "celery"
+    if queue_url:
+        options.setdefault("predefined_queues", {})[queue] = {"url": queue_url}
+    if threads < 1 or (batch_size is not None and batch_size < 1):
+        raise InputError("--threads and --batch-size must be at least 1")
+    if priority is not None and not 0 <= priority <= 255:
+        raise InputError(f"--priority must be 0-255, got {priority}")
+    schedule = build_schedule(mode, count, rate, duration, ramp_to, stages)
+    if size is not None and file is not None:
+        raise InputError("--size and --file exclude each other")
+    payload = None
+    if file is not None:
+        payload = existing_file(file)
+    elif size is not None:
+        payload = synthetic_file(parse_size(size, "--size"), upload_dir)
+    extra = _json_option(kwargs, "--kwargs")
+    if payload_template is not None:
+        if extra:
+            raise InputError("--kwargs and --payload-template exclude each other")
+        args, kw = load_template(payload_template)
+    else:
+        args, kw = default_payload(extra)
+    config = InjectConfig(
+        broker_url=url,
+        schedule=schedule,
+        task=task,
+        queue=queue,
+        log_dir=log_dir,
+        args=args,
+        kwargs=kw,
+        file_reference=payload.reference if payload else None,
+        size_bytes=payload.size_bytes if payload else 0,
+        user_id=user_id,
+        priority=priority,
+        countdown_s=parse_duration(countdown, "--countdown") if countdown else None,
+        transport_options=options,
+        retry_for_s=parse_duration(retry_for, "--retry-for"),
+        threads=threads,
+        batch_size=batch_size,
+        monitor=monitor,
+        monitor_interval_s=max(0.05, parse_duration(monitor_interval, "--monitor-interval")),
+        monitor_for_s=parse_duration(monitor_for, "--monitor-for"),
+    )
+    console = Console(stderr=True)
+    with _Interrupts() as interrupts:
+        result = _run(config, interrupts.stop, console, quiet)
+    _report(result, console, quiet)
+    if result.status == "broker_unreachable":
+        raise BrokerError(f"{result.error}; the task log holds the {result.sent} tasks sent: {result.log_path}")
+    if result.status == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _run(config: InjectConfig, stop: threading.Event, console: Console, quiet: bool) -> InjectResult:
+    if quiet:
+        return inject(config, stop)
+    columns = (
+        TextColumn("[bold]inject[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[late]}"),
+        TimeElapsedColumn(),
+    )
+    # Started on the first batch, so errors found before sending are not preceded by a bar.
+    bar = Progress(*columns, console=console, transient=False)
+    task_id = bar.add_task("inject", total=config.schedule.count, rate="", late="")
+
+    def on_progress(p: RunProgress) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        late = f"late {p.lateness_s[-1] * 1000:.1f} ms" if p.lateness_s else ""
+        bar.update(task_id, completed=p.sent, rate=f"{p.rate_per_s:,.1f}/s", late=late)
+
+    def on_sample(s: Sample) -> None:
+        flight = "-" if s.in_flight is None else str(s.in_flight)
+        bar.console.print(
+            f"queue  visible {s.visible:>8}  in flight {flight:>6}  sent {s.sent_so_far:>8}", highlight=False
+        )
+
+    try:
+        result = inject(config, stop, on_progress=on_progress, on_sample=on_sample)
+        bar.update(task_id, completed=result.sent)
+        return result
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+
+
+def _report(result: InjectResult, console: Console, quiet: bool) -> None:
+    typer.echo(str(result.log_path))
+    if quiet:
+        return
+    lines = [
+        f"{result.status}: {result.sent} of {result.target} tasks in {result.elapsed_s:.2f} s "
+        f"({result.rate_per_s:,.1f}/s), run {result.run_id}"
+    ]
+    late = result.lateness
+    if late.get("p50_s") is not None:
+        lines.append(
+            f"lateness p50 {float(late['p50_s'] or 0) * 1000:.2f} ms, p99 {float(late['p99_s'] or 0) * 1000:.2f} ms, "
+            f"max {float(late['max_s'] or 0) * 1000:.2f} ms, {late['late_over_1s']} late by > 1 s"
+        )
+    if result.in_doubt:
+        lines.append(f"{len(result.in_doubt)} tasks in doubt (the broker may or may not hold them): see the end line")
+    if result.monitor_csv:
+        lines.append(f"monitor samples: {result.monitor_csv}")
+    if result.drained_after_s is not None:
+        lines.append(f"queue drained {result.drained_after_s:.1f} s after the start")
+    if result.trend is not None:
+        t = result.trend
+        slope = "n/a" if t.slope_per_min is None else f"{t.slope_per_min:+.2f} tasks/min"
+        lines.append(f"queue trend over the sustained phase: {slope} -> {t.verdict} (seed 003: stable when ~0)")
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
+
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_UNREACHABLE", "HELP", "CapacityError", "command"]

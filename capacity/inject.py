@@ -1,0 +1,261 @@
+"""``inject``: put real Celery tasks on a broker on a schedule, logging every accepted task id."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from capacity.brokers import Broker, BrokerOptions, SendFailed, open_broker
+from capacity.errors import InputError
+from capacity.messages import capture
+from capacity.monitor import Monitor, Sample, Trend, trend
+from capacity.payload import substitute
+from capacity.runner import Clock, RunProgress, drive
+from capacity.schedules import Burst, Schedule, describe, lateness_summary
+from capacity.tasklog import TaskLogWriter, iso, log_path
+
+
+@dataclass(frozen=True)
+class InjectConfig:
+    broker_url: str
+    schedule: Schedule
+    task: str = "capacity.worker.process_file"
+    queue: str = "celery"
+    log_dir: Path = Path("load_tests/results")
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    file_reference: str | None = None
+    size_bytes: int = 0
+    user_id: str | None = None
+    priority: int | None = None
+    countdown_s: float | None = None
+    transport_options: dict[str, Any] = field(default_factory=dict)
+    retry_for_s: float = 30.0
+    threads: int = 8
+    batch_size: int | None = None
+    monitor: bool = False
+    monitor_interval_s: float = 1.0
+    monitor_for_s: float = 600.0
+
+
+@dataclass
+class InjectResult:
+    log_path: Path
+    run_id: str
+    status: str  # completed, interrupted, broker_unreachable
+    sent: int
+    target: int
+    elapsed_s: float
+    in_doubt: list[str]
+    lateness: dict[str, float | int | None]
+    error: str | None = None
+    monitor_csv: Path | None = None
+    samples: list[Sample] = field(default_factory=list)
+    trend: Trend | None = None
+    drained_after_s: float | None = None
+
+    @property
+    def rate_per_s(self) -> float:
+        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def inject(
+    config: InjectConfig,
+    stop: threading.Event | None = None,
+    clock: Clock | None = None,
+    on_progress: Callable[[RunProgress], None] | None = None,
+    on_sample: Callable[[Sample], None] | None = None,
+    broker_factory: Callable[[str, BrokerOptions], Broker] = open_broker,
+) -> InjectResult:
+    """Run one injection. Raises CapacityError before anything is sent when the input or the
+    broker is wrong; once sending has started, problems end the run with the log intact."""
+    stop = stop or threading.Event()
+    run_id = uuid.uuid4().hex[:12]
+    options = BrokerOptions(
+        queue=config.queue,
+        transport_options=config.transport_options,
+        retry_for_s=config.retry_for_s,
+        threads=config.threads,
+        run_id=run_id,
+    )
+    with broker_factory(config.broker_url, options) as broker:
+        if hasattr(broker, "use_priority"):
+            broker.use_priority(config.priority)
+        values: dict[str, Any] = {
+            "$file": config.file_reference,
+            "$size_bytes": config.size_bytes,
+            "$user_id": config.user_id,
+            "$injected_at": None,
+        }
+        args = substitute(config.args, values)
+        template = capture(
+            broker.channel,
+            config.task,
+            config.queue,
+            args,
+            substitute(config.kwargs, values),
+            config.priority,
+            config.countdown_s,
+        )
+        injected_in_kwargs = _mentions(config.kwargs, "$injected_at") or _mentions(config.args, "$injected_at")
+
+        def payload_for(now: datetime) -> tuple[list[Any], dict[str, Any]]:
+            if not injected_in_kwargs:
+                return args, substitute(config.kwargs, values)
+            batch_values = {**values, "$injected_at": now.isoformat()}
+            return substitute(config.args, batch_values), substitute(config.kwargs, batch_values)
+
+        # Check the size of a real message before the log exists or anything is sent.
+        probe_args, probe_kwargs = payload_for(datetime.now(UTC))
+        example = broker.encode(template.render(["0" * 36], probe_args, probe_kwargs, datetime.now(UTC))[0])
+        limit = broker.max_message_bytes
+        if limit is not None and len(example.encode()) > limit:
+            raise InputError(
+                f"one message is {len(example.encode()):,} bytes; {broker.name} takes at most "
+                f"{limit:,} (256 KiB): make --kwargs or --payload-template smaller"
+            )
+
+        started = time.time()
+        path = log_path(config.log_dir, started)
+        run_line = {
+            "run_id": run_id,
+            "broker": broker.safe_url,
+            "queue": config.queue,
+            "task": config.task,
+            **describe(config.schedule),
+            "size_bytes": config.size_bytes,
+            "file": config.file_reference,
+            "user_id": config.user_id,
+            "priority": config.priority,
+            "countdown_s": config.countdown_s,
+            "host": socket.gethostname(),
+            "started_at": iso(started),
+        }
+        writer = TaskLogWriter(path, run_line)
+        progress = RunProgress(target=config.schedule.count)
+        monitor = None
+        if config.monitor:
+            monitor = Monitor(
+                broker.depth,
+                lambda: progress.sent,
+                path.with_name(path.stem + "_monitor.csv"),
+                config.monitor_interval_s,
+                on_sample,
+            ).start()
+        in_doubt: list[str] = []
+        status, error = "completed", None
+        wall0 = time.time()
+        new_id = uuid.uuid4
+
+        def send(scheduled: Sequence[float], now_offset: float) -> None:
+            sent_wall = wall0 + now_offset
+            sent_dt = datetime.fromtimestamp(sent_wall, UTC)
+            task_ids = [str(new_id()) for _ in scheduled]
+            batch_args, batch_kwargs = payload_for(sent_dt)
+            payloads = [broker.encode(m) for m in template.render(task_ids, batch_args, batch_kwargs, sent_dt)]
+            sent_at = sent_dt.isoformat(timespec="microseconds")
+            if scheduled[0] == scheduled[-1]:
+                scheduled_at = [iso(wall0 + scheduled[0])] * len(scheduled)
+            else:
+                scheduled_at = [iso(wall0 + s) for s in scheduled]
+            try:
+                broker.send_batch(task_ids, payloads)
+            except SendFailed as failure:
+                accepted = set(failure.accepted)
+                if accepted:
+                    keep = [i for i, t in enumerate(task_ids) if t in accepted]
+                    writer.write_batch(
+                        [task_ids[i] for i in keep],
+                        [scheduled_at[i] for i in keep],
+                        sent_at,
+                        config.size_bytes,
+                        config.queue,
+                    )
+                    progress.sent += len(keep)
+                in_doubt.extend(failure.in_doubt)
+                raise
+            writer.write_batch(task_ids, scheduled_at, sent_at, config.size_bytes, config.queue)
+            if on_progress is not None:
+                on_progress(progress)
+
+        batch = config.batch_size or broker.max_batch
+        try:
+            drive(
+                config.schedule,
+                send,
+                batch,
+                stop,
+                clock,
+                record_lateness=not isinstance(config.schedule, Burst),
+                progress=progress,
+            )
+            if stop.is_set() and progress.sent < progress.target:
+                status = "interrupted"
+        except SendFailed as failure:
+            status, error = "broker_unreachable", str(failure)
+        last_send = time.time()
+        drained_at = None
+        try:
+            if monitor is not None and status == "completed":
+                drained_at = monitor.wait_drained(config.monitor_for_s, stop)
+                if stop.is_set():
+                    status = "interrupted"
+        finally:
+            if monitor is not None:
+                monitor.sample()
+                monitor.stop()
+        lateness = lateness_summary(progress.lateness_s)
+        rate_per_min = _rate_per_min(config.schedule)
+        phase_trend = (
+            trend(monitor.samples, wall0, last_send, rate_per_min)
+            if monitor is not None and not isinstance(config.schedule, Burst)
+            else None
+        )
+        writer.close(
+            {
+                "status": status,
+                "sent": writer.tasks,
+                "target": progress.target,
+                "ended_at": iso(time.time()),
+                "in_doubt": in_doubt,
+                "lateness": lateness,
+                "error": error,
+            }
+        )
+        return InjectResult(
+            log_path=path,
+            run_id=run_id,
+            status=status,
+            sent=writer.tasks,
+            target=progress.target,
+            elapsed_s=progress.elapsed_s,
+            in_doubt=in_doubt,
+            lateness=lateness,
+            error=error,
+            monitor_csv=monitor.csv_path if monitor else None,
+            samples=monitor.samples if monitor else [],
+            trend=phase_trend,
+            drained_after_s=None if drained_at is None else max(0.0, drained_at - wall0),
+        )
+
+
+def _mentions(value: Any, placeholder: str) -> bool:
+    return placeholder in json.dumps(value)
+
+
+def _rate_per_min(schedule: Schedule) -> float | None:
+    described = describe(schedule)
+    rate = described.get("rate_per_s")
+    if isinstance(rate, (int, float)):
+        return float(rate) * 60
+    if isinstance(rate, list):
+        return max(float(r) for r in rate) * 60
+    return None

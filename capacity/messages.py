@@ -1,0 +1,159 @@
+"""Celery task messages built by Celery itself, fast.
+
+``capture`` publishes one task through Celery's own ``send_task`` (task protocol 2, JSON) on the
+broker's real kombu channel, with the channel's ``_put`` replaced so the fully wrapped message is
+captured instead of sent. What varies per task (task id, delivery tag) and per batch (body,
+kwargsrepr, ETA) is then cut out into placeholders, so building N messages is N string joins.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from kombu.serialization import dumps as kombu_serialize
+from kombu.utils.json import dumps as kombu_json
+
+from capacity.errors import InputError
+
+# Placeholders: strings that json.dumps leaves as they are and that cannot occur in a real message.
+_TASK_ID = "capacity-placeholder-task-id-0f3a9c"
+_TAG = "capacity-placeholder-delivery-tag-7b21d4"
+_BODY = "capacity-placeholder-body-55e0aa"
+_KWARGSREPR = "capacity-placeholder-kwargsrepr-9c81f2"
+_ARGSREPR = "capacity-placeholder-argsrepr-d02b6e"
+_ETA = "capacity-placeholder-eta-3e7f10"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A captured message split around its varying parts."""
+
+    pieces: tuple[str, ...]
+    slots: tuple[str, ...]  # which placeholder follows each piece but the last
+    body_encoding: str
+    countdown_s: float | None
+    example: dict[str, Any]
+
+    def render(self, task_ids: Sequence[str], args: Sequence[Any], kwargs: dict[str, Any], now: datetime) -> list[str]:
+        """The kombu JSON message for each task id, with this batch's args/kwargs and time."""
+        from celery.utils.saferepr import saferepr
+
+        _, _, serialized = kombu_serialize((list(args), kwargs, _EMBED), serializer="json")
+        raw = serialized.encode() if isinstance(serialized, str) else serialized
+        body = base64.b64encode(raw).decode() if self.body_encoding == "base64" else raw.decode()
+        fixed = {
+            _BODY: _json_inner(body),
+            _KWARGSREPR: _json_inner(saferepr(kwargs, 1024)),
+            # apply_async(kwargs=...) sends args () and reprs it so; given args are a list
+            _ARGSREPR: _json_inner(saferepr(list(args) if args else (), 1024)),
+            _ETA: (now + timedelta(seconds=self.countdown_s)).isoformat() if self.countdown_s else "",
+        }
+        # Pre-join the per-batch parts so each message is only ids and tags.
+        segments: list[str] = [self.pieces[0]]
+        varying: list[str] = []
+        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
+            if slot in fixed:
+                segments[-1] += fixed[slot] + piece
+            else:
+                varying.append(slot)
+                segments.append(piece)
+        out = []
+        new_tag = uuid.uuid4
+        for task_id in task_ids:
+            parts = [segments[0]]
+            for slot, segment in zip(varying, segments[1:], strict=True):
+                parts.append(task_id if slot == _TASK_ID else str(new_tag()))
+                parts.append(segment)
+            out.append("".join(parts))
+        return out
+
+
+_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+def _json_inner(text: str) -> str:
+    """``text`` as it appears inside a JSON string literal (without the quotes)."""
+    inner: str = kombu_json(text)[1:-1]
+    return inner
+
+
+def capture(
+    channel: Any,
+    task_name: str,
+    queue: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    priority: int | None = None,
+    countdown_s: float | None = None,
+) -> Template:
+    """Publish one task through Celery's ``send_task`` on ``channel`` and keep what ``_put`` got."""
+    from celery import Celery
+    from kombu import Producer
+
+    app = Celery("capacity-inject", set_as_current=False)
+    app.conf.update(task_serializer="json", accept_content=["json"], task_protocol=2)
+    captured: list[dict[str, Any]] = []
+
+    def put(_queue: str, message: dict[str, Any], **_: Any) -> None:
+        captured.append(message)
+
+    original_put, original_tag = channel._put, channel._next_delivery_tag
+    channel._put = put
+    channel._next_delivery_tag = lambda: _TAG
+    try:
+        options: dict[str, Any] = {"queue": queue, "task_id": _TASK_ID, "producer": Producer(channel)}
+        if priority is not None:
+            options["priority"] = priority
+        if countdown_s:
+            options["countdown"] = countdown_s
+        app.send_task(task_name, args=list(args) or None, kwargs=kwargs, **options)
+    except TypeError as exc:
+        raise InputError(f"task arguments cannot be serialized as JSON: {exc}") from None
+    finally:
+        channel._put, channel._next_delivery_tag = original_put, original_tag
+    if len(captured) != 1:
+        raise InputError(f"Celery routed the task to {len(captured)} queues; expected exactly one")
+    message = captured[0]
+    example = kombu_json(message)
+    message["body"] = _BODY
+    headers = message["headers"]
+    headers["kwargsrepr"] = _KWARGSREPR
+    headers["argsrepr"] = _ARGSREPR
+    if countdown_s:
+        headers["eta"] = _ETA
+    text = kombu_json(message)
+    pieces, slots = _split(text, (_TASK_ID, _TAG, _BODY, _KWARGSREPR, _ARGSREPR, _ETA))
+    return Template(
+        pieces=pieces,
+        slots=slots,
+        body_encoding=message["properties"].get("body_encoding", "base64"),
+        countdown_s=countdown_s,
+        example=kombu_json_loads(example),
+    )
+
+
+def kombu_json_loads(text: str) -> dict[str, Any]:
+    from kombu.utils.json import loads
+
+    value: dict[str, Any] = loads(text)
+    return value
+
+
+def _split(text: str, markers: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    pieces: list[str] = []
+    slots: list[str] = []
+    rest = text
+    while True:
+        found = [(rest.find(m), m) for m in markers if m in rest]
+        if not found:
+            pieces.append(rest)
+            return tuple(pieces), tuple(slots)
+        index, marker = min(found)
+        pieces.append(rest[:index])
+        slots.append(marker)
+        rest = rest[index + len(marker) :]

@@ -1,0 +1,116 @@
+"""Queue monitor: depth samples in a background thread, saved as CSV, and the queue's trend."""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from capacity.brokers import QueueDepth
+from capacity.errors import BrokerError
+from capacity.tasklog import iso
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # wall clock, seconds since the epoch
+    visible: int
+    in_flight: int | None
+    sent_so_far: int
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Least-squares slope of visible depth over a phase, and seed 003's stability verdict."""
+
+    slope_per_min: float | None
+    samples: int
+    verdict: str  # "stable", "growing", or "not enough samples"
+    tolerance_per_min: float
+
+
+def trend(samples: list[Sample], start: float, end: float, rate_per_min: float | None) -> Trend:
+    """Seed 003: in a sustained run the queue must not grow without bound (trend ~ 0).
+
+    Growing means the fitted slope exceeds 5% of the arrival rate (at least 1 task/min): the
+    workers leave that share of arrivals behind every minute.
+    """
+    import numpy as np
+
+    phase = [s for s in samples if start <= s.t <= end]
+    tolerance = max(1.0, 0.05 * (rate_per_min or 0.0))
+    if len(phase) < 3 or phase[-1].t - phase[0].t <= 0:
+        return Trend(None, len(phase), "not enough samples", tolerance)
+    t = np.array([s.t - phase[0].t for s in phase]) / 60.0
+    depth = np.array([s.visible for s in phase], dtype=float)
+    slope = float(np.polyfit(t, depth, 1)[0])
+    return Trend(slope, len(phase), "growing" if slope > tolerance else "stable", tolerance)
+
+
+class Monitor:
+    """Samples ``depth()`` every ``interval_s`` until stopped; appends each sample to a CSV."""
+
+    def __init__(
+        self,
+        depth: Callable[[], QueueDepth],
+        sent_so_far: Callable[[], int],
+        csv_path: Path,
+        interval_s: float = 1.0,
+        on_sample: Callable[[Sample], None] | None = None,
+    ) -> None:
+        self._depth = depth
+        self._sent = sent_so_far
+        self.csv_path = csv_path
+        self.interval_s = interval_s
+        self.samples: list[Sample] = []
+        self.errors = 0
+        self._on_sample = on_sample
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="capacity-monitor", daemon=True)
+        self._file = csv_path.open("w", encoding="utf-8", newline="")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(("timestamp", "visible", "in_flight", "sent_so_far"))
+
+    def start(self) -> Monitor:
+        self._thread.start()
+        return self
+
+    def sample(self) -> Sample | None:
+        try:
+            depth = self._depth()
+        except BrokerError:
+            self.errors += 1
+            return None
+        sample = Sample(time.time(), depth.visible, depth.in_flight, self._sent())
+        self.samples.append(sample)
+        self._writer.writerow(
+            (iso(sample.t), sample.visible, "" if sample.in_flight is None else sample.in_flight, sample.sent_so_far)
+        )
+        self._file.flush()
+        if self._on_sample:
+            self._on_sample(sample)
+        return sample
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval_s)
+
+    def wait_drained(self, limit_s: float, stop: threading.Event) -> float | None:
+        """Block until a sample shows nothing visible or in flight; the drain time, or None."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline and not stop.is_set():
+            last = self.samples[-1] if self.samples else None
+            if last is not None and last.visible == 0 and not last.in_flight and last.sent_so_far == self._sent():
+                return last.t
+            stop.wait(min(self.interval_s / 2, 0.5))
+        return None
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._file.close()

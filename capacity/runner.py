@@ -1,0 +1,92 @@
+"""One runner for every load shape: walks a schedule's offsets with an injectable clock.
+
+Open loop: the schedule is anchored at the start and never re-anchored, so a slow broker makes
+sends late (lateness is recorded) but never fewer and never drifting; tasks that fell due while
+the previous batch was sending go out together in the next batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from capacity.schedules import Schedule
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+# Sleeping the last sub-microsecond is below the clock's resolution (and, with float offsets,
+# may not advance a clock at all): a task that close to due is sent.
+_EARLY_S = 1e-6
+
+#: send(scheduled offsets, offset at which the send starts) -> None; raises to stop the run
+SendFunction = Callable[[Sequence[float], float], None]
+
+
+@dataclass
+class RunProgress:
+    """What the runner has done so far (read by progress displays from another thread)."""
+
+    target: int
+    sent: int = 0
+    elapsed_s: float = 0.0
+    lateness_s: array[float] = field(default_factory=lambda: array("d"))
+
+    @property
+    def rate_per_s(self) -> float:
+        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def drive(
+    schedule: Schedule,
+    send: SendFunction,
+    max_batch: int,
+    stop: threading.Event,
+    clock: Clock | None = None,
+    record_lateness: bool = True,
+    progress: RunProgress | None = None,
+) -> RunProgress:
+    """Send every task of ``schedule`` when due, in batches of at most ``max_batch``.
+
+    Returns when the schedule is done or ``stop`` is set (checked between batches, so the batch
+    being sent always completes and is logged).
+    """
+    clock = clock or SystemClock()
+    state = progress or RunProgress(target=schedule.count)
+    offsets = iter(schedule.offsets())
+    pending = next(offsets, None)
+    start = clock.monotonic()
+    max_sleep = 0.05
+    while pending is not None and not stop.is_set():
+        now = clock.monotonic() - start
+        if pending > now + _EARLY_S:
+            clock.sleep(min(pending - now, max_sleep))
+            continue
+        now = max(now, pending)  # within a microsecond of due counts as due (and not early)
+        batch: list[float] = []
+        while pending is not None and pending <= now and len(batch) < max_batch:
+            batch.append(pending)
+            pending = next(offsets, None)
+        send(batch, now)
+        if record_lateness:
+            state.lateness_s.extend(now - due for due in batch)
+        state.sent += len(batch)
+        state.elapsed_s = clock.monotonic() - start
+    state.elapsed_s = clock.monotonic() - start
+    return state

@@ -1,0 +1,64 @@
+"""The task log: JSON Lines, one run line, one line per task the broker accepted, one end line.
+
+Written as batches are acknowledged and flushed, so a log cut short by Ctrl-C or a crash still
+names exactly the tasks the broker took.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+FORMAT_VERSION = 1
+
+
+def iso(ts: float) -> str:
+    """ISO 8601, UTC, microseconds."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+
+
+def log_path(log_dir: Path, started: float) -> Path:
+    """``worker_tasks_YYYYMMDD_HHMMSS.log`` (seed 003), with a suffix if that name is taken."""
+    stamp = datetime.fromtimestamp(started, UTC).strftime("%Y%m%d_%H%M%S")
+    path = log_dir / f"worker_tasks_{stamp}.log"
+    n = 1
+    while path.exists():
+        n += 1
+        path = log_dir / f"worker_tasks_{stamp}_{n}.log"
+    return path
+
+
+class TaskLogWriter:
+    """Appends task lines in batches; each batch is one write and one flush."""
+
+    def __init__(self, path: Path, run: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file: IO[str] = path.open("x", encoding="utf-8")
+        self._file.write(json.dumps({"type": "run", "version": FORMAT_VERSION, **run}) + "\n")
+        self._file.flush()
+        self.tasks = 0
+
+    def write_batch(
+        self, task_ids: Sequence[str], scheduled_at: Sequence[str], sent_at: str, size_bytes: int, queue: str
+    ) -> None:
+        queue_json = json.dumps(queue)
+        tail = f'","sent_at":"{sent_at}","size_bytes":{size_bytes},"queue":{queue_json}}}\n'
+        self._file.write(
+            "".join(
+                f'{{"task_id":"{task_id}","scheduled_at":"{when}{tail}'
+                for task_id, when in zip(task_ids, scheduled_at, strict=True)
+            )
+        )
+        self._file.flush()
+        self.tasks += len(task_ids)
+
+    def close(self, end: dict[str, Any]) -> None:
+        self._file.write(json.dumps({"type": "end", "tasks": self.tasks, **end}) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()

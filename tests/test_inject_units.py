@@ -1,0 +1,92 @@
+"""Unit tests for the pieces of inject that need no broker: secrets, payloads, task log, registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from capacity.brokers import BrokerOptions, open_broker, resolve_broker_url
+from capacity.errors import InputError
+from capacity.payload import default_payload, existing_file, load_template, substitute, synthetic_file
+from capacity.secrets import mask, redact_url
+from capacity.tasklog import TaskLogWriter, log_path
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw1234@host:6379/0", "redis://:***@host:6379/0"),
+        ("redis://user:pw1234@host/1", "redis://user:***@host/1"),
+        ("sqs://AKIAEXAMPLE:abc%2Fdef@127.0.0.1:5000", "sqs://***:***@127.0.0.1:5000"),
+        ("redis://host:6379/0", "redis://host:6379/0"),
+        ("redis+socket:///tmp/redis.sock", "redis+socket:///tmp/redis.sock"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_redacted_secrets_are_masked_elsewhere_too() -> None:
+    redact_url("redis://:another-secret-99@h:1/0")
+    assert mask("auth failed for another-secret-99 at h") == "auth failed for *** at h"
+
+
+def test_broker_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CAPACITY_BROKER_URL", "CELERY_BROKER_URL", "SQS_QUEUE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(InputError, match="no broker"):
+        resolve_broker_url(None)
+    monkeypatch.setenv("SQS_QUEUE_NAME", "videos")  # seed 003's environment
+    assert resolve_broker_url(None) == ("sqs://", "videos")
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://c")
+    assert resolve_broker_url(None) == ("redis://c", None)
+    monkeypatch.setenv("CAPACITY_BROKER_URL", "redis://a")
+    assert resolve_broker_url(None) == ("redis://a", None)
+    assert resolve_broker_url("redis://flag") == ("redis://flag", None)
+
+
+def test_unknown_scheme_suggests() -> None:
+    with pytest.raises(InputError, match=r"did you mean sqs://\?"):
+        open_broker("sqss://x", BrokerOptions())
+
+
+def test_synthetic_file_is_created_once(tmp_path: Path) -> None:
+    first = synthetic_file(3_000_000, str(tmp_path))
+    second = synthetic_file(3_000_000, str(tmp_path))
+    assert first.created and not second.created
+    assert Path(first.reference).stat().st_size == 3_000_000
+
+
+def test_existing_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        existing_file(str(tmp_path / "missing.mp4"))
+    (tmp_path / "a.mp4").write_bytes(b"12345")
+    assert existing_file(str(tmp_path / "a.mp4")).size_bytes == 5
+
+
+def test_payload_template_and_placeholders(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_text('{"args": ["$file"], "kwargs": {"n": "$size_bytes", "nested": ["$user_id"]}}')
+    args, kwargs = load_template(path)
+    values = {"$file": "/f", "$size_bytes": 7, "$user_id": "u"}
+    assert substitute(args, values) == ["/f"]
+    assert substitute(kwargs, values) == {"n": 7, "nested": ["u"]}
+    path.write_text("{nope")
+    with pytest.raises(InputError, match=r"t.json:1: not valid JSON"):
+        load_template(path)
+    assert default_payload({"priority": "high"})[1]["priority"] == "high"
+
+
+def test_task_log_lines(tmp_path: Path) -> None:
+    path = log_path(tmp_path, 0.0)
+    assert path.name == "worker_tasks_19700101_000000.log"
+    writer = TaskLogWriter(path, {"run_id": "r"})
+    writer.write_batch(["a", "b"], ["t0", "t1"], "s", 10, 'q"x')
+    writer.close({"status": "completed"})
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[0] == {"type": "run", "version": 1, "run_id": "r"}
+    assert lines[1] == {"task_id": "a", "scheduled_at": "t0", "sent_at": "s", "size_bytes": 10, "queue": 'q"x'}
+    assert lines[-1] == {"type": "end", "tasks": 2, "status": "completed"}
+    assert log_path(tmp_path, 0.0).name == "worker_tasks_19700101_000000_2.log"
