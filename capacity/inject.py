@@ -15,7 +15,7 @@ from typing import Any
 
 from capacity.brokers import Broker, BrokerOptions, SendFailed, open_broker
 from capacity.errors import InputError
-from capacity.messages import capture
+from capacity.messages import capture, new_ids
 from capacity.monitor import Monitor, Sample, Trend, trend
 from capacity.payload import substitute
 from capacity.runner import Clock, RunProgress, drive
@@ -153,14 +153,17 @@ def inject(
         in_doubt: list[str] = []
         status, error = "completed", None
         wall0 = time.time()
-        new_id = uuid.uuid4
+
+        encode = None if type(broker).encode is Broker.encode else broker.encode
 
         def send(scheduled: Sequence[float], now_offset: float) -> None:
             sent_wall = wall0 + now_offset
             sent_dt = datetime.fromtimestamp(sent_wall, UTC)
-            task_ids = [str(new_id()) for _ in scheduled]
+            task_ids = new_ids(len(scheduled))
             batch_args, batch_kwargs = payload_for(sent_dt)
-            payloads = [broker.encode(m) for m in template.render(task_ids, batch_args, batch_kwargs, sent_dt)]
+            payloads = template.render(task_ids, batch_args, batch_kwargs, sent_dt)
+            if encode is not None:
+                payloads = [encode(m) for m in payloads]
             sent_at = sent_dt.isoformat(timespec="microseconds")
             if scheduled[0] == scheduled[-1]:
                 scheduled_at = [iso(wall0 + scheduled[0])] * len(scheduled)

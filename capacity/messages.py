@@ -53,24 +53,29 @@ class Template:
             _ARGSREPR: _json_inner(saferepr(list(args) if args else (), 1024)),
             _ETA: (now + timedelta(seconds=self.countdown_s)).isoformat() if self.countdown_s else "",
         }
-        # Pre-join the per-batch parts so each message is only ids and tags.
-        segments: list[str] = [self.pieces[0]]
-        varying: list[str] = []
+        # Per batch: the message with only the task id and delivery tag left open. Per message:
+        # two C-level joins (the task id occurs three times, the tag once).
+        parts = [self.pieces[0]]
         for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
-            if slot in fixed:
-                segments[-1] += fixed[slot] + piece
-            else:
-                varying.append(slot)
-                segments.append(piece)
-        out = []
-        new_tag = uuid.uuid4
-        for task_id in task_ids:
-            parts = [segments[0]]
-            for slot, segment in zip(varying, segments[1:], strict=True):
-                parts.append(task_id if slot == _TASK_ID else str(new_tag()))
-                parts.append(segment)
-            out.append("".join(parts))
-        return out
+            parts.append(fixed.get(slot, slot))
+            parts.append(piece)
+        before_tag, has_tag, after_tag = "".join(parts).partition(_TAG)
+        head, tail = before_tag.split(_TASK_ID), after_tag.split(_TASK_ID)
+        if not has_tag:
+            return [task_id.join(head) for task_id in task_ids]
+        tags = new_ids(len(task_ids))
+        return [task_id.join(head) + tag + task_id.join(tail) for task_id, tag in zip(task_ids, tags, strict=True)]
+
+
+def new_ids(n: int) -> list[str]:
+    """``n`` unique UUID-4-shaped ids, fast: a random 70-bit prefix per call and a counter.
+
+    ``str(uuid.uuid4())`` costs ~3 us each, the largest part of building a message; ids from
+    one call share a random prefix (version and variant bits set as in RFC 4122) and differ in
+    the last 12 hex digits, so they are unique within the call and, by the prefix, across calls.
+    """
+    prefix = str(uuid.uuid4())[:24]
+    return [f"{prefix}{i:012x}" for i in range(n)]
 
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}

