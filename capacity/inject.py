@@ -165,8 +165,9 @@ def inject(
             if encode is not None:
                 payloads = [encode(m) for m in payloads]
             sent_at = sent_dt.isoformat(timespec="microseconds")
+            scheduled_at: str | list[str]
             if scheduled[0] == scheduled[-1]:
-                scheduled_at = [iso(wall0 + scheduled[0])] * len(scheduled)
+                scheduled_at = iso(wall0 + scheduled[0])
             else:
                 scheduled_at = [iso(wall0 + s) for s in scheduled]
             try:
@@ -177,7 +178,7 @@ def inject(
                     keep = [i for i, t in enumerate(task_ids) if t in accepted]
                     writer.write_batch(
                         [task_ids[i] for i in keep],
-                        [scheduled_at[i] for i in keep],
+                        scheduled_at if isinstance(scheduled_at, str) else [scheduled_at[i] for i in keep],
                         sent_at,
                         config.size_bytes,
                         config.queue,

@@ -44,16 +44,23 @@ class TaskLogWriter:
         self.tasks = 0
 
     def write_batch(
-        self, task_ids: Sequence[str], scheduled_at: Sequence[str], sent_at: str, size_bytes: int, queue: str
+        self, task_ids: Sequence[str], scheduled_at: str | Sequence[str], sent_at: str, size_bytes: int, queue: str
     ) -> None:
+        """One line per task; ``scheduled_at`` is one time for all (burst) or one per task."""
+        if not task_ids:
+            return
         queue_json = json.dumps(queue)
         tail = f'","sent_at":"{sent_at}","size_bytes":{size_bytes},"queue":{queue_json}}}\n'
-        self._file.write(
-            "".join(
+        if isinstance(scheduled_at, str):
+            # the same for every line: one C-level join for the whole batch
+            middle = f'","scheduled_at":"{scheduled_at}{tail}{{"task_id":"'
+            text = '{"task_id":"' + middle.join(task_ids) + f'","scheduled_at":"{scheduled_at}{tail}'
+        else:
+            text = "".join(
                 f'{{"task_id":"{task_id}","scheduled_at":"{when}{tail}'
                 for task_id, when in zip(task_ids, scheduled_at, strict=True)
             )
-        )
+        self._file.write(text)
         self._file.flush()
         self.tasks += len(task_ids)
 

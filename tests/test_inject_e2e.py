@@ -317,6 +317,12 @@ class TestSQS(BrokerContract):
     def queued_ids(self) -> list[str]:
         return self.server.drain_task_ids(self.queue)
 
+    def test_aws_keys_never_printed_or_logged(self, tmp_path: Path) -> None:
+        log, proc = self.inject(tmp_path, "--count", "3", "--monitor", "--monitor-for", "1s")
+        texts = [proc.stdout, proc.stderr, *(p.read_text() for p in log.parent.iterdir())]
+        assert not any("testing-secret" in t or "testing-key" in t for t in texts)
+        assert read_log(log)[0]["broker"] == f"sqs://***:***@127.0.0.1:{self.server.port}"
+
     def test_partial_batch_failures_retry_only_the_failed_entries(self, tmp_path: Path) -> None:
         from capacity.brokers import BrokerOptions
         from capacity.brokers.sqs import SQSBroker

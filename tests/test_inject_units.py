@@ -102,3 +102,13 @@ def test_trend_verdict_follows_seed_003() -> None:
     grows = trend(growing, 0, 300, rate_per_min=60)  # 10 tasks/min left behind of 60 arriving
     assert grows.verdict == "growing" and grows.slope_per_min == pytest.approx(10, rel=0.05)
     assert trend(flat[:2], 0, 300, 60).verdict == "not enough samples"
+
+
+def test_task_log_shared_schedule_time_gives_the_same_lines(tmp_path: Path) -> None:
+    one, many = tmp_path / "one.log", tmp_path / "many.log"
+    for path, scheduled in ((one, "t0"), (many, ["t0", "t0", "t0"])):
+        writer = TaskLogWriter(path, {})
+        writer.write_batch(["a", "b", "c"], scheduled, "s", 1, "q")
+        writer.close({})
+    assert one.read_text() == many.read_text()
+    assert [json.loads(line)["task_id"] for line in one.read_text().splitlines()[1:4]] == ["a", "b", "c"]
