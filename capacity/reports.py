@@ -396,3 +396,79 @@ def cost_report(rows: list[CostRow], hours_per_month: float, title: str, notes: 
         (Table(title, columns, tuple(table_rows)),),
         (*notes, f"Monthly = hourly x workers x {hours_per_month:g} h."),
     )
+
+
+def _secs(value: float | None) -> str:
+    return "missing" if value is None else f"{value:.3f} s"
+
+
+def metrics_report(m: Any) -> Report:
+    """A Metrics result (capacity.metrics) as a Report."""
+    data = m.as_dict()
+    rate = m.completion_rate
+    summary: list[tuple[str, str]] = [
+        ("Sources", ", ".join(m.sources) or "none"),
+        ("Sent / completed / failed / missing", f"{m.sent} / {m.completed} / {m.failed} / {m.missing}"),
+        ("Completion rate", "missing" if rate is None else f"{rate:.1%} (seed 002 target > 95%)"),
+        ("Window (first send to last completion)", _secs(m.window_s)),
+        ("X throughput", "missing" if m.throughput_per_min is None else f"{m.throughput_per_min:,.2f} tasks/min"),
+    ]
+    if m.throughput_steady_per_min is not None:
+        summary.append(("X steady (middle 80% of completions)", f"{m.throughput_steady_per_min:,.2f} tasks/min"))
+    s = m.service
+    summary += [
+        ("S service time mean (started to finished)", _secs(s["mean"])),
+        (
+            "S p50 / p90 / p95 / p99 / max",
+            " / ".join("-" if s[k] is None else f"{s[k]:.3f}" for k in ("p50", "p90", "p95", "p99", "max")),
+        ),
+        ("W wait mean / p95 (sent to started)", f"{_secs(m.wait['mean'])} / {_secs(m.wait['p95'])}"),
+        ("R response mean / p95 (sent to finished)", f"{_secs(m.response['mean'])} / {_secs(m.response['p95'])}"),
+    ]
+    notes = []
+    if m.seed_s["mean"] is not None:
+        summary.append(("Seed S (records: end - start) mean", _secs(m.seed_s["mean"])))
+        notes.append("Seed S is seed 003's updated_at - uploaded_at per record: a response time, wait included.")
+    if m.utilization is not None:
+        summary.append(("U utilisation (X x S / concurrency)", f"{m.utilization:.1%} of {m.concurrency} slots"))
+    if m.littles_law["L_from_X_R"] is not None:
+        observed = m.littles_law["L_observed"]
+        summary.append(
+            (
+                "Little's law L = X x R",
+                f"{m.littles_law['L_from_X_R']:.2f} in system"
+                + ("" if observed is None else f" (observed {observed:.2f}, {m.littles_law['observed_from']})"),
+            )
+        )
+    if m.trend is not None:
+        slope = m.trend["slope_per_min"]
+        summary.append(
+            (
+                "Queue trend (sustained phase)",
+                f"{'n/a' if slope is None else f'{slope:+.2f}/min'}: {m.trend['verdict']}",
+            )
+        )
+    if m.service["mean"] is None and m.completed:
+        notes.append("No start times in these sources: service time and wait are missing, not estimated.")
+    notes += m.problems.warnings
+    if m.problems.skipped_lines:
+        notes.append(f"{m.problems.skipped_lines} malformed lines skipped (--skip-bad).")
+    timeline = Table(
+        "Completions per minute",
+        ("Minute", "Completed"),
+        tuple((str(minute), str(count)) for minute, count in m.timeline),
+    )
+    return Report("Worker metrics", data, tuple(summary), (timeline,) if m.timeline else (), tuple(notes))
+
+
+def flat_csv(data: dict[str, Any]) -> str:
+    """One header line and one row of the scalar figures (for spreadsheets)."""
+    import csv
+    import io
+
+    scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(scalars.keys())
+    writer.writerow("" if v is None else v for v in scalars.values())
+    return out.getvalue()

@@ -8,6 +8,7 @@ optionally burns CPU and sleeps, so its service time is known.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -25,6 +26,12 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
+    # a result backend only when asked for (capacity metrics can read date_done from it)
+    result_backend=os.environ.get("CAPACITY_RESULT_BACKEND") or None,
+    task_ignore_result=not os.environ.get("CAPACITY_RESULT_BACKEND"),
+    # e.g. {"polling_interval": 0.1} for SQS: kombu's default 1 s wait between polls caps a
+    # prefetch-1 worker near one batch of `concurrency` tasks per second
+    broker_transport_options=json.loads(os.environ.get("CAPACITY_WORKER_TRANSPORT_OPTIONS") or "{}"),
 )
 
 

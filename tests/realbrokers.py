@@ -187,8 +187,10 @@ def celery_worker(
     concurrency: int = 4,
     queues: str = "celery",
     extra_env: dict[str, str] | None = None,
+    pool: str = "threads",
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `celery worker` on the test app, threads pool; stopped (warm shutdown) on exit."""
+    """A real `celery worker` on the test app (threads pool unless told); warm shutdown on exit."""
     env = {**base_env(broker_url), "CAPACITY_TEST_EXECUTED": str(executed), **(extra_env or {})}
     log = executed.with_suffix(".worker.log")
     with log.open("wb") as out:
@@ -201,7 +203,8 @@ def celery_worker(
                 "tests.celery_app",
                 "worker",
                 "--pool",
-                "threads",
+                pool,
+                *extra_args,
                 "--concurrency",
                 str(concurrency),
                 "-Q",
@@ -228,6 +231,16 @@ def celery_worker(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+
+
+def wait_until_ready(worker_log: Path, timeout_s: float = 60) -> None:
+    """Block until the worker says it is ready (so a measured window holds no start-up)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if worker_log.exists() and b" ready." in worker_log.read_bytes():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"worker not ready: {worker_log.read_text(errors='replace')[-2000:]}")
 
 
 def executed_ids(executed: Path) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from capacity import __version__
-from capacity.cli import assess, cost, inject, recommend
+from capacity.cli import assess, collect, cost, inject, metrics, recommend
 
 app = typer.Typer(
     name="capacity",
@@ -18,6 +18,8 @@ app.command("recommend", help=recommend.HELP)(recommend.command)
 app.command("assess", help=assess.HELP)(assess.command)
 app.command("cost", help=cost.HELP)(cost.command)
 app.command("inject", help=inject.HELP)(inject.command)
+app.command("metrics", help=metrics.HELP)(metrics.command)
+app.command("collect", help=collect.HELP)(collect.command)
 
 
 def _version(value: bool) -> None:

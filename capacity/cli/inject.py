@@ -72,7 +72,7 @@ def _json_option(text: str | None, flag: str) -> dict[str, Any]:
     return value
 
 
-class _Interrupts:
+class Interrupts:
     """SIGINT/SIGTERM set an event instead of raising, so the batch in flight is logged first."""
 
     def __init__(self) -> None:
@@ -82,7 +82,7 @@ class _Interrupts:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.stop.set()
 
-    def __enter__(self) -> _Interrupts:
+    def __enter__(self) -> Interrupts:
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
@@ -184,7 +184,7 @@ def command(
         monitor_for_s=parse_duration(monitor_for, "--monitor-for"),
     )
     console = Console(stderr=True)
-    with _Interrupts() as interrupts:
+    with Interrupts() as interrupts:
         result = _run(config, interrupts.stop, console, quiet)
     _report(result, console, quiet)
     if result.status == "broker_unreachable":

@@ -1,0 +1,85 @@
+"""``capacity metrics``: task logs joined with worker timings; X, S, W, R, stability."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
+from capacity.errors import InputError
+from capacity.metrics import Metrics, compute, enforce, read_monitor_samples
+from capacity.reports import flat_csv, metrics_report
+from capacity.timings import Problems, RecordColumns, load_source, read_task_logs
+
+HELP = """Throughput X, service time S, wait W and response time R (mean and percentiles),
+completion rate, per-minute timeline, utilisation, Little's law and the queue's trend, from
+task logs (capacity inject) joined by task id with timings.
+
+--timings SOURCE (repeatable; default $CAPACITY_TIMINGS): a probe directory or Redis URL
+(capacity.probe), an events file (capacity collect), a Redis result backend URL, or records
+(CSV, JSON Lines, Parquet, sqlite:///file.db with --query). Prefix probe:, events:, backend: or
+records: to say which. --fail-if "X<10/min", "p95>30s", "completion<0.95" exits 1 when broken."""
+
+Opt = typer.Option
+
+
+def run_metrics(
+    tasks_log: list[Path],
+    timings: list[str],
+    concurrency: int | None = None,
+    query: str | None = None,
+    columns: RecordColumns | None = None,
+    skip_bad: bool = False,
+    keep_per_task: bool = False,
+) -> Metrics:
+    problems = Problems()
+    log = read_task_logs(tasks_log, problems, skip_bad)
+    sources = timings or ([os.environ["CAPACITY_TIMINGS"]] if os.environ.get("CAPACITY_TIMINGS") else [])
+    loaded = [load_source(s, log, columns or RecordColumns(), query, problems, skip_bad) for s in sources]
+    return compute(log, loaded, problems, concurrency, read_monitor_samples(log.paths), keep_per_task)
+
+
+@handle_errors
+def command(
+    tasks_log: Annotated[list[Path], Opt("--tasks-log", help="Task log from capacity inject (repeatable).")],
+    timings: Annotated[list[str] | None, Opt("--timings", help="Timings source (repeatable).")] = None,
+    concurrency: Annotated[int | None, Opt(help="Worker slots, for utilisation U = X x S / concurrency.")] = None,
+    query: Annotated[str | None, Opt(help="SQL for a database records source.")] = None,
+    id_col: Annotated[str, Opt(help="Records: task id column.")] = "id",
+    start_col: Annotated[str, Opt(help="Records: start column.")] = "uploaded_at",
+    end_col: Annotated[str, Opt(help="Records: end column.")] = "updated_at",
+    state_col: Annotated[str | None, Opt(help="Records: state column (SUCCESS means completed).")] = None,
+    skip_bad: Annotated[bool, Opt("--skip-bad", help="Skip and count malformed lines instead of stopping.")] = False,
+    fail_if: Annotated[list[str] | None, Opt("--fail-if", help='Threshold that fails the run, e.g. "p95>30s".')] = None,
+    csv: Annotated[Path | None, Opt("--csv", help="Also write one row per task (joined timings) to this CSV.")] = None,
+    fmt: FormatOption = "table",
+    output: OutputOption = "-",
+) -> None:
+    if fmt in ("env", "k8s", "yaml"):
+        raise InputError(f"--format {fmt} is not available for metrics; use table, json, csv or markdown")
+    result = run_metrics(
+        tasks_log,
+        timings or [],
+        concurrency,
+        query,
+        RecordColumns(id_col, start_col, end_col, state_col),
+        skip_bad,
+        keep_per_task=csv is not None,
+    )
+    if csv is not None and result.per_task is not None:
+        import pyarrow.csv as pa_csv
+
+        pa_csv.write_csv(result.per_task, csv)
+    report = metrics_report(result)
+    if fmt == "csv":
+        text = flat_csv(report.data)
+        if output == "-":
+            typer.echo(text, nl=False)
+        else:
+            Path(output).write_text(text, encoding="utf-8")
+    else:
+        emit(report, fmt, output)
+    enforce(fail_if or [], report.data)

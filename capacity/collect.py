@@ -1,0 +1,83 @@
+"""``collect``: record Celery task events (received, started, succeeded, failed, revoked) to a
+JSON Lines file in the probe's line format, for brokers that carry events (Redis, AMQP; not SQS).
+Workers must send events (``celery worker -E`` or ``task_send_sent_event``/``worker_send_task_events``)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from capacity.errors import BrokerError, InputError
+from capacity.secrets import redact_url
+
+_KINDS = {
+    "task-received": "received",
+    "task-started": "started",
+    "task-succeeded": "succeeded",
+    "task-failed": "failed",
+    "task-revoked": "revoked",
+}
+
+
+def collect(
+    broker_url: str, out: Path, for_s: float | None, stop: threading.Event, ready: threading.Event | None = None
+) -> int:
+    """Write events until ``for_s`` passes or ``stop`` is set; the number of task events written."""
+    if broker_url.startswith("sqs://"):
+        raise InputError("Celery has no events on SQS: use the probe (celery worker --include capacity.probe)")
+    from celery import Celery
+
+    app = Celery("capacity-collect", broker=broker_url, set_as_current=False)
+    written = 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a", encoding="utf-8") as handle:
+
+        def on_event(event: dict[str, Any]) -> None:
+            nonlocal written
+            kind = _KINDS.get(event.get("type", ""))
+            if kind and event.get("uuid"):
+                line = {
+                    "task_id": event["uuid"],
+                    "event": kind,
+                    "t": event.get("timestamp"),
+                    "host": event.get("hostname"),
+                }
+                handle.write(json.dumps(line, separators=(",", ":")) + "\n")
+                handle.flush()
+                written += 1
+
+        deadline = None if for_s is None else time.monotonic() + for_s
+        try:
+            with app.connection_for_read() as connection:
+                connection.ensure_connection(max_retries=1, timeout=5)
+                receiver = app.events.Receiver(connection, handlers={"*": on_event})
+
+                # One long capture, ended from outside: kombu's consume loop checks should_stop
+                # at least every second, whereas a capture timeout never fires while worker
+                # heartbeats keep arriving.
+                def watch() -> None:
+                    while not stop.wait(0.2):
+                        if deadline is not None and time.monotonic() >= deadline:
+                            break
+                    receiver.should_stop = True
+
+                def on_iteration() -> None:
+                    if ready is not None:
+                        ready.set()
+
+                receiver.on_iteration = on_iteration
+                watcher = threading.Thread(target=watch, daemon=True)
+                watcher.start()
+                receiver.capture(limit=None, timeout=None, wakeup=True)
+                stop.set()
+                watcher.join(5)
+        except (OSError, ConnectionError) as exc:
+            raise BrokerError(f"cannot reach broker {redact_url(broker_url)}: {exc}") from None
+        except Exception as exc:  # kombu's OperationalError and friends
+            if type(exc).__name__ in ("OperationalError", "ConnectionError"):
+                raise BrokerError(f"cannot reach broker {redact_url(broker_url)}: {exc}") from None
+            raise
+    return written

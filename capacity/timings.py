@@ -1,0 +1,478 @@
+"""Reading what metrics join: task logs (from inject) and completion timings (probe, Celery events,
+result backend, application records), into Arrow tables of epoch seconds.
+
+Parsing is pyarrow's (multi-threaded, C++); a file it refuses is re-read line by line only to
+name the bad line (or, with ``skip_bad``, to count and skip it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+
+from capacity.errors import BrokerError, InputError
+
+BLOCK = 1 << 26
+PROBE_STREAM = "capacity:timings"
+
+TIMING_SCHEMA = pa.schema(
+    [
+        ("task_id", pa.string()),
+        ("received", pa.float64()),
+        ("started", pa.float64()),
+        ("finished", pa.float64()),
+        ("record_start", pa.float64()),
+        ("state", pa.string()),
+        ("host", pa.string()),
+    ]
+)
+
+
+@dataclass
+class Problems:
+    """What the readers noticed: skipped lines, naive timestamps, and so on (never silent)."""
+
+    skipped_lines: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+
+@dataclass
+class TaskLog:
+    """Task lines of one or more logs: ``task_id`` and ``sent`` (epoch seconds)."""
+
+    table: pa.Table
+    runs: list[dict[str, Any]]
+    ends: list[dict[str, Any]]
+    paths: list[Path]
+
+
+# --- line-by-line fallback -----------------------------------------------------------------------
+
+
+def _scan(
+    path: Path, accept: Callable[[dict[str, Any]], bool], skip_bad: bool, problems: Problems, what: str
+) -> Iterator[dict[str, Any]]:
+    """Yield the JSON objects of ``path`` that ``accept`` keeps; a bad line raises (file:line)
+    unless ``skip_bad``, when it is counted."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw)
+                if not isinstance(value, dict):
+                    raise ValueError("not a JSON object")
+                if accept(value):
+                    yield value
+            except (ValueError, KeyError, TypeError) as exc:
+                if not skip_bad:
+                    raise InputError(
+                        f"{path}:{number}: malformed {what} line ({exc}); --skip-bad skips such lines"
+                    ) from None
+                problems.skipped_lines += 1
+
+
+def _iso_to_epoch(values: pa.Array, where: str, problems: Problems) -> pa.Array:
+    """ISO 8601 strings (any offset; naive taken as UTC with a warning) to epoch seconds."""
+    if values.null_count == len(values):
+        return pa.nulls(len(values), pa.float64())
+    try:
+        stamps = pc.cast(values, pa.timestamp("us", tz="UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        try:
+            stamps = pc.cast(values, pa.timestamp("us"))
+            problems.warn(f"{where}: timestamps without a time zone were taken as UTC")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return _iso_to_epoch_slow(values, where, problems)
+    return pc.divide(pc.cast(pc.cast(stamps, pa.timestamp("us")), pa.int64()), 1_000_000.0)
+
+
+def _iso_to_epoch_slow(values: pa.Array, where: str, problems: Problems) -> pa.Array:
+    """Mixed forms (some with offsets, some naive, some with a space): one value at a time."""
+    out: list[float | None] = []
+    for value in values.to_pylist():
+        if value is None:
+            out.append(None)
+            continue
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise InputError(f"{where}: {value!r} is not an ISO 8601 timestamp") from None
+        if moment.tzinfo is None:
+            problems.warn(f"{where}: timestamps without a time zone were taken as UTC")
+            moment = moment.replace(tzinfo=UTC)
+        out.append(moment.timestamp())
+    return pa.array(out, pa.float64())
+
+
+# --- task logs -------------------------------------------------------------------------------------
+
+_LOG_SCHEMA = pa.schema([("task_id", pa.string()), ("sent_at", pa.string())])
+
+
+def _first_and_last_lines(path: Path) -> tuple[str, str]:
+    with path.open("rb") as handle:
+        first = handle.readline().decode("utf-8", "replace")
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 65536))
+        tail = handle.read().decode("utf-8", "replace").rstrip("\n").rsplit("\n", 1)[-1]
+    return first, tail
+
+
+def read_task_log(path: Path, problems: Problems, skip_bad: bool = False) -> TaskLog:
+    """One task log (seed 003 name, JSON Lines as written by ``capacity inject``)."""
+    if not path.is_file():
+        raise InputError(f"task log {path} does not exist")
+    if path.stat().st_size == 0:
+        raise InputError(f"task log {path} is empty")
+    first, last = _first_and_last_lines(path)
+    runs, ends = [], []
+    for text in (first, last):
+        try:
+            line = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and line.get("type") == "run" and text is first:
+            runs.append(line)
+        elif isinstance(line, dict) and line.get("type") == "end" and text is last:
+            ends.append(line)
+    table = None
+    try:
+        table = pa_json.read_json(
+            path,
+            read_options=pa_json.ReadOptions(block_size=BLOCK),
+            parse_options=pa_json.ParseOptions(explicit_schema=_LOG_SCHEMA, unexpected_field_behavior="ignore"),
+        )
+        table = table.filter(pc.is_valid(table["task_id"]))
+        if table["sent_at"].null_count:
+            table = None  # a task line without sent_at: find it below
+    except (pa.ArrowInvalid, OSError):
+        table = None
+    if table is None:
+
+        def accept(line: dict[str, Any]) -> bool:
+            if line.get("type") in ("run", "end"):
+                return False
+            if not isinstance(line.get("task_id"), str) or not isinstance(line.get("sent_at"), str):
+                raise KeyError("needs task_id and sent_at")
+            return True
+
+        rows = list(_scan(path, accept, skip_bad, problems, "task log"))
+        table = pa.table(
+            {
+                "task_id": pa.array([r["task_id"] for r in rows], pa.string()),
+                "sent_at": pa.array([r["sent_at"] for r in rows], pa.string()),
+            }
+        )
+    sent = _iso_to_epoch(table["sent_at"].combine_chunks(), str(path), problems)
+    return TaskLog(pa.table({"task_id": table["task_id"], "sent": sent}), runs, ends, [path])
+
+
+def read_task_logs(paths: list[Path], problems: Problems, skip_bad: bool = False) -> TaskLog:
+    """Several injectors' logs as one."""
+    if not paths:
+        raise InputError("give at least one --tasks-log")
+    logs = [read_task_log(p, problems, skip_bad) for p in paths]
+    table = pa.concat_tables([log.table for log in logs])
+    if table.num_rows == 0:
+        raise InputError(f"no task lines in {', '.join(str(p) for p in paths)}: nothing was sent")
+    return TaskLog(table, [r for log in logs for r in log.runs], [e for log in logs for e in log.ends], paths)
+
+
+# --- timing sources --------------------------------------------------------------------------------
+
+_EVENT_SCHEMA = pa.schema(
+    [
+        ("task_id", pa.string()),
+        ("event", pa.string()),
+        ("t", pa.float64()),
+        ("started", pa.float64()),
+        ("finished", pa.float64()),
+        ("state", pa.string()),
+        ("host", pa.string()),
+    ]
+)
+
+
+def _events_to_timings(events: pa.Table) -> pa.Table:
+    """Probe lines (received, done) and Celery events (received, started, succeeded, failed, ...)
+    into one timing row per line, still unaggregated."""
+    event = events["event"]
+    t = events["t"]
+
+    def when(*names: str) -> pa.Array:
+        mask = pc.is_in(event, value_set=pa.array(names))
+        return pc.if_else(mask, t, pa.scalar(None, pa.float64()))
+
+    finished = pc.coalesce(events["finished"], when("succeeded", "failed", "revoked"))
+    state = pc.coalesce(
+        events["state"],
+        pc.if_else(
+            pc.equal(event, "succeeded"),
+            "SUCCESS",
+            pc.if_else(
+                pc.equal(event, "failed"),
+                "FAILURE",
+                pc.if_else(pc.equal(event, "revoked"), "REVOKED", pa.scalar(None, pa.string())),
+            ),
+        ),
+    )
+    return pa.table(
+        {
+            "task_id": events["task_id"],
+            "received": when("received"),
+            "started": pc.coalesce(events["started"], when("started")),
+            "finished": finished,
+            "record_start": pa.nulls(events.num_rows, pa.float64()),
+            "state": state,
+            "host": events["host"],
+        },
+        schema=TIMING_SCHEMA,
+    )
+
+
+def read_event_lines(path: Path, problems: Problems, skip_bad: bool) -> pa.Table:
+    """A probe file, or a ``capacity collect`` events file (same line format)."""
+    try:
+        events = pa_json.read_json(
+            path,
+            read_options=pa_json.ReadOptions(block_size=BLOCK),
+            parse_options=pa_json.ParseOptions(explicit_schema=_EVENT_SCHEMA, unexpected_field_behavior="ignore"),
+        )
+        if events["task_id"].null_count or events["event"].null_count:
+            raise pa.ArrowInvalid("line without task_id or event")
+    except pa.ArrowInvalid:
+
+        def accept(line: dict[str, Any]) -> bool:
+            if not isinstance(line.get("task_id"), str) or not isinstance(line.get("event"), str):
+                raise KeyError("needs task_id and event")
+            return True
+
+        rows = list(_scan(path, accept, skip_bad, problems, "timings"))
+        events = pa.Table.from_pylist(
+            [{name: row.get(name) for name in _EVENT_SCHEMA.names} for row in rows], schema=_EVENT_SCHEMA
+        )
+    return _events_to_timings(events)
+
+
+def read_probe_directory(directory: Path, problems: Problems, skip_bad: bool) -> pa.Table:
+    files = sorted(p for p in directory.iterdir() if p.suffix in (".jsonl", ".json") and p.stat().st_size)
+    if not files:
+        problems.warn(f"{directory}: no timings files (is the probe enabled? CAPACITY_TIMINGS on the workers)")
+        return TIMING_SCHEMA.empty_table()
+    return pa.concat_tables([read_event_lines(p, problems, skip_bad) for p in files])
+
+
+def _redis(url: str) -> Any:
+    import redis
+
+    from capacity.brokers.redis import redis_py_url
+    from capacity.secrets import redact_url
+
+    client = redis.Redis.from_url(redis_py_url(url), socket_timeout=10, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BrokerError(f"cannot reach {redact_url(url)}: {exc}") from None
+    return client
+
+
+def read_probe_stream(client: Any, problems: Problems, skip_bad: bool) -> pa.Table:
+    rows = []
+    last = "-"
+    while True:
+        batch = client.xrange(PROBE_STREAM, min=last, max="+", count=10_000)
+        if last != "-":
+            batch = batch[1:]
+        if not batch:
+            break
+        for entry_id, fields in batch:
+            try:
+                rows.append(json.loads(fields[b"line"]))
+            except (KeyError, ValueError):
+                if not skip_bad:
+                    raise InputError(f"probe stream {PROBE_STREAM} entry {entry_id.decode()}: malformed") from None
+                problems.skipped_lines += 1
+        last = batch[-1][0].decode()
+    events = pa.Table.from_pylist([{n: r.get(n) for n in _EVENT_SCHEMA.names} for r in rows], schema=_EVENT_SCHEMA)
+    return _events_to_timings(events)
+
+
+def read_result_backend(client: Any, task_ids: pa.Array, problems: Problems) -> pa.Table:
+    """Celery's Redis result backend: state and date_done per id (it stores no start time)."""
+    problems.warn("result backend: Celery stores no start time there, so service time and wait are missing")
+    ids = task_ids.to_pylist()
+    found_ids: list[str] = []
+    finished: list[float | None] = []
+    states: list[str | None] = []
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i : i + 1000]
+        for task_id, raw in zip(chunk, client.mget([f"celery-task-meta-{t}" for t in chunk]), strict=True):
+            if raw is None:
+                continue
+            meta = json.loads(raw)
+            done = meta.get("date_done")
+            if done:
+                moment = datetime.fromisoformat(str(done))
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=UTC)
+                finished.append(moment.timestamp())
+            else:
+                finished.append(None)
+            found_ids.append(task_id)
+            states.append(meta.get("status"))
+    n = len(found_ids)
+    return pa.table(
+        {
+            "task_id": pa.array(found_ids, pa.string()),
+            "received": pa.nulls(n, pa.float64()),
+            "started": pa.nulls(n, pa.float64()),
+            "finished": pa.array(finished, pa.float64()),
+            "record_start": pa.nulls(n, pa.float64()),
+            "state": pa.array(states, pa.string()),
+            "host": pa.nulls(n, pa.string()),
+        },
+        schema=TIMING_SCHEMA,
+    )
+
+
+@dataclass(frozen=True)
+class RecordColumns:
+    id_col: str = "id"
+    start_col: str = "uploaded_at"
+    end_col: str = "updated_at"
+    state_col: str | None = None
+
+
+def _records_table(table: pa.Table, where: str, columns: RecordColumns, problems: Problems) -> pa.Table:
+    missing = [c for c in (columns.id_col, columns.start_col, columns.end_col) if c not in table.column_names]
+    if missing:
+        raise InputError(
+            f"{where}: no column {', '.join(missing)} (columns: {', '.join(table.column_names)}); "
+            "use --id-col, --start-col, --end-col"
+        )
+
+    def epoch(name: str) -> pa.Array:
+        column = table[name].combine_chunks()
+        if pa.types.is_timestamp(column.type):
+            if column.type.tz is None:
+                problems.warn(f"{where}: timestamps without a time zone were taken as UTC")
+            return pc.divide(pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64()), 1_000_000.0)
+        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            return pc.cast(column, pa.float64())
+        return _iso_to_epoch(pc.cast(column, pa.string()), where, problems)
+
+    n = table.num_rows
+    return pa.table(
+        {
+            "task_id": pc.cast(table[columns.id_col], pa.string()),
+            "received": pa.nulls(n, pa.float64()),
+            "started": pa.nulls(n, pa.float64()),
+            "finished": epoch(columns.end_col),
+            "record_start": epoch(columns.start_col),
+            "state": pc.cast(table[columns.state_col], pa.string()) if columns.state_col else pa.nulls(n, pa.string()),
+            "host": pa.nulls(n, pa.string()),
+        },
+        schema=TIMING_SCHEMA,
+    )
+
+
+def read_records(
+    source: str, columns: RecordColumns, query: str | None, problems: Problems, skip_bad: bool
+) -> pa.Table:
+    """Records exported from the application (seed 003's method): CSV, JSON Lines, Parquet, or
+    an SQLite database with a query."""
+    if source.startswith("sqlite:///"):
+        if not query:
+            raise InputError(f"{source}: a database source needs --query")
+        db_path = source[len("sqlite:///") :]
+        if not Path(db_path).is_file():
+            raise InputError(f"{source}: no such database file")
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as connection:
+            try:
+                cursor = connection.execute(query)
+            except sqlite3.Error as exc:
+                raise InputError(f"{source}: query failed: {exc}") from None
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        table = pa.table({name: pa.array([row[i] for row in rows]) for i, name in enumerate(names)})
+        return _records_table(table, source, columns, problems)
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"timings source {source} does not exist")
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+        elif path.suffix == ".csv":
+            import pyarrow.csv as pa_csv
+
+            table = pa_csv.read_csv(path)
+        else:
+            try:
+                table = pa_json.read_json(path)
+            except pa.ArrowInvalid:
+                rows = list(_scan(Path(path), lambda line: True, skip_bad, problems, "record"))
+                table = pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{source}: cannot read records: {' '.join(str(exc).split())}") from None
+    return _records_table(table, str(path), columns, problems)
+
+
+def load_source(
+    source: str, log: TaskLog, columns: RecordColumns, query: str | None, problems: Problems, skip_bad: bool = False
+) -> tuple[str, pa.Table]:
+    """(kind, timings) for one ``--timings`` SOURCE; the kind is detected, or given as a prefix:
+    probe:, events:, backend:, records:."""
+    kind, _, rest = source.partition(":")
+    if kind in ("probe", "events", "backend", "records") and rest:
+        source = rest
+    else:
+        kind = ""
+    is_redis = source.startswith(("redis://", "rediss://", "redis+socket://", "unix://"))
+    if is_redis:
+        client = _redis(source)
+        if kind == "backend" or (not kind and not client.exists(PROBE_STREAM)):
+            return "result backend", read_result_backend(client, log.table["task_id"].combine_chunks(), problems)
+        return "probe (Redis stream)", read_probe_stream(client, problems, skip_bad)
+    if source.startswith("sqlite:///") or kind == "records":
+        return "records", read_records(source, columns, query, problems, skip_bad)
+    path = Path(source)
+    if path.is_dir():
+        return "probe", read_probe_directory(path, problems, skip_bad)
+    if not path.is_file():
+        raise InputError(f"timings source {source} does not exist")
+    if kind in ("probe", "events"):
+        return kind, read_event_lines(path, problems, skip_bad)
+    if path.suffix in (".csv", ".parquet"):
+        return "records", read_records(source, columns, query, problems, skip_bad)
+    with path.open("rb") as handle:
+        first = handle.readline()
+    try:
+        head = json.loads(first)
+    except ValueError:
+        head = {}
+    if isinstance(head, dict) and "event" in head and "task_id" in head:
+        return "events", read_event_lines(path, problems, skip_bad)
+    return "records", read_records(source, columns, query, problems, skip_bad)
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None

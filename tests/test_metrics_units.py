@@ -1,0 +1,250 @@
+"""metrics on small hand-checked logs: every expected figure is worked out by hand in the test."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from capacity.cli import app
+from capacity.cli.metrics import run_metrics
+from capacity.errors import CheckFailed, InputError
+from capacity.metrics import check_thresholds, enforce
+
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+def iso(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds")
+
+
+def write_log(path: Path, sends: dict[str, float], mode: str = "burst", extra_lines: list[str] = ()) -> Path:  # type: ignore[assignment]
+    lines = [json.dumps({"type": "run", "mode": mode, "rate_per_s": 1.0})]
+    lines += [
+        json.dumps({"task_id": t, "scheduled_at": iso(s), "sent_at": iso(s), "size_bytes": 1, "queue": "q"})
+        for t, s in sends.items()
+    ]
+    lines += list(extra_lines)
+    lines.append(json.dumps({"type": "end", "status": "completed"}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_probe(directory: Path, rows: list[dict[str, Any]]) -> Path:
+    directory.mkdir(exist_ok=True)
+    with (directory / "timings-h-1.jsonl").open("a") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    return directory
+
+
+def done(task_id: str, started: float, finished: float, state: str = "SUCCESS") -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "event": "done",
+        "started": started,
+        "finished": finished,
+        "state": state,
+        "host": "h",
+        "pid": 1,
+    }
+
+
+def received(task_id: str, t: float) -> dict[str, Any]:
+    return {"task_id": task_id, "event": "received", "t": t, "host": "h", "pid": 1}
+
+
+@pytest.fixture()
+def four_tasks(tmp_path: Path) -> tuple[Path, Path]:
+    # a, b, c sent at T0; d sent at T0+1. a: waits 1 s, runs 2 s; b: waits 1, runs 4; c fails; d never finishes.
+    log = write_log(tmp_path / "worker_tasks_1.log", {"a": T0, "b": T0, "c": T0, "d": T0 + 1})
+    probe = write_probe(
+        tmp_path / "timings",
+        [
+            received("a", T0 + 0.5),
+            done("a", T0 + 1, T0 + 3),
+            received("b", T0 + 0.5),
+            done("b", T0 + 1, T0 + 5),
+            done("c", T0 + 2, T0 + 2.5, "FAILURE"),
+            received("d", T0 + 1.5),
+        ],
+    )
+    return log, probe
+
+
+def test_counts_window_throughput_service_wait(four_tasks: tuple[Path, Path]) -> None:
+    log, probe = four_tasks
+    m = run_metrics([log], [str(probe)], concurrency=2)
+    assert (m.sent, m.completed, m.failed, m.missing) == (4, 2, 1, 1)
+    assert m.completion_rate == 0.5
+    assert m.window_s == pytest.approx(5.0)  # first send T0, last completion T0+5
+    assert m.throughput_per_min == pytest.approx(2 / 5 * 60)  # 24 tasks/min
+    assert m.service["mean"] == pytest.approx(3.0)  # (2 + 4) / 2
+    assert m.service["max"] == pytest.approx(4.0)
+    assert m.service["p50"] == pytest.approx(3.0)
+    assert m.wait["mean"] == pytest.approx((1 + 1 + 2) / 3)  # a, b, c started 1, 1, 2 s after send
+    assert m.wait_received["mean"] == pytest.approx(0.5)  # a, b received 0.5 s before starting
+    assert m.response["mean"] == pytest.approx(4.0)  # (3 + 5) / 2
+    assert m.utilization == pytest.approx(24 / 60 * 3.0 / 2)  # X x S / c = 0.6
+    assert m.littles_law["L_from_X_R"] == pytest.approx(0.4 * 4.0)
+    assert m.timeline == [(0, 2)]
+    data = m.as_dict()
+    for key in (
+        "sent",
+        "completed",
+        "failed",
+        "missing",
+        "window_s",
+        "throughput_per_min",
+        "service_time_mean_s",
+        "service_time_p50_s",
+        "service_time_p95_s",
+        "service_time_p99_s",
+        "wait_mean_s",
+        "response_time_mean_s",
+    ):
+        assert key in data
+
+
+def test_a_missing_timing_stays_missing(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "l.log", {"a": T0})
+    m = run_metrics([log], [])
+    assert (m.completed, m.missing, m.throughput_per_min, m.service["mean"]) == (0, 1, None, None)
+    assert "no --timings source" in " ".join(m.problems.warnings)
+
+
+def test_several_logs_and_sources_combine(tmp_path: Path) -> None:
+    log1 = write_log(tmp_path / "one.log", {"a": T0})
+    log2 = write_log(tmp_path / "two.log", {"b": T0 + 1})
+    probe1 = write_probe(tmp_path / "p1", [done("a", T0 + 1, T0 + 2)])
+    probe2 = write_probe(tmp_path / "p2", [done("b", T0 + 2, T0 + 4)])
+    m = run_metrics([log1, log2], [str(probe1), str(probe2)])
+    assert (m.sent, m.completed, m.window_s) == (2, 2, pytest.approx(4.0))
+
+
+def test_duplicates_unknown_ids_and_clock_skew(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "l.log", {"a": T0, "b": T0})
+    with log.open("a") as handle:  # the same id sent twice
+        handle.write(json.dumps({"task_id": "a", "sent_at": iso(T0 + 9)}) + "\n")
+    probe = write_probe(
+        tmp_path / "p", [done("a", T0 - 0.25, T0 + 1), done("b", T0 + 1, T0 + 2), done("zzz", T0, T0 + 1)]
+    )
+    m = run_metrics([log], [str(probe)])
+    assert m.duplicates == 1 and m.sent == 2
+    assert m.unknown_timings == 1
+    assert m.clock_skew == {"tasks": 1, "largest_s": pytest.approx(0.25)}
+    text = " ".join(m.problems.warnings)
+    assert "duplicate task ids" in text and "clock skew" in text and "in no task log" in text
+
+
+def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "bad.log", {"a": T0}, extra_lines=["{not json"])
+    with pytest.raises(InputError, match=r"bad.log:3: malformed task log line"):
+        run_metrics([log], [])
+    m = run_metrics([log], [], skip_bad=True)
+    assert m.problems.skipped_lines == 1 and m.sent == 1
+
+
+def test_task_line_without_sent_at_is_malformed(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "bad.log", {"a": T0}, extra_lines=[json.dumps({"task_id": "b"})])
+    with pytest.raises(InputError, match=r"bad.log:3: malformed task log line \('needs task_id and sent_at'\)"):
+        run_metrics([log], [])
+
+
+def test_empty_log(tmp_path: Path) -> None:
+    (tmp_path / "empty.log").write_text("")
+    with pytest.raises(InputError, match="is empty"):
+        run_metrics([tmp_path / "empty.log"], [])
+    write_log(tmp_path / "none.log", {})
+    with pytest.raises(InputError, match="no task lines"):
+        run_metrics([tmp_path / "none.log"], [])
+
+
+def test_records_csv_naive_and_mixed_offsets(tmp_path: Path) -> None:
+    # seed 003's S: mean of updated_at - uploaded_at; naive times are UTC (warned), offsets honoured
+    log = write_log(tmp_path / "l.log", {"a": T0, "b": T0})
+    records = tmp_path / "records.csv"
+    records.write_text(
+        "id,uploaded_at,updated_at\n"
+        f"a,{iso(T0)[:-6]},{iso(T0 + 10)[:-6]}\n"
+        "b,2023-11-14T23:13:20+01:00,2023-11-14T22:13:40+00:00\n"
+    )
+    m = run_metrics([log], [str(records)])
+    assert m.sources == ["records"] and m.completed == 2
+    assert m.seed_s["mean"] == pytest.approx((10 + 20) / 2)
+    assert m.service["mean"] is None  # records carry no start of execution: not estimated
+    assert any("without a time zone" in w for w in m.problems.warnings)
+
+
+def test_records_from_sqlite_query(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "l.log", {"a": T0})
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("create table videos (task text, created text, done text)")
+        connection.execute("insert into videos values ('a', ?, ?)", (iso(T0), iso(T0 + 6)))
+    m = run_metrics(
+        [log],
+        [f"sqlite:///{db}"],
+        query="select task, created, done from videos",
+        columns=__import__("capacity.timings", fromlist=["RecordColumns"]).RecordColumns("task", "created", "done"),
+    )
+    assert m.completed == 1 and m.seed_s["mean"] == pytest.approx(6.0)
+
+
+def test_thresholds() -> None:
+    data = {
+        "throughput_per_min": 8.0,
+        "service_time_p95_s": 31.0,
+        "completion_rate": 0.97,
+        "failed": 0,
+        "wait_mean_s": None,
+    }
+    assert check_thresholds(["X<10/min", "p95>30s", "completion<0.95", "failed>0"], data) == [
+        "X<10/min (X = 8)",
+        "p95>30s (service time p95 = 31)",
+    ]
+    assert check_thresholds(["W>5s"], data) == ["W>5s (mean wait was not measured)"]
+    with pytest.raises(CheckFailed):
+        enforce(["X<10/min"], data)
+    with pytest.raises(InputError, match="unknown figure"):
+        check_thresholds(["latency>3"], data)
+
+
+def test_cli_formats_and_fail_if(four_tasks: tuple[Path, Path], tmp_path: Path) -> None:
+    log, probe = four_tasks
+    runner = CliRunner()
+    result = runner.invoke(app, ["metrics", "--tasks-log", str(log), "--timings", str(probe), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["throughput_per_min"] == pytest.approx(24.0)
+    result = runner.invoke(
+        app,
+        [
+            "metrics",
+            "--tasks-log",
+            str(log),
+            "--timings",
+            str(probe),
+            "-f",
+            "csv",
+            "--csv",
+            str(tmp_path / "tasks.csv"),
+        ],
+    )
+    header, row = result.stdout.splitlines()
+    assert header.startswith("sent,completed,failed,missing,completion_rate,window_s,throughput_per_min")
+    assert row.startswith("4,2,1,1,0.5,5.0,24.0")
+    assert (tmp_path / "tasks.csv").read_text().count("\n") == 5
+    result = runner.invoke(app, ["metrics", "--tasks-log", str(log), "--timings", str(probe), "-f", "markdown"])
+    assert "| Sent / completed / failed / missing | 4 / 2 / 1 / 1 |" in result.stdout
+    result = runner.invoke(
+        app, ["metrics", "--tasks-log", str(log), "--timings", str(probe), "--fail-if", "completion<0.95"]
+    )
+    assert result.exit_code == 1 and "failed: thresholds broken: completion<0.95" in result.stderr
+    result = runner.invoke(app, ["metrics", "--tasks-log", str(tmp_path / "nope.log")])
+    assert result.exit_code == 2 and result.stderr.startswith("error: task log") and "Traceback" not in result.stderr
