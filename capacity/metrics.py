@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from capacity.errors import CheckFailed, InputError
 from capacity.monitor import Sample, trend
-from capacity.timings import TIMING_SCHEMA, Problems, TaskLog
+from capacity.store import as_bool, as_float
+from capacity.timings import Problems, TaskLog
 from capacity.units import parse_duration, parse_rate
 
 SUCCESS = "SUCCESS"
@@ -106,28 +106,6 @@ def _stats(values: np.ndarray) -> dict[str, float | None]:
     }
 
 
-def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(column, float("nan")).to_numpy(), dtype=float)
-
-
-def combine_timings(tables: list[pa.Table]) -> pa.Table:
-    """One row per task id across every source and line: earliest receive and start, latest
-    finish; a success anywhere counts (SUCCESS sorts above FAILURE, RETRY, REVOKED)."""
-    if not tables:
-        return TIMING_SCHEMA.empty_table()
-    merged = pa.concat_tables(tables)
-    aggregates = {
-        "received": "min",
-        "started": "min",
-        "finished": "max",
-        "record_start": "min",
-        "state": "max",
-        "host": "max",
-    }
-    grouped = merged.group_by("task_id").aggregate(list(aggregates.items()))
-    return pa.table({"task_id": grouped["task_id"], **{n: grouped[f"{n}_{f}"] for n, f in aggregates.items()}})
-
-
 def read_monitor_samples(log_paths: list[Path]) -> list[Sample]:
     """Monitor samples saved by ``inject --monitor`` beside each log, if any."""
     from datetime import datetime
@@ -152,43 +130,28 @@ def read_monitor_samples(log_paths: list[Path]) -> list[Sample]:
 
 def compute(
     log: TaskLog,
-    sources: list[tuple[str, pa.Table]],
+    sources: list[str],
     problems: Problems,
     concurrency: int | None = None,
     samples: list[Sample] | None = None,
     keep_per_task: bool = False,
 ) -> Metrics:
-    """Join the logs with the timings and compute every figure."""
+    """Join the logs with the timings (in the log's store) and compute every figure."""
     if concurrency is not None and concurrency < 1:
         raise InputError(f"--concurrency must be at least 1, got {concurrency}")
-    per_id = log.table.group_by("task_id").aggregate([("sent", "min"), ("sent", "count")])
-    duplicates = int(pc.sum(pc.subtract(per_id["sent_count"], 1)).as_py() or 0)
+    columns, unknown, duplicates = log.store.join(with_ids=keep_per_task)
     if duplicates:
         problems.warn(f"{duplicates} duplicate task ids in the task logs: each is counted once, at its first send")
-    timings = combine_timings([table for _, table in sources])
-    joined = pa.table({"task_id": per_id["task_id"], "sent": per_id["sent_min"]}).join(
-        timings, keys="task_id", join_type="left outer"
-    )
-    matched = int(
-        pc.sum(
-            pc.or_(
-                pc.is_valid(joined["finished"]), pc.or_(pc.is_valid(joined["started"]), pc.is_valid(joined["received"]))
-            )
-        ).as_py()
-        or 0
-    )
-    unknown = timings.num_rows - matched
     if unknown:
         problems.warn(f"{unknown} task ids have timings but are in no task log (another run, or a log not given)")
 
-    sent = _numpy(joined["sent"])
-    received = _numpy(joined["received"])
-    started = _numpy(joined["started"])
-    finished = _numpy(joined["finished"])
-    record_start = _numpy(joined["record_start"])
-    state = joined["state"]
-    has_state = _bool(pc.is_valid(state))
-    is_success = _bool(pc.fill_null(pc.equal(state, SUCCESS), False))
+    sent = as_float(columns["sent"])
+    received = as_float(columns["received"])
+    started = as_float(columns["started"])
+    finished = as_float(columns["finished"])
+    record_start = as_float(columns["record_start"])
+    has_state = as_bool(columns["has_state"])
+    is_success = as_bool(columns["is_success"])
     done = np.isfinite(finished)
     completed_mask = done & (is_success | ~has_state)
     failed_mask = done & has_state & ~is_success
@@ -258,19 +221,19 @@ def compute(
                 "samples": found.samples,
                 "tolerance_per_min": found.tolerance_per_min,
             }
-    kinds = [kind for kind, _ in sources]
+    kinds = list(sources)
     if not sources:
         problems.warn("no --timings source: completions are unknown, every task counts as missing")
     per_task = None
     if keep_per_task:
         per_task = pa.table(
             {
-                "task_id": joined["task_id"],
+                "task_id": pa.array([str(t) for t in columns["task_id"]], pa.string()),
                 "sent": sent,
                 "received": received,
                 "started": started,
                 "finished": finished,
-                "state": state,
+                "state": pa.array([None if v is np.ma.masked else v for v in columns["state"]], pa.string()),
                 "service_s": finished - started,
                 "wait_s": started - sent,
                 "response_s": finished - sent,
@@ -301,10 +264,6 @@ def compute(
         concurrency=concurrency,
         per_task=per_task,
     )
-
-
-def _bool(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 # --- --fail-if ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from capacity.errors import BrokerError, InputError
+from capacity.store import Store, require_rows
 
 BLOCK = 1 << 26
 PROBE_STREAM = "capacity:timings"
@@ -53,12 +54,13 @@ class Problems:
 
 @dataclass
 class TaskLog:
-    """Task lines of one or more logs: ``task_id`` and ``sent`` (epoch seconds)."""
+    """One or more task logs, loaded into ``store``'s ``log`` table (task_id, sent)."""
 
-    table: pa.Table
+    store: Store
     runs: list[dict[str, Any]]
     ends: list[dict[str, Any]]
     paths: list[Path]
+    tasks: int
 
 
 # --- line-by-line fallback -----------------------------------------------------------------------
@@ -122,8 +124,6 @@ def _iso_to_epoch_slow(values: pa.Array, where: str, problems: Problems) -> pa.A
 
 # --- task logs -------------------------------------------------------------------------------------
 
-_LOG_SCHEMA = pa.schema([("task_id", pa.string()), ("sent_at", pa.string())])
-
 
 def _first_and_last_lines(path: Path) -> tuple[str, str]:
     with path.open("rb") as handle:
@@ -135,64 +135,67 @@ def _first_and_last_lines(path: Path) -> tuple[str, str]:
     return first, tail
 
 
-def read_task_log(path: Path, problems: Problems, skip_bad: bool = False) -> TaskLog:
-    """One task log (seed 003 name, JSON Lines as written by ``capacity inject``)."""
+def _run_and_end_lines(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     if not path.is_file():
         raise InputError(f"task log {path} does not exist")
     if path.stat().st_size == 0:
         raise InputError(f"task log {path} is empty")
     first, last = _first_and_last_lines(path)
-    runs, ends = [], []
-    for text in (first, last):
+    runs: list[dict[str, Any]] = []
+    ends: list[dict[str, Any]] = []
+    for text, kind, found in ((first, "run", runs), (last, "end", ends)):
         try:
             line = json.loads(text)
         except ValueError:
             continue
-        if isinstance(line, dict) and line.get("type") == "run" and text is first:
-            runs.append(line)
-        elif isinstance(line, dict) and line.get("type") == "end" and text is last:
-            ends.append(line)
-    table = None
-    try:
-        table = pa_json.read_json(
-            path,
-            read_options=pa_json.ReadOptions(block_size=BLOCK),
-            parse_options=pa_json.ParseOptions(explicit_schema=_LOG_SCHEMA, unexpected_field_behavior="ignore"),
-        )
-        table = table.filter(pc.is_valid(table["task_id"]))
-        if table["sent_at"].null_count:
-            table = None  # a task line without sent_at: find it below
-    except (pa.ArrowInvalid, OSError):
-        table = None
-    if table is None:
-
-        def accept(line: dict[str, Any]) -> bool:
-            if line.get("type") in ("run", "end"):
-                return False
-            if not isinstance(line.get("task_id"), str) or not isinstance(line.get("sent_at"), str):
-                raise KeyError("needs task_id and sent_at")
-            return True
-
-        rows = list(_scan(path, accept, skip_bad, problems, "task log"))
-        table = pa.table(
-            {
-                "task_id": pa.array([r["task_id"] for r in rows], pa.string()),
-                "sent_at": pa.array([r["sent_at"] for r in rows], pa.string()),
-            }
-        )
-    sent = _iso_to_epoch(table["sent_at"].combine_chunks(), str(path), problems)
-    return TaskLog(pa.table({"task_id": table["task_id"], "sent": sent}), runs, ends, [path])
+        if isinstance(line, dict) and line.get("type") == kind:
+            found.append(line)
+    return runs, ends
 
 
-def read_task_logs(paths: list[Path], problems: Problems, skip_bad: bool = False) -> TaskLog:
-    """Several injectors' logs as one."""
+def _read_task_log_slowly(path: Path, store: Store, problems: Problems, skip_bad: bool) -> int:
+    naive = False
+
+    def accept(line: dict[str, Any]) -> bool:
+        nonlocal naive
+        if line.get("type") in ("run", "end"):
+            return False
+        if not isinstance(line.get("task_id"), str) or not isinstance(line.get("sent_at"), str):
+            raise KeyError("needs task_id and sent_at")
+        moment = datetime.fromisoformat(line["sent_at"])  # ValueError: a bad line
+        naive = naive or moment.tzinfo is None
+        line["sent"] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        return True
+
+    rows = list(_scan(path, accept, skip_bad, problems, "task log"))
+    if naive:
+        problems.warn(f"{path}: timestamps without a time zone were taken as UTC")
+    store.add_log_rows([r["task_id"] for r in rows], pa.array([r["sent"] for r in rows], pa.float64()))
+    return len(rows)
+
+
+def read_task_logs(
+    paths: list[Path], problems: Problems, skip_bad: bool = False, store: Store | None = None
+) -> TaskLog:
+    """Several injectors' logs as one (seed 003 names, JSON Lines as written by ``capacity inject``)."""
     if not paths:
         raise InputError("give at least one --tasks-log")
-    logs = [read_task_log(p, problems, skip_bad) for p in paths]
-    table = pa.concat_tables([log.table for log in logs])
-    if table.num_rows == 0:
-        raise InputError(f"no task lines in {', '.join(str(p) for p in paths)}: nothing was sent")
-    return TaskLog(table, [r for log in logs for r in log.runs], [e for log in logs for e in log.ends], paths)
+    runs: list[dict[str, Any]] = []
+    ends: list[dict[str, Any]] = []
+    for path in paths:
+        found_runs, found_ends = _run_and_end_lines(path)
+        runs += found_runs
+        ends += found_ends
+    store = store or Store()
+    fast = store.load_task_logs_fast(paths)
+    if fast is not None:
+        tasks, naive = fast
+        if naive:
+            problems.warn(f"{', '.join(map(str, paths))}: timestamps without a time zone were taken as UTC")
+    else:
+        tasks = sum(_read_task_log_slowly(path, store, problems, skip_bad) for path in paths)
+    require_rows(tasks, paths)
+    return TaskLog(store, runs, ends, list(paths), tasks)
 
 
 # --- timing sources --------------------------------------------------------------------------------
@@ -210,73 +213,28 @@ _EVENT_SCHEMA = pa.schema(
 )
 
 
-def _events_to_timings(events: pa.Table) -> pa.Table:
-    """Probe lines (received, done) and Celery events (received, started, succeeded, failed, ...)
-    into one timing row per line, still unaggregated."""
-    event = events["event"]
-    t = events["t"]
+def _event_rows(path: Path, problems: Problems, skip_bad: bool) -> pa.Table:
+    def accept(line: dict[str, Any]) -> bool:
+        if not isinstance(line.get("task_id"), str) or not isinstance(line.get("event"), str):
+            raise KeyError("needs task_id and event")
+        return True
 
-    def when(*names: str) -> pa.Array:
-        mask = pc.is_in(event, value_set=pa.array(names))
-        return pc.if_else(mask, t, pa.scalar(None, pa.float64()))
-
-    finished = pc.coalesce(events["finished"], when("succeeded", "failed", "revoked"))
-    state = pc.coalesce(
-        events["state"],
-        pc.if_else(
-            pc.equal(event, "succeeded"),
-            "SUCCESS",
-            pc.if_else(
-                pc.equal(event, "failed"),
-                "FAILURE",
-                pc.if_else(pc.equal(event, "revoked"), "REVOKED", pa.scalar(None, pa.string())),
-            ),
-        ),
-    )
-    return pa.table(
-        {
-            "task_id": events["task_id"],
-            "received": when("received"),
-            "started": pc.coalesce(events["started"], when("started")),
-            "finished": finished,
-            "record_start": pa.nulls(events.num_rows, pa.float64()),
-            "state": state,
-            "host": events["host"],
-        },
-        schema=TIMING_SCHEMA,
-    )
+    rows = list(_scan(path, accept, skip_bad, problems, "timings"))
+    return pa.Table.from_pylist([{n: r.get(n) for n in _EVENT_SCHEMA.names} for r in rows], schema=_EVENT_SCHEMA)
 
 
-def read_event_lines(path: Path, problems: Problems, skip_bad: bool) -> pa.Table:
-    """A probe file, or a ``capacity collect`` events file (same line format)."""
-    try:
-        events = pa_json.read_json(
-            path,
-            read_options=pa_json.ReadOptions(block_size=BLOCK),
-            parse_options=pa_json.ParseOptions(explicit_schema=_EVENT_SCHEMA, unexpected_field_behavior="ignore"),
-        )
-        if events["task_id"].null_count or events["event"].null_count:
-            raise pa.ArrowInvalid("line without task_id or event")
-    except pa.ArrowInvalid:
-
-        def accept(line: dict[str, Any]) -> bool:
-            if not isinstance(line.get("task_id"), str) or not isinstance(line.get("event"), str):
-                raise KeyError("needs task_id and event")
-            return True
-
-        rows = list(_scan(path, accept, skip_bad, problems, "timings"))
-        events = pa.Table.from_pylist(
-            [{name: row.get(name) for name in _EVENT_SCHEMA.names} for row in rows], schema=_EVENT_SCHEMA
-        )
-    return _events_to_timings(events)
+def read_event_files(paths: list[Path], store: Store, problems: Problems, skip_bad: bool) -> None:
+    """Probe files, or ``capacity collect`` events files (the same line format)."""
+    if paths and not store.load_event_files_fast(paths):
+        for path in paths:
+            store.add_events(_event_rows(path, problems, skip_bad))
 
 
-def read_probe_directory(directory: Path, problems: Problems, skip_bad: bool) -> pa.Table:
+def read_probe_directory(directory: Path, store: Store, problems: Problems, skip_bad: bool) -> None:
     files = sorted(p for p in directory.iterdir() if p.suffix in (".jsonl", ".json") and p.stat().st_size)
     if not files:
         problems.warn(f"{directory}: no timings files (is the probe enabled? CAPACITY_TIMINGS on the workers)")
-        return TIMING_SCHEMA.empty_table()
-    return pa.concat_tables([read_event_lines(p, problems, skip_bad) for p in files])
+    read_event_files(files, store, problems, skip_bad)
 
 
 def _redis(url: str) -> Any:
@@ -294,6 +252,7 @@ def _redis(url: str) -> Any:
 
 
 def read_probe_stream(client: Any, problems: Problems, skip_bad: bool) -> pa.Table:
+    """Event lines from the probe's Redis stream."""
     rows = []
     last = "-"
     while True:
@@ -310,14 +269,13 @@ def read_probe_stream(client: Any, problems: Problems, skip_bad: bool) -> pa.Tab
                     raise InputError(f"probe stream {PROBE_STREAM} entry {entry_id.decode()}: malformed") from None
                 problems.skipped_lines += 1
         last = batch[-1][0].decode()
-    events = pa.Table.from_pylist([{n: r.get(n) for n in _EVENT_SCHEMA.names} for r in rows], schema=_EVENT_SCHEMA)
-    return _events_to_timings(events)
+    return pa.Table.from_pylist([{n: r.get(n) for n in _EVENT_SCHEMA.names} for r in rows], schema=_EVENT_SCHEMA)
 
 
-def read_result_backend(client: Any, task_ids: pa.Array, problems: Problems) -> pa.Table:
+def read_result_backend(client: Any, task_ids: list[str], problems: Problems) -> pa.Table:
     """Celery's Redis result backend: state and date_done per id (it stores no start time)."""
     problems.warn("result backend: Celery stores no start time there, so service time and wait are missing")
-    ids = task_ids.to_pylist()
+    ids = task_ids
     found_ids: list[str] = []
     finished: list[float | None] = []
     states: list[str | None] = []
@@ -438,40 +396,46 @@ def read_records(
 
 def load_source(
     source: str, log: TaskLog, columns: RecordColumns, query: str | None, problems: Problems, skip_bad: bool = False
-) -> tuple[str, pa.Table]:
-    """(kind, timings) for one ``--timings`` SOURCE; the kind is detected, or given as a prefix:
-    probe:, events:, backend:, records:."""
+) -> str:
+    """Load one ``--timings`` SOURCE into the log's store; its kind, detected or given as a prefix
+    (probe:, events:, backend:, records:)."""
+    store = log.store
     kind, _, rest = source.partition(":")
     if kind in ("probe", "events", "backend", "records") and rest:
         source = rest
     else:
         kind = ""
-    is_redis = source.startswith(("redis://", "rediss://", "redis+socket://", "unix://"))
-    if is_redis:
+    if source.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
         client = _redis(source)
         if kind == "backend" or (not kind and not client.exists(PROBE_STREAM)):
-            return "result backend", read_result_backend(client, log.table["task_id"].combine_chunks(), problems)
-        return "probe (Redis stream)", read_probe_stream(client, problems, skip_bad)
+            store.add_timings(read_result_backend(client, store.task_ids(), problems))
+            return "result backend"
+        store.add_events(read_probe_stream(client, problems, skip_bad))
+        return "probe (Redis stream)"
     if source.startswith("sqlite:///") or kind == "records":
-        return "records", read_records(source, columns, query, problems, skip_bad)
+        store.add_timings(read_records(source, columns, query, problems, skip_bad))
+        return "records"
     path = Path(source)
     if path.is_dir():
-        return "probe", read_probe_directory(path, problems, skip_bad)
+        read_probe_directory(path, store, problems, skip_bad)
+        return "probe"
     if not path.is_file():
         raise InputError(f"timings source {source} does not exist")
     if kind in ("probe", "events"):
-        return kind, read_event_lines(path, problems, skip_bad)
-    if path.suffix in (".csv", ".parquet"):
-        return "records", read_records(source, columns, query, problems, skip_bad)
-    with path.open("rb") as handle:
-        first = handle.readline()
-    try:
-        head = json.loads(first)
-    except ValueError:
-        head = {}
-    if isinstance(head, dict) and "event" in head and "task_id" in head:
-        return "events", read_event_lines(path, problems, skip_bad)
-    return "records", read_records(source, columns, query, problems, skip_bad)
+        read_event_files([path], store, problems, skip_bad)
+        return kind
+    if path.suffix not in (".csv", ".parquet"):
+        with path.open("rb") as handle:
+            first = handle.readline()
+        try:
+            head = json.loads(first)
+        except ValueError:
+            head = {}
+        if isinstance(head, dict) and "event" in head and "task_id" in head:
+            read_event_files([path], store, problems, skip_bad)
+            return "events"
+    store.add_timings(read_records(source, columns, query, problems, skip_bad))
+    return "records"
 
 
 def finite_or_none(value: float) -> float | None:

@@ -38,8 +38,11 @@ def run_metrics(
     problems = Problems()
     log = read_task_logs(tasks_log, problems, skip_bad)
     sources = timings or ([os.environ["CAPACITY_TIMINGS"]] if os.environ.get("CAPACITY_TIMINGS") else [])
-    loaded = [load_source(s, log, columns or RecordColumns(), query, problems, skip_bad) for s in sources]
-    return compute(log, loaded, problems, concurrency, read_monitor_samples(log.paths), keep_per_task)
+    try:
+        kinds = [load_source(s, log, columns or RecordColumns(), query, problems, skip_bad) for s in sources]
+        return compute(log, kinds, problems, concurrency, read_monitor_samples(log.paths), keep_per_task)
+    finally:
+        log.store.close()
 
 
 @handle_errors
