@@ -158,13 +158,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=10_000_000)
     parser.add_argument("--skip-loop", action="store_true", help="leave out the per-line loop (slow)")
+    parser.add_argument("--data", type=Path, help="keep the generated files here and reuse them next time")
+    parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit for capacity (e.g. 3GB)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=ROOT / "benchmarks") as name:
         started = time.perf_counter()
-        log, timings = generate(Path(name), options.tasks)
+        folder = options.data or Path(name)
+        if options.data and (folder / "timings").is_dir():
+            log, timings = folder / "worker_tasks_20260101_000000.log", folder / "timings"
+            verb = "reused"
+        else:
+            verb = "generated"
+            folder.mkdir(parents=True, exist_ok=True)
+            log, timings = generate(folder, options.tasks)
         size_mb = (log.stat().st_size + sum(p.stat().st_size for p in timings.iterdir())) / 1e6
         print(
-            f"generated {options.tasks:,} tasks ({size_mb:,.0f} MB of JSON Lines) in "
+            f"{verb} {options.tasks:,} tasks ({size_mb:,.0f} MB of JSON Lines) in "
             f"{time.perf_counter() - started:.1f} s"
         )
         ours = run(CAPACITY, log, timings)

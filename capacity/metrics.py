@@ -7,17 +7,15 @@ from __future__ import annotations
 import csv
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from capacity.errors import CheckFailed, InputError
 from capacity.monitor import Sample, trend
-from capacity.store import as_bool, as_float
-from capacity.timings import Problems, TaskLog
+from capacity.timings import Problems, TaskLog, parse_slowly
 from capacity.units import parse_duration, parse_rate
 
 SUCCESS = "SUCCESS"
@@ -50,7 +48,6 @@ class Metrics:
     sources: list[str]
     problems: Problems
     concurrency: int | None = None
-    per_task: pa.Table | None = field(default=None, repr=False)
 
     @property
     def completion_rate(self) -> float | None:
@@ -92,17 +89,13 @@ class Metrics:
         return data
 
 
-def _stats(values: np.ndarray) -> dict[str, float | None]:
-    """Mean, p50/p90/p95/p99, max of the finite values; None where there are none."""
-    finite = values[np.isfinite(values)]
-    keys = ["mean", *(f"p{p}" for p in PERCENTILES), "max"]
-    if finite.size == 0:
-        return dict.fromkeys(keys, None)
-    quantiles = np.percentile(finite, PERCENTILES)
+def _stats(figures: dict[str, Any], column: str) -> dict[str, float | None]:
+    """Mean, p50/p90/p95/p99 (linear interpolation, as numpy's default) and max; None if unmeasured."""
+    quantiles = figures[f"{column}_q"] or [None] * len(PERCENTILES)
     return {
-        "mean": float(finite.mean()),
-        **{f"p{p}": float(q) for p, q in zip(PERCENTILES, quantiles, strict=True)},
-        "max": float(finite.max()),
+        "mean": figures[f"{column}_mean"],
+        **{f"p{p}": q for p, q in zip(PERCENTILES, quantiles, strict=True)},
+        "max": figures[f"{column}_max"],
     }
 
 
@@ -134,69 +127,54 @@ def compute(
     problems: Problems,
     concurrency: int | None = None,
     samples: list[Sample] | None = None,
-    keep_per_task: bool = False,
 ) -> Metrics:
-    """Join the logs with the timings (in the log's store) and compute every figure."""
+    """Join the logs with the timings (one DuckDB pass over the inputs) and compute every figure."""
     if concurrency is not None and concurrency < 1:
         raise InputError(f"--concurrency must be at least 1, got {concurrency}")
-    columns, unknown, duplicates = log.store.join(with_ids=keep_per_task)
+    store = log.store
+    try:
+        figures = store.figures()
+    except store.error:
+        figures = None
+    if figures is None or figures["bad_log_lines"] or figures["timing_without_id"]:
+        parse_slowly(log, problems)  # names the bad line, or skips it with --skip-bad
+        figures = store.figures()
+    if figures["naive"]:
+        problems.warn("task log timestamps without a time zone were taken as UTC")
+    n = int(figures["sent"])
+    if n == 0:
+        raise InputError(f"no task lines in {', '.join(str(p) for p in log.paths)}: nothing was sent")
+    duplicates, unknown = int(figures["duplicates"]), int(figures["unknown"])
     if duplicates:
         problems.warn(f"{duplicates} duplicate task ids in the task logs: each is counted once, at its first send")
     if unknown:
         problems.warn(f"{unknown} task ids have timings but are in no task log (another run, or a log not given)")
-
-    sent = as_float(columns["sent"])
-    received = as_float(columns["received"])
-    started = as_float(columns["started"])
-    finished = as_float(columns["finished"])
-    record_start = as_float(columns["record_start"])
-    has_state = as_bool(columns["has_state"])
-    is_success = as_bool(columns["is_success"])
-    done = np.isfinite(finished)
-    completed_mask = done & (is_success | ~has_state)
-    failed_mask = done & has_state & ~is_success
-    n = len(sent)
-    completed, failed = int(completed_mask.sum()), int(failed_mask.sum())
-
-    window_start = float(np.nanmin(sent))
+    completed, failed = int(figures["completed"]), int(figures["failed"])
+    window_start = float(figures["first_sent"])
     window_s = throughput = steady = None
     timeline: list[tuple[int, int]] = []
     if completed:
-        finish_times = np.sort(finished[completed_mask])
-        window_s = float(finish_times[-1] - window_start)
+        window_s = float(figures["last_finished"]) - window_start
         throughput = completed / window_s * 60 if window_s > 0 else None
         modes = {run.get("mode") for run in log.runs}
-        if completed >= 20 and modes and modes <= {"sustained", "ramp", "stages"}:
-            t10, t90 = np.percentile(finish_times, [10, 90])
-            inside = int(((finish_times >= t10) & (finish_times <= t90)).sum())
-            steady = inside / (t90 - t10) * 60 if t90 > t10 else None
-        minutes = np.floor((finish_times - window_start) / 60).astype(np.int64)
-        counts = np.bincount(np.clip(minutes, 0, None))
-        timeline = [(int(m), int(c)) for m, c in enumerate(counts)]
+        t10, t90 = figures["finished_q"]
+        if completed >= 20 and modes and modes <= {"sustained", "ramp", "stages"} and t90 > t10:
+            steady = 0.8 * completed / (t90 - t10) * 60  # the middle 80% of completions
+        # completions per wall-clock minute, counted from the minute of the first send
+        first_minute = math.floor(window_start / 60)
+        per_minute = {int(k) - first_minute: int(v) for k, v in (figures["per_minute"] or {}).items()}
+        timeline = [(m, per_minute.get(m, 0)) for m in range(max(per_minute) + 1)] if per_minute else []
 
-    ok = completed_mask
-    service = _stats(np.where(ok, finished - started, np.nan))
-    wait_values = np.where(np.isfinite(started), started - sent, np.nan)
-    wait = _stats(wait_values)
-    wait_received = _stats(np.where(np.isfinite(started), started - received, np.nan))
-    response_values = np.where(ok, finished - sent, np.nan)
-    response = _stats(response_values)
-    seed_s = _stats(np.where(ok, finished - record_start, np.nan))
-
-    skew_values = np.concatenate(
-        [
-            wait_values[np.isfinite(wait_values) & (wait_values < 0)],
-            response_values[np.isfinite(response_values) & (response_values < 0)],
-        ]
-    )
-    skewed_tasks = int(((wait_values < 0) | (response_values < 0)).sum())
-    clock_skew = {"tasks": skewed_tasks, "largest_s": float(-skew_values.min()) if skew_values.size else 0.0}
-    if skewed_tasks:
+    service = _stats(figures, "s")
+    wait = _stats(figures, "w")
+    response = _stats(figures, "r")
+    skewed = int(figures["skewed"])
+    clock_skew = {"tasks": skewed, "largest_s": -float(figures["most_skewed"]) if skewed else 0.0}
+    if skewed:
         problems.warn(
-            f"clock skew: {skewed_tasks} tasks started or finished before they were sent, by up to "
+            f"clock skew: {skewed} tasks started or finished before they were sent, by up to "
             f"{clock_skew['largest_s']:.3f} s: the injector's and workers' clocks disagree (NTP?)"
         )
-
     utilization = None
     if concurrency and throughput is not None and service["mean"] is not None:
         utilization = throughput / 60 * service["mean"] / concurrency
@@ -213,32 +191,15 @@ def compute(
         if modes and modes <= {"sustained", "ramp", "stages"}:
             rates = [r.get("rate_per_s") for r in log.runs]
             rate_per_min = sum(max(r) if isinstance(r, list) else (r or 0) for r in rates) * 60
-            last_send = float(np.nanmax(sent))
-            found = trend(samples, window_start, last_send, rate_per_min)
+            found = trend(samples, window_start, float(figures["last_sent"]), rate_per_min)
             phase_trend = {
                 "slope_per_min": found.slope_per_min,
                 "verdict": found.verdict,
                 "samples": found.samples,
                 "tolerance_per_min": found.tolerance_per_min,
             }
-    kinds = list(sources)
     if not sources:
         problems.warn("no --timings source: completions are unknown, every task counts as missing")
-    per_task = None
-    if keep_per_task:
-        per_task = pa.table(
-            {
-                "task_id": pa.array([str(t) for t in columns["task_id"]], pa.string()),
-                "sent": sent,
-                "received": received,
-                "started": started,
-                "finished": finished,
-                "state": pa.array([None if v is np.ma.masked else v for v in columns["state"]], pa.string()),
-                "service_s": finished - started,
-                "wait_s": started - sent,
-                "response_s": finished - sent,
-            }
-        )
     return Metrics(
         sent=n,
         completed=completed,
@@ -249,9 +210,9 @@ def compute(
         throughput_steady_per_min=steady,
         service=service,
         wait=wait,
-        wait_received=wait_received,
+        wait_received=_stats(figures, "wr"),
         response=response,
-        seed_s=seed_s,
+        seed_s=_stats(figures, "ss"),
         timeline=timeline,
         utilization=utilization,
         littles_law=littles,
@@ -259,10 +220,9 @@ def compute(
         unknown_timings=unknown,
         clock_skew=clock_skew,
         trend=phase_trend,
-        sources=kinds,
+        sources=list(sources),
         problems=problems,
         concurrency=concurrency,
-        per_task=per_task,
     )
 
 

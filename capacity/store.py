@@ -1,178 +1,193 @@
-"""Where metrics joins task logs and timings: an in-process DuckDB database.
+"""Where metrics joins task logs and timings: one DuckDB query over the files themselves.
 
-DuckDB parses the JSON Lines in parallel, hashes and joins 10 million ids in well under a second
-each, and hands columns to numpy without copying; the benchmark compares this with DuckDB used
+DuckDB parses the JSON Lines in parallel and streams them into a single hash aggregation per task
+id (first send, earliest receive and start, latest finish), then into the figures (counts,
+means, exact quantiles, the per-minute histogram): nothing is materialised but that aggregation,
+which spills to disk beyond ``memory_limit``. The benchmark compares this with DuckDB used
 directly and with a per-line loop. Files DuckDB refuses are re-read line by line (timings.py)
 only to name the bad line, or to skip it with --skip-bad.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
-from capacity.errors import InputError
-
-_TIMING_COLUMNS = (
-    "task_id VARCHAR, received DOUBLE, started DOUBLE, finished DOUBLE, record_start DOUBLE, "
-    "state VARCHAR, host VARCHAR"
-)
-
-# Probe lines (received, done) and Celery events (received, started, succeeded, failed, revoked)
-# as timing rows.
-_EVENT_SELECT = """
-    SELECT task_id,
-           CASE WHEN event = 'received' THEN t END,
-           coalesce(started, CASE WHEN event = 'started' THEN t END),
-           coalesce(finished, CASE WHEN event IN ('succeeded', 'failed', 'revoked') THEN t END),
-           NULL,
-           coalesce(state, CASE event WHEN 'succeeded' THEN 'SUCCESS' WHEN 'failed' THEN 'FAILURE'
-                                      WHEN 'revoked' THEN 'REVOKED' END),
-           host
-    FROM {source}
-"""
 EVENT_COLUMNS = (
     "{'task_id': 'VARCHAR', 'event': 'VARCHAR', 't': 'DOUBLE', 'started': 'DOUBLE', "
     "'finished': 'DOUBLE', 'state': 'VARCHAR', 'host': 'VARCHAR'}"
 )
-_LOG_COLUMNS = "{'task_id': 'VARCHAR', 'sent_at': 'VARCHAR'}"
+_LOG_COLUMNS = "{'type': 'VARCHAR', 'task_id': 'VARCHAR', 'sent_at': 'VARCHAR'}"
+_QUANTILES = "[0.5, 0.9, 0.95, 0.99]"
+
+# Probe lines (received, done) and Celery events (received, started, succeeded, failed, revoked)
+# as timing rows.
+_EVENT_SELECT = """
+    SELECT task_id, CASE WHEN event = 'received' THEN t END AS received,
+           coalesce(started, CASE WHEN event = 'started' THEN t END) AS started,
+           coalesce(finished, CASE WHEN event IN ('succeeded', 'failed', 'revoked') THEN t END) AS finished,
+           NULL::DOUBLE AS record_start,
+           coalesce(state, CASE event WHEN 'succeeded' THEN 'SUCCESS' WHEN 'failed' THEN 'FAILURE'
+                                      WHEN 'revoked' THEN 'REVOKED' END) AS state
+    FROM {source}"""
 
 
 def _files(paths: Sequence[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
+@dataclass
 class Store:
-    """The ``log`` (task_id, sent) and ``timings`` tables of one metrics computation."""
+    """The inputs of one metrics computation: files DuckDB reads itself, and tables already parsed."""
 
-    def __init__(self) -> None:
+    log_files: list[Path] = field(default_factory=list)
+    log_tables: list[pa.Table] = field(default_factory=list)  # task_id, sent
+    event_files: list[Path] = field(default_factory=list)
+    event_tables: list[pa.Table] = field(default_factory=list)  # probe/event line columns
+    timing_tables: list[pa.Table] = field(default_factory=list)  # task_id, received, ..., state
+    # DuckDB spills its hash aggregation to disk beyond this; $CAPACITY_MEMORY_LIMIT overrides.
+    memory_limit: str = field(default_factory=lambda: os.environ.get("CAPACITY_MEMORY_LIMIT", "3GB"))
+
+    def __post_init__(self) -> None:
         import duckdb
 
-        self._duckdb = duckdb
+        self.error: type[Exception] = duckdb.Error
+        self._spill = tempfile.TemporaryDirectory(prefix="capacity-duckdb-")
         self.con = duckdb.connect()
-        self.con.execute("SET TimeZone = 'UTC'")
-        self.con.execute("SET enable_progress_bar = false")  # it would print to stdout
-        self.con.execute("CREATE TABLE log (task_id VARCHAR, sent DOUBLE, naive BOOLEAN)")
-        self.con.execute(f"CREATE TABLE timings ({_TIMING_COLUMNS})")
+        for setting in (
+            "TimeZone = 'UTC'",
+            "enable_progress_bar = false",  # it would print to stdout
+            f"memory_limit = '{self.memory_limit}'",
+            f"temp_directory = '{self._spill.name}'",
+            "preserve_insertion_order = false",
+        ):
+            self.con.execute(f"SET {setting}")
 
-    # --- task logs ---------------------------------------------------------------------------------
+    def _register(self, prefix: str, tables: list[pa.Table]) -> list[str]:
+        names = []
+        for index, table in enumerate(tables):
+            name = f"{prefix}_{index}"
+            self.con.register(name, table)
+            names.append(name)
+        return names
 
-    def load_task_logs_fast(self, paths: Sequence[Path]) -> tuple[int, int] | None:
-        """(tasks, naive timestamps) read by DuckDB, or None when a line needs the slow path."""
-        try:
-            self.con.execute(f"""
-                INSERT INTO log
-                SELECT task_id, epoch(TRY_CAST(sent_at AS TIMESTAMPTZ)),
-                       NOT (sent_at LIKE '%+__:__' OR sent_at LIKE '%-__:__' OR sent_at LIKE '%Z')
-                FROM read_json({_files(paths)}, format = 'newline_delimited', columns = {_LOG_COLUMNS})
-                WHERE task_id IS NOT NULL""")
-        except self._duckdb.Error:
-            self.con.execute("DELETE FROM log")
-            return None
-        bad, naive, count = self._one(
-            "SELECT count(*) FILTER (WHERE sent IS NULL), count(*) FILTER (WHERE naive), count(*) FROM log"
-        )
-        if bad:
-            self.con.execute("DELETE FROM log")
-            return None
-        return int(count), int(naive)
+    def _log_rows(self) -> str:
+        parts = []
+        if self.log_files:
+            parts.append(f"""
+                SELECT task_id, epoch(TRY_CAST(sent_at AS TIMESTAMPTZ)) AS sent,
+                       task_id IS NULL OR TRY_CAST(sent_at AS TIMESTAMPTZ) IS NULL AS bad,
+                       NOT (sent_at LIKE '%+__:__' OR sent_at LIKE '%-__:__' OR sent_at LIKE '%Z') AS naive
+                FROM read_json({_files(self.log_files)}, format = 'newline_delimited', columns = {_LOG_COLUMNS})
+                WHERE type IS NULL""")
+        parts += [
+            f"SELECT task_id, sent, FALSE AS bad, FALSE AS naive FROM {name}"
+            for name in self._register("log_table", self.log_tables)
+        ]
+        return " UNION ALL ".join(parts)
 
-    def add_log_rows(self, task_ids: list[str], sent: pa.Array) -> None:
-        rows = pa.table({"task_id": pa.array(task_ids, pa.string()), "sent": sent})
-        self.con.register("incoming", rows)
-        self.con.execute("INSERT INTO log SELECT task_id, sent, FALSE FROM incoming")
-        self.con.unregister("incoming")
+    def _timing_rows(self) -> str:
+        parts = []
+        if self.event_files:
+            source = f"read_json({_files(self.event_files)}, format = 'newline_delimited', columns = {EVENT_COLUMNS})"
+            parts.append(_EVENT_SELECT.format(source=source))
+        parts += [_EVENT_SELECT.format(source=name) for name in self._register("event_table", self.event_tables)]
+        parts += [
+            f"SELECT task_id, received, started, finished, record_start, state FROM {name}"
+            for name in self._register("timing_table", self.timing_tables)
+        ]
+        if not parts:
+            parts.append(
+                "SELECT NULL::VARCHAR AS task_id, NULL::DOUBLE AS received, NULL::DOUBLE AS started, "
+                "NULL::DOUBLE AS finished, NULL::DOUBLE AS record_start, NULL::VARCHAR AS state WHERE FALSE"
+            )
+        return " UNION ALL ".join(parts)
+
+    def _per_task(self) -> str:
+        """One row per task id across every log and timing row, with its durations."""
+        return f"""
+            WITH logrows AS ({self._log_rows()}),
+            timingrows AS ({self._timing_rows()}),
+            l AS (
+                SELECT task_id, min(sent) AS sent, count(sent) AS n, count(*) FILTER (WHERE bad) AS bad,
+                       bool_or(naive) AS naive
+                FROM logrows GROUP BY task_id),
+            -- a success anywhere counts (SUCCESS sorts above FAILURE, RETRY, REVOKED)
+            g AS (
+                SELECT task_id, min(received) AS received, min(started) AS started, max(finished) AS finished,
+                       min(record_start) AS record_start, max(state) AS state
+                FROM timingrows GROUP BY task_id),
+            per_id AS (
+                SELECT coalesce(l.task_id, g.task_id) AS task_id, l.sent, coalesce(l.n, 0) AS n,
+                       coalesce(l.bad, 0) AS bad, l.naive,
+                       g.task_id IS NULL AND l.task_id IS NULL AS timing_without_id,
+                       g.received, g.started, g.finished, g.record_start, g.state
+                FROM l FULL OUTER JOIN g ON l.task_id = g.task_id)
+            SELECT *,
+                   n > 0 AND finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS') AS ok,
+                   n > 0 AND finished IS NOT NULL AND state IS NOT NULL AND state <> 'SUCCESS' AS failed,
+                   -- durations are NULL where they do not apply; aggregates skip NULLs
+                   CASE WHEN n > 0 AND finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS')
+                        THEN finished - started END AS s,
+                   started - sent AS w,
+                   CASE WHEN n > 0 THEN started - received END AS wr,
+                   CASE WHEN n > 0 AND finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS')
+                        THEN finished - sent END AS r,
+                   CASE WHEN n > 0 AND finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS')
+                        THEN finished - record_start END AS ss
+            FROM per_id"""
+
+    def figures(self) -> dict[str, Any]:
+        """Every aggregate metrics needs, in one pass; raises ``self.error`` on unreadable JSON."""
+
+        def stats(column: str) -> str:
+            return (
+                f"avg({column}) AS {column}_mean, quantile_cont({column}, {_QUANTILES}) AS {column}_q, "
+                f"max({column}) AS {column}_max"
+            )
+
+        query = f"""
+            SELECT count(*) FILTER (WHERE n > 0) AS sent,
+                   count(*) FILTER (WHERE ok) AS completed,
+                   count(*) FILTER (WHERE failed) AS failed,
+                   count(*) FILTER (WHERE n = 0 AND task_id IS NOT NULL AND bad = 0) AS unknown,
+                   coalesce(sum(n - 1) FILTER (WHERE n > 0), 0) AS duplicates,
+                   coalesce(sum(bad), 0) AS bad_log_lines,
+                   coalesce(bool_or(timing_without_id), FALSE) AS timing_without_id,
+                   coalesce(bool_or(naive), FALSE) AS naive,
+                   min(sent) FILTER (WHERE n > 0) AS first_sent,
+                   max(sent) FILTER (WHERE n > 0) AS last_sent,
+                   max(finished) FILTER (WHERE ok) AS last_finished,
+                   approx_quantile(finished, [0.1, 0.9]) FILTER (WHERE ok) AS finished_q,
+                   histogram(floor(finished / 60)::BIGINT) FILTER (WHERE ok) AS per_minute,
+                   count(*) FILTER (WHERE n > 0 AND (w < 0 OR r < 0)) AS skewed,
+                   min(least(w, r)) FILTER (WHERE n > 0 AND (w < 0 OR r < 0)) AS most_skewed,
+                   {stats("s")}, {stats("w")}, {stats("wr")}, {stats("r")}, {stats("ss")}
+            FROM ({self._per_task()})"""
+        cursor = self.con.execute(query)
+        names = [d[0] for d in cursor.description]
+        row = cursor.fetchall()[0]
+        return dict(zip(names, row, strict=True))
 
     def task_ids(self) -> list[str]:
-        return [row[0] for row in self.con.execute("SELECT DISTINCT task_id FROM log").fetchall()]
+        rows = self.con.execute(f"SELECT DISTINCT task_id FROM ({self._log_rows()}) WHERE task_id IS NOT NULL")
+        return [r[0] for r in rows.fetchall()]
 
-    # --- timings ------------------------------------------------------------------------------------
-
-    def load_event_files_fast(self, paths: Sequence[Path]) -> bool:
-        """Probe or events files straight into ``timings``; False when a line needs the slow path."""
-        source = f"read_json({_files(paths)}, format = 'newline_delimited', columns = {EVENT_COLUMNS})"
-        before = self._one("SELECT count(*) FROM timings")[0]
-        try:
-            self.con.execute(f"INSERT INTO timings {_EVENT_SELECT.format(source=source)}")
-        except self._duckdb.Error:
-            return False
-        if self._one("SELECT count(*) FROM timings WHERE task_id IS NULL")[0]:
-            # undo this load: rows from before carry ids, the new bad ones do not
-            self.con.execute(f"DELETE FROM timings WHERE rowid >= {before}")
-            return False
-        return True
-
-    def add_events(self, events: pa.Table) -> None:
-        """Event lines (already parsed) into ``timings``."""
-        self.con.register("incoming", events)
-        self.con.execute(f"INSERT INTO timings {_EVENT_SELECT.format(source='incoming')}")
-        self.con.unregister("incoming")
-
-    def add_timings(self, table: pa.Table) -> None:
-        """Rows already in timing form (result backend, records)."""
-        self.con.register("incoming", table)
-        self.con.execute(
-            "INSERT INTO timings SELECT task_id, received, started, finished, record_start, state, host FROM incoming"
-        )
-        self.con.unregister("incoming")
-
-    # --- the join -------------------------------------------------------------------------------------
-
-    def join(self, with_ids: bool = False) -> tuple[dict[str, np.ndarray], int, int]:
-        """One row per sent task, columns as numpy arrays; and (ids with timings but no log line,
-        duplicate log lines). One query: DuckDB pipelines the two aggregations and the join."""
-        ids = ", task_id, state" if with_ids else ""
-        # One hash aggregation over log and timing rows together (cheaper than two and a join):
-        # per id the first send and how many log lines sent it, the earliest receive and start,
-        # the latest finish; a success anywhere counts (SUCCESS sorts above FAILURE, RETRY, REVOKED).
-        columns: dict[str, Any] = self.con.execute(f"""
-            WITH rows AS (
-                SELECT task_id, sent, NULL::DOUBLE AS received, NULL::DOUBLE AS started, NULL::DOUBLE AS finished,
-                       NULL::DOUBLE AS record_start, NULL::VARCHAR AS state FROM log
-                UNION ALL
-                SELECT task_id, NULL, received, started, finished, record_start, state FROM timings),
-            per_id AS (
-                SELECT task_id, min(sent) AS sent, count(sent) AS n, min(received) AS received,
-                       min(started) AS started, max(finished) AS finished, min(record_start) AS record_start,
-                       max(state) AS state
-                FROM rows GROUP BY task_id)
-            SELECT sent, n, received, started, finished, record_start,
-                   coalesce(state = 'SUCCESS', FALSE) AS is_success, state IS NOT NULL AS has_state,
-                   n = 0 AS unknown{ids}
-            FROM per_id""").fetchnumpy()
-        unknown = as_bool(columns["unknown"])
-        count_unknown = int(unknown.sum())
-        if count_unknown:
-            columns = {k: v[~unknown] for k, v in columns.items()}
-        duplicates = int((np.asarray(columns["n"], dtype=np.int64) - 1).sum())
-        return columns, count_unknown, duplicates
-
-    def _one(self, sql: str) -> tuple[Any, ...]:
-        """The single row of ``sql`` (fetched to the end: DuckDB 2 keeps a half-read result open)."""
-        rows = self.con.execute(sql).fetchall()
-        return tuple(rows[0])
+    def write_per_task(self, path: Path) -> None:
+        """One CSV row per sent task, written by DuckDB."""
+        target = str(path).replace("'", "''")
+        self.con.execute(f"""
+            COPY (SELECT task_id, sent, received, started, finished, state, s AS service_s, w AS wait_s,
+                         r AS response_s
+                  FROM ({self._per_task()}) WHERE n > 0 ORDER BY sent, task_id)
+            TO '{target}' (HEADER, DELIMITER ',')""")
 
     def close(self) -> None:
         self.con.close()
-
-
-def as_float(values: Any) -> np.ndarray:
-    """A numpy float array with NaN for SQL NULL (DuckDB hands nullable columns as masked arrays)."""
-    if isinstance(values, np.ma.MaskedArray):
-        return np.asarray(np.ma.filled(values.astype(float), np.nan))
-    return np.asarray(values, dtype=float)
-
-
-def as_bool(values: Any) -> np.ndarray:
-    if isinstance(values, np.ma.MaskedArray):
-        return np.asarray(np.ma.filled(values, False), dtype=bool)
-    return np.asarray(values, dtype=bool)
-
-
-def require_rows(count: int, paths: Sequence[Path]) -> None:
-    if count == 0:
-        raise InputError(f"no task lines in {', '.join(str(p) for p in paths)}: nothing was sent")
+        self._spill.cleanup()

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from capacity.errors import BrokerError, InputError
-from capacity.store import Store, require_rows
+from capacity.store import Store
 
 BLOCK = 1 << 26
 PROBE_STREAM = "capacity:timings"
@@ -54,13 +54,13 @@ class Problems:
 
 @dataclass
 class TaskLog:
-    """One or more task logs, loaded into ``store``'s ``log`` table (task_id, sent)."""
+    """One or more task logs, given to ``store`` (read when the figures are computed)."""
 
     store: Store
     runs: list[dict[str, Any]]
     ends: list[dict[str, Any]]
     paths: list[Path]
-    tasks: int
+    skip_bad: bool = False
 
 
 # --- line-by-line fallback -----------------------------------------------------------------------
@@ -153,7 +153,7 @@ def _run_and_end_lines(path: Path) -> tuple[list[dict[str, Any]], list[dict[str,
     return runs, ends
 
 
-def _read_task_log_slowly(path: Path, store: Store, problems: Problems, skip_bad: bool) -> int:
+def _read_task_log_slowly(path: Path, problems: Problems, skip_bad: bool) -> pa.Table:
     naive = False
 
     def accept(line: dict[str, Any]) -> bool:
@@ -170,8 +170,12 @@ def _read_task_log_slowly(path: Path, store: Store, problems: Problems, skip_bad
     rows = list(_scan(path, accept, skip_bad, problems, "task log"))
     if naive:
         problems.warn(f"{path}: timestamps without a time zone were taken as UTC")
-    store.add_log_rows([r["task_id"] for r in rows], pa.array([r["sent"] for r in rows], pa.float64()))
-    return len(rows)
+    return pa.table(
+        {
+            "task_id": pa.array([r["task_id"] for r in rows], pa.string()),
+            "sent": pa.array([r["sent"] for r in rows], pa.float64()),
+        }
+    )
 
 
 def read_task_logs(
@@ -187,15 +191,17 @@ def read_task_logs(
         runs += found_runs
         ends += found_ends
     store = store or Store()
-    fast = store.load_task_logs_fast(paths)
-    if fast is not None:
-        tasks, naive = fast
-        if naive:
-            problems.warn(f"{', '.join(map(str, paths))}: timestamps without a time zone were taken as UTC")
-    else:
-        tasks = sum(_read_task_log_slowly(path, store, problems, skip_bad) for path in paths)
-    require_rows(tasks, paths)
-    return TaskLog(store, runs, ends, list(paths), tasks)
+    store.log_files.extend(paths)
+    return TaskLog(store, runs, ends, list(paths), skip_bad)
+
+
+def parse_slowly(log: TaskLog, problems: Problems) -> None:
+    """Re-read every file DuckDB was to read, line by line: a bad line raises with file:line
+    (or, with skip_bad, is counted and skipped); the good lines go to the store as tables."""
+    store = log.store
+    store.log_tables += [_read_task_log_slowly(p, problems, log.skip_bad) for p in store.log_files]
+    store.event_tables += [_event_rows(p, problems, log.skip_bad) for p in store.event_files]
+    store.log_files, store.event_files = [], []
 
 
 # --- timing sources --------------------------------------------------------------------------------
@@ -223,18 +229,16 @@ def _event_rows(path: Path, problems: Problems, skip_bad: bool) -> pa.Table:
     return pa.Table.from_pylist([{n: r.get(n) for n in _EVENT_SCHEMA.names} for r in rows], schema=_EVENT_SCHEMA)
 
 
-def read_event_files(paths: list[Path], store: Store, problems: Problems, skip_bad: bool) -> None:
+def read_event_files(paths: list[Path], store: Store) -> None:
     """Probe files, or ``capacity collect`` events files (the same line format)."""
-    if paths and not store.load_event_files_fast(paths):
-        for path in paths:
-            store.add_events(_event_rows(path, problems, skip_bad))
+    store.event_files.extend(paths)
 
 
-def read_probe_directory(directory: Path, store: Store, problems: Problems, skip_bad: bool) -> None:
+def read_probe_directory(directory: Path, store: Store, problems: Problems) -> None:
     files = sorted(p for p in directory.iterdir() if p.suffix in (".jsonl", ".json") and p.stat().st_size)
     if not files:
         problems.warn(f"{directory}: no timings files (is the probe enabled? CAPACITY_TIMINGS on the workers)")
-    read_event_files(files, store, problems, skip_bad)
+    read_event_files(files, store)
 
 
 def _redis(url: str) -> Any:
@@ -408,21 +412,26 @@ def load_source(
     if source.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
         client = _redis(source)
         if kind == "backend" or (not kind and not client.exists(PROBE_STREAM)):
-            store.add_timings(read_result_backend(client, store.task_ids(), problems))
+            try:
+                task_ids = store.task_ids()
+            except store.error:
+                parse_slowly(log, problems)
+                task_ids = store.task_ids()
+            store.timing_tables.append(read_result_backend(client, task_ids, problems))
             return "result backend"
-        store.add_events(read_probe_stream(client, problems, skip_bad))
+        store.event_tables.append(read_probe_stream(client, problems, skip_bad))
         return "probe (Redis stream)"
     if source.startswith("sqlite:///") or kind == "records":
-        store.add_timings(read_records(source, columns, query, problems, skip_bad))
+        store.timing_tables.append(read_records(source, columns, query, problems, skip_bad))
         return "records"
     path = Path(source)
     if path.is_dir():
-        read_probe_directory(path, store, problems, skip_bad)
+        read_probe_directory(path, store, problems)
         return "probe"
     if not path.is_file():
         raise InputError(f"timings source {source} does not exist")
     if kind in ("probe", "events"):
-        read_event_files([path], store, problems, skip_bad)
+        read_event_files([path], store)
         return kind
     if path.suffix not in (".csv", ".parquet"):
         with path.open("rb") as handle:
@@ -432,9 +441,9 @@ def load_source(
         except ValueError:
             head = {}
         if isinstance(head, dict) and "event" in head and "task_id" in head:
-            read_event_files([path], store, problems, skip_bad)
+            read_event_files([path], store)
             return "events"
-    store.add_timings(read_records(source, columns, query, problems, skip_bad))
+    store.timing_tables.append(read_records(source, columns, query, problems, skip_bad))
     return "records"
 
 

@@ -33,14 +33,17 @@ def run_metrics(
     query: str | None = None,
     columns: RecordColumns | None = None,
     skip_bad: bool = False,
-    keep_per_task: bool = False,
+    per_task_csv: Path | None = None,
 ) -> Metrics:
     problems = Problems()
     log = read_task_logs(tasks_log, problems, skip_bad)
     sources = timings or ([os.environ["CAPACITY_TIMINGS"]] if os.environ.get("CAPACITY_TIMINGS") else [])
     try:
         kinds = [load_source(s, log, columns or RecordColumns(), query, problems, skip_bad) for s in sources]
-        return compute(log, kinds, problems, concurrency, read_monitor_samples(log.paths), keep_per_task)
+        result = compute(log, kinds, problems, concurrency, read_monitor_samples(log.paths))
+        if per_task_csv is not None:
+            log.store.write_per_task(per_task_csv)
+        return result
     finally:
         log.store.close()
 
@@ -70,12 +73,8 @@ def command(
         query,
         RecordColumns(id_col, start_col, end_col, state_col),
         skip_bad,
-        keep_per_task=csv is not None,
+        per_task_csv=csv,
     )
-    if csv is not None and result.per_task is not None:
-        import pyarrow.csv as pa_csv
-
-        pa_csv.write_csv(result.per_task, csv)
     report = metrics_report(result)
     if fmt == "csv":
         text = flat_csv(report.data)
