@@ -248,3 +248,40 @@ def test_cli_formats_and_fail_if(four_tasks: tuple[Path, Path], tmp_path: Path) 
     assert result.exit_code == 1 and "failed: thresholds broken: completion<0.95" in result.stderr
     result = runner.invoke(app, ["metrics", "--tasks-log", str(tmp_path / "nope.log")])
     assert result.exit_code == 2 and result.stderr.startswith("error: task log") and "Traceback" not in result.stderr
+
+
+def test_records_parquet_and_jsonl(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    log = write_log(tmp_path / "l.log", {"a": T0, "b": T0})
+    pq.write_table(
+        pa.table({"id": ["a", "b"], "uploaded_at": [iso(T0), iso(T0)], "updated_at": [iso(T0 + 4), iso(T0 + 8)]}),
+        tmp_path / "r.parquet",
+    )
+    m = run_metrics([log], [str(tmp_path / "r.parquet")])
+    assert m.seed_s["mean"] == pytest.approx(6.0)
+    lines = [{"id": "a", "uploaded_at": iso(T0), "updated_at": iso(T0 + 2)}]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    m = run_metrics([log], [f"records:{tmp_path / 'r.jsonl'}"])
+    assert (m.completed, m.missing, m.seed_s["mean"]) == (1, 1, pytest.approx(2.0))
+
+
+def test_sustained_run_with_monitor_samples_gets_a_trend_and_littles_law(tmp_path: Path) -> None:
+    # 60 tasks at 1/s, each waits 1 s and runs 1 s; the monitor saw the queue flat at 2 in system
+    sends = {f"t{i}": T0 + i for i in range(60)}
+    log = write_log(tmp_path / "worker_tasks_x.log", sends, mode="sustained")
+    write_probe(tmp_path / "p", [done(t, s + 1, s + 2) for t, s in sends.items()])
+    monitor = tmp_path / "worker_tasks_x_monitor.csv"
+    monitor.write_text(
+        "timestamp,visible,in_flight,sent_so_far\n" + "".join(f"{iso(T0 + i)},1,1,{i}\n" for i in range(0, 61, 2))
+    )
+    m = run_metrics([log], [str(tmp_path / "p")])
+    assert m.trend is not None and m.trend["verdict"] == "stable"
+    assert m.trend["slope_per_min"] == pytest.approx(0.0, abs=1e-9)
+    # X = 60 tasks / 61 s; R = 2 s; L = X x R ~ 1.97, observed 2
+    assert m.littles_law["L_from_X_R"] == pytest.approx(60 / 61 * 2)
+    assert m.littles_law["L_observed"] == pytest.approx(2.0)
+    assert m.throughput_steady_per_min == pytest.approx(60.0, rel=0.05)
+    # wall-clock minutes from the first send's minute: T0 is hh:13:20, so the minute ends at T0 + 40
+    assert m.timeline == [(0, 38), (1, 22)]
