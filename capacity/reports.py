@@ -472,3 +472,74 @@ def flat_csv(data: dict[str, Any]) -> str:
     writer.writerow(scalars.keys())
     writer.writerow("" if v is None else v for v in scalars.values())
     return out.getvalue()
+
+
+def plan_report(
+    queue: Any, answer_time_s: float, required: int | None, nearby: list[Any], workers: dict[str, Any] | None
+) -> Report:
+    """An Erlang C evaluation (capacity.queueing.MMc), the slots a target needs and their cost."""
+    percentiles = {f"wait_p{p}_s": queue.wait_percentile_s(p / 100) for p in (50, 90, 95, 99)}
+    data: dict[str, Any] = {
+        "model": "M/M/c (Erlang C)",
+        "arrival_rate_per_s": queue.arrival_rate_per_s,
+        "service_time_s": queue.service_time_s,
+        "slots": queue.slots,
+        "offered_load": queue.offered_load,
+        "utilization": queue.utilization,
+        "p_wait": queue.p_wait,
+        "mean_wait_s": queue.mean_wait_s,
+        **percentiles,
+        "answer_time_s": answer_time_s,
+        "service_level": queue.service_level(answer_time_s),
+        "mean_response_s": queue.mean_response_s,
+        "mean_queue_length": queue.mean_queue_length,
+        "required_workers": required,
+    }
+    if workers:
+        data.update(workers)
+    summary = [
+        ("Offered load", f"{queue.offered_load:.3f} Erlangs (busy slots on average)"),
+        ("Slots", str(queue.slots) + (" (the fewest that meet the target)" if required is not None else "")),
+        ("Utilisation", f"{queue.utilization:.1%}"),
+        ("P(wait)", f"{queue.p_wait:.4f}"),
+        ("Mean wait", format_duration(queue.mean_wait_s)),
+        ("Wait p50 / p90 / p95 / p99", " / ".join(format_duration(v) for v in percentiles.values())),
+        (f"Service level P(wait <= {answer_time_s:g} s)", f"{queue.service_level(answer_time_s):.2%}"),
+        ("Mean response time", format_duration(queue.mean_response_s)),
+        ("Mean queue length", f"{queue.mean_queue_length:.2f}"),
+    ]
+    if workers:
+        summary.append(("Workers", f"{workers['workers']} x {workers['concurrency_per_worker']} slots"))
+        if "monthly_usd" in workers:
+            summary.append(("Monthly cost", f"${workers['monthly_usd']:,.2f} ({workers['instance']})"))
+    rows = tuple(
+        (
+            str(q.slots),
+            f"{q.utilization:.1%}",
+            f"{q.p_wait:.4f}",
+            format_duration(q.mean_wait_s),
+            format_duration(q.wait_percentile_s(0.95)),
+            f"{q.service_level(answer_time_s):.2%}",
+        )
+        for q in nearby
+    )
+    tables = (
+        (
+            Table(
+                "Nearby slot counts",
+                ("Slots", "Utilisation", "P(wait)", "Mean wait", "Wait p95", f"SL({answer_time_s:g} s)"),
+                rows,
+            ),
+        )
+        if rows
+        else ()
+    )
+    notes: tuple[str, ...] = (
+        "M/M/c: Poisson arrivals, exponential service times, FCFS; real service times with less "
+        "variance wait less (capacity simulate models other distributions).",
+    )
+    if not queue.stable:
+        notes += (
+            f"Overloaded: offered load {queue.offered_load:.2f} >= {queue.slots} slots; the queue grows without bound.",
+        )
+    return Report("Queueing plan", data, tuple(summary), tables, notes)

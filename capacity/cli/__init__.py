@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from capacity import __version__
-from capacity.cli import assess, collect, cost, inject, metrics, recommend
+from capacity.cli import assess, collect, cost, inject, metrics, plan, recommend
 
 app = typer.Typer(
     name="capacity",
@@ -20,6 +20,7 @@ app.command("cost", help=cost.HELP)(cost.command)
 app.command("inject", help=inject.HELP)(inject.command)
 app.command("metrics", help=metrics.HELP)(metrics.command)
 app.command("collect", help=collect.HELP)(collect.command)
+app.command("plan", help=plan.HELP)(plan.command)
 
 
 def _version(value: bool) -> None:
