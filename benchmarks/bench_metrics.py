@@ -173,8 +173,7 @@ def main() -> None:
             log, timings = generate(folder, options.tasks)
         size_mb = (log.stat().st_size + sum(p.stat().st_size for p in timings.iterdir())) / 1e6
         print(
-            f"{verb} {options.tasks:,} tasks ({size_mb:,.0f} MB of JSON Lines) in "
-            f"{time.perf_counter() - started:.1f} s"
+            f"{verb} {options.tasks:,} tasks ({size_mb:,.0f} MB of JSON Lines) in {time.perf_counter() - started:.1f} s"
         )
         ours = run(CAPACITY, log, timings)
         duck = run(DUCKDB, log, timings)

@@ -1,0 +1,114 @@
+"""``capacity simulate``: a discrete-event simulation of a worker pool."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
+from capacity.errors import InputError
+from capacity.report import Report, Table
+from capacity.simulate import Workload, replicate
+from capacity.units import format_duration, parse_duration, parse_rate
+
+HELP = """Simulate C worker slots, FCFS: arrivals as a burst (N at t=0), a fixed rate, Poisson, or
+replayed from task logs; service times constant, exponential, lognormal (--service-cv) or
+resampled from a measured run (--from-metrics: the per-task CSV of `capacity metrics --csv`).
+Seeded; --replications K gives 95% confidence intervals. Reports X, S, W and R, queue depth over
+time and the time to drain."""
+
+Opt = typer.Option
+
+
+def _replay_offsets(logs: list[Path]) -> np.ndarray:
+    from capacity.store import Store
+    from capacity.timings import Problems, parse_slowly, read_task_logs
+
+    log = read_task_logs(logs, Problems())
+    try:
+        try:
+            rows = log.store.con.execute(f"SELECT sent FROM ({log.store._log_rows()}) WHERE sent IS NOT NULL")
+            sent = np.array([r[0] for r in rows.fetchall()], dtype=float)
+        except Store().error:
+            parse_slowly(log, Problems())
+            rows = log.store.con.execute(f"SELECT sent FROM ({log.store._log_rows()}) WHERE sent IS NOT NULL")
+            sent = np.array([r[0] for r in rows.fetchall()], dtype=float)
+    finally:
+        log.store.close()
+    if not len(sent):
+        raise InputError("the task logs hold no sent tasks to replay")
+    return np.sort(sent - sent.min())
+
+
+def _empirical(path: Path) -> np.ndarray:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise InputError(f"--from-metrics {path}: {exc.strerror}") from None
+    values = [float(r["service_s"]) for r in rows if r.get("service_s") not in (None, "", "nan")]
+    if not values:
+        raise InputError(f"--from-metrics {path}: no service_s column with values (capacity metrics --csv)")
+    return np.array(values)
+
+
+@handle_errors
+def command(
+    workers: Annotated[int, Opt("--workers", help="Worker slots C (workers x concurrency).")],
+    arrival: Annotated[str, Opt(help="burst, fixed, poisson or replay.")] = "poisson",
+    arrival_rate: Annotated[str | None, Opt(help="Arrival rate for fixed/poisson, e.g. 2/s.")] = None,
+    count: Annotated[int, Opt(help="Tasks to simulate.")] = 10_000,
+    tasks_log: Annotated[list[Path] | None, Opt("--tasks-log", help="Task logs to replay (repeatable).")] = None,
+    service: Annotated[str, Opt(help="constant, exponential, lognormal or empirical.")] = "exponential",
+    service_time: Annotated[str | None, Opt(help="Mean service time, e.g. 10s.")] = None,
+    service_cv: Annotated[float, Opt(help="Lognormal: coefficient of variation.")] = 1.0,
+    from_metrics: Annotated[Path | None, Opt(help="Per-task CSV from `capacity metrics --csv` (empirical).")] = None,
+    seed: Annotated[int, Opt(help="Random seed (replication k uses seed + k).")] = 1,
+    replications: Annotated[int, Opt(help="Independent replications, for confidence intervals.")] = 1,
+    fmt: FormatOption = "table",
+    output: OutputOption = "-",
+) -> None:
+    if fmt in ("env", "k8s"):
+        raise InputError(f"--format {fmt} is not available for simulate")
+    workload = Workload(
+        slots=workers,
+        arrival=arrival,
+        arrival_rate_per_s=parse_rate(arrival_rate, "--arrival-rate") if arrival_rate else None,
+        count=count,
+        service=service,
+        service_time_s=parse_duration(service_time, "--service-time") if service_time else None,
+        service_cv=service_cv,
+        replay_offsets_s=_replay_offsets(tasks_log) if arrival == "replay" and tasks_log else None,
+        empirical_s=_empirical(from_metrics) if from_metrics else None,
+    )
+    result = replicate(workload, seed, replications)
+    ci = result["ci95_half_width"] or {}
+
+    def show(key: str, seconds: bool = True) -> str:
+        value = result[key]
+        text = format_duration(value) if seconds else f"{value:,.2f}"
+        return text + (f" ± {format_duration(ci[key]) if seconds else f'{ci[key]:,.2f}'}" if key in ci else "")
+
+    summary = (
+        ("Model", result["model"]),
+        ("Tasks x replications", f"{result['tasks']:,} x {replications}"),
+        ("X throughput", show("throughput_per_min", seconds=False) + " tasks/min"),
+        ("S service time mean", show("service_time_mean_s")),
+        ("W wait mean / p95 / p99", f"{show('wait_mean_s')} / {show('wait_p95_s')} / {show('wait_p99_s')}"),
+        ("R response mean / p95", f"{show('response_time_mean_s')} / {show('response_time_p95_s')}"),
+        ("Utilisation", f"{result['utilization']:.1%}"),
+        ("Time to drain (first arrival to last finish)", show("drain_time_s")),
+    )
+    depth = result["queue_depth"]
+    step = max(1, len(depth) // 20)
+    table = Table(
+        "Tasks waiting over time (first replication)",
+        ("t", "waiting"),
+        tuple((format_duration(p["t_s"]), str(p["waiting"])) for p in depth[::step]),
+    )
+    notes = ("± is the 95% confidence half-width across replications (Student's t).",) if ci else ()
+    emit(Report("Simulation", result, summary, (table,), notes), fmt, output)

@@ -1,0 +1,180 @@
+"""A discrete-event simulation of a pool of c worker slots, FCFS: what a burst or a rate does.
+
+Each task takes the slot that frees first (a heap of slot free-times, one heap operation per
+task), starts at max(its arrival, that time) and holds the slot for its service time. Arrivals
+and service times are drawn with numpy, seeded, so every run is reproducible.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from capacity.errors import InputError
+
+ARRIVALS = ("burst", "fixed", "poisson", "replay")
+SERVICES = ("constant", "exponential", "lognormal", "empirical")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How tasks arrive and how long each takes."""
+
+    slots: int
+    arrival: str = "poisson"
+    arrival_rate_per_s: float | None = None
+    count: int = 10_000
+    service: str = "exponential"
+    service_time_s: float | None = None
+    service_cv: float = 1.0
+    replay_offsets_s: np.ndarray | None = field(default=None, compare=False)
+    empirical_s: np.ndarray | None = field(default=None, compare=False)
+
+    def check(self) -> None:
+        if self.slots < 1:
+            raise InputError(f"--workers must be at least 1, got {self.slots}")
+        if self.arrival not in ARRIVALS:
+            raise InputError(f"--arrival: {self.arrival!r} is not one of {', '.join(ARRIVALS)}")
+        if self.service not in SERVICES:
+            raise InputError(f"--service: {self.service!r} is not one of {', '.join(SERVICES)}")
+        if self.arrival in ("fixed", "poisson") and not (self.arrival_rate_per_s and self.arrival_rate_per_s > 0):
+            raise InputError(f"--arrival {self.arrival} needs --arrival-rate above zero")
+        if self.arrival == "replay" and (self.replay_offsets_s is None or not len(self.replay_offsets_s)):
+            raise InputError("--arrival replay needs --tasks-log with sent tasks")
+        if self.arrival != "replay" and self.count < 1:
+            raise InputError(f"--count must be at least 1, got {self.count}")
+        if self.service == "empirical":
+            if self.empirical_s is None or not len(self.empirical_s):
+                raise InputError("--service empirical needs --from-metrics with measured service times")
+        elif not (self.service_time_s and self.service_time_s > 0):
+            raise InputError(f"--service {self.service} needs --service-time above zero")
+
+    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(arrival times, service times) for one replication."""
+        if self.arrival == "replay":
+            assert self.replay_offsets_s is not None
+            arrivals = np.sort(np.asarray(self.replay_offsets_s, dtype=float))
+        elif self.arrival == "burst":
+            arrivals = np.zeros(self.count)
+        elif self.arrival == "fixed":
+            assert self.arrival_rate_per_s is not None
+            arrivals = np.arange(self.count) / self.arrival_rate_per_s
+        else:
+            assert self.arrival_rate_per_s is not None
+            arrivals = np.cumsum(rng.exponential(1 / self.arrival_rate_per_s, self.count))
+            arrivals -= arrivals[0]
+        n = len(arrivals)
+        mean = self.service_time_s or 0.0
+        if self.service == "constant":
+            services = np.full(n, mean)
+        elif self.service == "exponential":
+            services = rng.exponential(mean, n)
+        elif self.service == "lognormal":
+            sigma2 = math.log(1 + self.service_cv**2)
+            services = rng.lognormal(math.log(mean) - sigma2 / 2, math.sqrt(sigma2), n)
+        else:
+            assert self.empirical_s is not None
+            services = rng.choice(np.asarray(self.empirical_s, dtype=float), n, replace=True)
+        return arrivals, services
+
+
+def run_pool(arrivals: np.ndarray, services: np.ndarray, slots: int) -> np.ndarray:
+    """Start times of FCFS tasks on ``slots`` slots (arrivals sorted)."""
+    free = [0.0] * slots  # a valid heap: all slots free at 0
+    starts: list[float] = []
+    append, replace = starts.append, heapq.heapreplace
+    for arrival, service in zip(arrivals.tolist(), services.tolist(), strict=True):
+        earliest = free[0]
+        start = earliest if earliest > arrival else arrival
+        append(start)
+        replace(free, start + service)
+    return np.array(starts)
+
+
+def _summaries(**columns: np.ndarray) -> dict[str, dict[str, float]]:
+    """Mean, p50, p95, p99 and max of each column, in one numpy pass."""
+    names = list(columns)
+    stacked = np.vstack([columns[name] for name in names])
+    quantiles = np.percentile(stacked, [50, 95, 99], axis=1)
+    means, maxima = stacked.mean(axis=1), stacked.max(axis=1)
+    return {
+        name: {
+            "mean": float(means[i]),
+            "p50": float(quantiles[0, i]),
+            "p95": float(quantiles[1, i]),
+            "p99": float(quantiles[2, i]),
+            "max": float(maxima[i]),
+        }
+        for i, name in enumerate(names)
+    }
+
+
+def replicate(workload: Workload, seed: int = 1, replications: int = 1, depth_points: int = 200) -> dict[str, Any]:
+    """Run ``replications`` seeded replications; means, with 95% confidence intervals when > 1."""
+    workload.check()
+    if replications < 1:
+        raise InputError(f"--replications must be at least 1, got {replications}")
+    runs = []
+    depth: list[dict[str, float]] = []
+    for k in range(replications):
+        rng = np.random.default_rng(seed + k)
+        arrivals, services = workload.draw(rng)
+        starts = run_pool(arrivals, services, workload.slots)
+        finishes = starts + services
+        wait, response = starts - arrivals, finishes - arrivals
+        horizon = float(finishes.max() - arrivals.min())
+        runs.append(
+            {
+                "throughput_per_min": len(arrivals) / horizon * 60 if horizon > 0 else math.inf,
+                **_summaries(service=services, wait=wait, response=response),
+                "drain_time_s": horizon,
+                "utilization": float(services.sum() / (workload.slots * horizon)) if horizon > 0 else 1.0,
+            }
+        )
+        if k == 0:
+            grid = np.linspace(arrivals.min(), finishes.max(), depth_points)
+            # FCFS start times never decrease, so both arrays are already sorted
+            waiting = np.searchsorted(arrivals, grid, side="right") - np.searchsorted(starts, grid, side="right")
+            depth = [{"t_s": float(t), "waiting": int(w)} for t, w in zip(grid, waiting, strict=True)]
+
+    def pooled(get: Any) -> tuple[float, float | None]:
+        values = np.array([get(r) for r in runs], dtype=float)
+        if len(values) < 2:
+            return float(values[0]), None
+        from scipy import stats
+
+        half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+        return float(values.mean()), half
+
+    result: dict[str, Any] = {
+        "model": f"c={workload.slots} slots, FCFS, {workload.arrival} arrivals, {workload.service} service",
+        "replications": replications,
+        "seed": seed,
+        "tasks": len(workload.draw(np.random.default_rng(seed))[0]) if workload.arrival == "replay" else workload.count,
+    }
+    keys = {
+        "throughput_per_min": lambda r: r["throughput_per_min"],
+        "service_time_mean_s": lambda r: r["service"]["mean"],
+        "wait_mean_s": lambda r: r["wait"]["mean"],
+        "wait_p50_s": lambda r: r["wait"]["p50"],
+        "wait_p95_s": lambda r: r["wait"]["p95"],
+        "wait_p99_s": lambda r: r["wait"]["p99"],
+        "wait_max_s": lambda r: r["wait"]["max"],
+        "response_time_mean_s": lambda r: r["response"]["mean"],
+        "response_time_p95_s": lambda r: r["response"]["p95"],
+        "response_time_p99_s": lambda r: r["response"]["p99"],
+        "drain_time_s": lambda r: r["drain_time_s"],
+        "utilization": lambda r: r["utilization"],
+    }
+    intervals = {}
+    for key, get in keys.items():
+        result[key], half = pooled(get)
+        if half is not None:
+            intervals[key] = half
+    result["ci95_half_width"] = intervals or None
+    result["queue_depth"] = depth
+    return result
