@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from capacity import __version__
-from capacity.cli import assess, collect, cost, inject, metrics, plan, recommend, simulate
+from capacity.cli import assess, collect, cost, inject, metrics, plan, recommend, simulate, usl
 
 app = typer.Typer(
     name="capacity",
@@ -22,6 +22,7 @@ app.command("metrics", help=metrics.HELP)(metrics.command)
 app.command("collect", help=collect.HELP)(collect.command)
 app.command("plan", help=plan.HELP)(plan.command)
 app.command("simulate", help=simulate.HELP)(simulate.command)
+app.command("usl", help=usl.HELP)(usl.command)
 
 
 def _version(value: bool) -> None:
