@@ -77,7 +77,8 @@ class Store:
             names.append(name)
         return names
 
-    def _log_rows(self) -> str:
+    def log_rows(self) -> str:
+        """SQL for the task lines of every log: task_id, sent (epoch s), bad, naive."""
         parts = []
         if self.log_files:
             parts.append(f"""
@@ -112,7 +113,7 @@ class Store:
     def _per_task(self) -> str:
         """One row per task id across every log and timing row, with its durations."""
         return f"""
-            WITH logrows AS ({self._log_rows()}),
+            WITH logrows AS ({self.log_rows()}),
             timingrows AS ({self._timing_rows()}),
             l AS (
                 SELECT task_id, min(sent) AS sent, count(sent) AS n, count(*) FILTER (WHERE bad) AS bad,
@@ -176,7 +177,7 @@ class Store:
         return dict(zip(names, row, strict=True))
 
     def task_ids(self) -> list[str]:
-        rows = self.con.execute(f"SELECT DISTINCT task_id FROM ({self._log_rows()}) WHERE task_id IS NOT NULL")
+        rows = self.con.execute(f"SELECT DISTINCT task_id FROM ({self.log_rows()}) WHERE task_id IS NOT NULL")
         return [r[0] for r in rows.fetchall()]
 
     def write_per_task(self, path: Path) -> None:

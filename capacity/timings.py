@@ -8,7 +8,6 @@ name the bad line (or, with ``skip_bad``, to count and skip it).
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -445,7 +444,3 @@ def load_source(
             return "events"
     store.timing_tables.append(read_records(source, columns, query, problems, skip_bad))
     return "records"
-
-
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

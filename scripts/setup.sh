@@ -6,8 +6,10 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+# pip's notes about unreachable extra index folders on some machines are noise, not errors
+quiet() { grep -v -e "^WARNING: Location" -e "^ *$" || true; }
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | quiet
 spec="."
 [ -n "${EXTRAS:-}" ] && spec=".[${EXTRAS}]"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec" 2>&1 | grep -v -e '^WARNING: Location' -e '^ *$' || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec" 2>&1 | quiet
 .venv/bin/python -c "import capacity" # fail loudly if the install did not work

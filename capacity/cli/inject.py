@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from capacity.brokers import resolve_broker_url
 from capacity.cli._common import handle_errors
-from capacity.errors import EXIT_UNREACHABLE, BrokerError, CapacityError, InputError
+from capacity.errors import BrokerError, InputError
 from capacity.inject import InjectConfig, InjectResult, inject
 from capacity.monitor import Sample
 from capacity.payload import default_payload, existing_file, load_template, synthetic_file
@@ -257,4 +257,4 @@ def _report(result: InjectResult, console: Console, quiet: bool) -> None:
         console.print(line, highlight=False, markup=False)
 
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_UNREACHABLE", "HELP", "CapacityError", "command"]
+__all__ = ["EXIT_INTERRUPTED", "HELP", "Interrupts", "command"]

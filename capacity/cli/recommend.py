@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -186,4 +185,4 @@ def command(
     emit(report, fmt, output)
 
 
-__all__ = ["HELP", "Path", "command", "pick_mode"]
+__all__ = ["HELP", "command", "pick_mode"]

@@ -25,20 +25,27 @@ Opt = typer.Option
 
 
 def _replay_offsets(logs: list[Path]) -> np.ndarray:
-    from capacity.store import Store
+    """Send times of the task logs, from 0 (what `--arrival replay` replays)."""
     from capacity.timings import Problems, parse_slowly, read_task_logs
 
     log = read_task_logs(logs, Problems())
+    store = log.store
+
+    def sent_rows() -> list[tuple[float]]:  # log_rows() changes once parse_slowly has run
+        result: list[tuple[float]] = store.con.execute(
+            f"SELECT sent FROM ({store.log_rows()}) WHERE sent IS NOT NULL"
+        ).fetchall()
+        return result
+
     try:
         try:
-            rows = log.store.con.execute(f"SELECT sent FROM ({log.store._log_rows()}) WHERE sent IS NOT NULL")
-            sent = np.array([r[0] for r in rows.fetchall()], dtype=float)
-        except Store().error:
+            rows = sent_rows()
+        except store.error:  # a malformed line: the slow reader names it
             parse_slowly(log, Problems())
-            rows = log.store.con.execute(f"SELECT sent FROM ({log.store._log_rows()}) WHERE sent IS NOT NULL")
-            sent = np.array([r[0] for r in rows.fetchall()], dtype=float)
+            rows = sent_rows()
     finally:
-        log.store.close()
+        store.close()
+    sent = np.array([r[0] for r in rows], dtype=float)
     if not len(sent):
         raise InputError("the task logs hold no sent tasks to replay")
     return np.sort(sent - sent.min())
