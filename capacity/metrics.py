@@ -139,8 +139,6 @@ def compute(
     if figures is None or figures["bad_log_lines"] or figures["timing_without_id"]:
         parse_slowly(log, problems)  # names the bad line, or skips it with --skip-bad
         figures = store.figures()
-    if figures["naive"]:
-        problems.warn("task log timestamps without a time zone were taken as UTC")
     n = int(figures["sent"])
     if n == 0:
         raise InputError(f"no task lines in {', '.join(str(p) for p in log.paths)}: nothing was sent")

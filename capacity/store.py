@@ -78,7 +78,8 @@ class Store:
         return names
 
     def log_rows(self) -> str:
-        """SQL for the task lines of every log: task_id, sent (epoch s), bad, naive."""
+        """SQL for the task lines of every log: task_id, sent (epoch s), bad. Timestamps without an
+        offset are read as UTC (the session's zone); read_task_logs warns about them."""
         parts = []
         if self.log_files:
             parts.append(f"""
@@ -88,8 +89,7 @@ class Store:
                 FROM read_json({_files(self.log_files)}, format = 'newline_delimited', columns = {_LOG_COLUMNS})
                 WHERE type IS NULL""")
         parts += [
-            f"SELECT task_id, sent, FALSE AS bad, FALSE AS naive FROM {name}"
-            for name in self._register("log_table", self.log_tables)
+            f"SELECT task_id, sent, FALSE AS bad FROM {name}" for name in self._register("log_table", self.log_tables)
         ]
         return " UNION ALL ".join(parts)
 
@@ -116,8 +116,7 @@ class Store:
             WITH logrows AS ({self.log_rows()}),
             timingrows AS ({self._timing_rows()}),
             l AS (
-                SELECT task_id, min(sent) AS sent, count(sent) AS n, count(*) FILTER (WHERE bad) AS bad,
-                       bool_or(naive) AS naive
+                SELECT task_id, min(sent) AS sent, count(sent) AS n, count(*) FILTER (WHERE bad) AS bad
                 FROM logrows GROUP BY task_id),
             -- a success anywhere counts (SUCCESS sorts above FAILURE, RETRY, REVOKED)
             g AS (
@@ -126,7 +125,7 @@ class Store:
                 FROM timingrows GROUP BY task_id),
             per_id AS (
                 SELECT coalesce(l.task_id, g.task_id) AS task_id, l.sent, coalesce(l.n, 0) AS n,
-                       coalesce(l.bad, 0) AS bad, l.naive,
+                       coalesce(l.bad, 0) AS bad,
                        g.task_id IS NULL AND l.task_id IS NULL AS timing_without_id,
                        g.received, g.started, g.finished, g.record_start, g.state
                 FROM l FULL OUTER JOIN g ON l.task_id = g.task_id)
@@ -153,6 +152,8 @@ class Store:
                 f"max({column}) AS {column}_max"
             )
 
+        # records are the only source of a record start: without them seed S is simply absent
+        record_stats = stats("ss") if self.timing_tables else "NULL AS ss_mean, NULL AS ss_q, NULL AS ss_max"
         query = f"""
             SELECT count(*) FILTER (WHERE n > 0) AS sent,
                    count(*) FILTER (WHERE ok) AS completed,
@@ -161,7 +162,6 @@ class Store:
                    coalesce(sum(n - 1) FILTER (WHERE n > 0), 0) AS duplicates,
                    coalesce(sum(bad), 0) AS bad_log_lines,
                    coalesce(bool_or(timing_without_id), FALSE) AS timing_without_id,
-                   coalesce(bool_or(naive), FALSE) AS naive,
                    min(sent) FILTER (WHERE n > 0) AS first_sent,
                    max(sent) FILTER (WHERE n > 0) AS last_sent,
                    max(finished) FILTER (WHERE ok) AS last_finished,
@@ -169,7 +169,7 @@ class Store:
                    histogram(floor(finished / 60)::BIGINT) FILTER (WHERE ok) AS per_minute,
                    count(*) FILTER (WHERE n > 0 AND (w < 0 OR r < 0)) AS skewed,
                    min(least(w, r)) FILTER (WHERE n > 0 AND (w < 0 OR r < 0)) AS most_skewed,
-                   {stats("s")}, {stats("w")}, {stats("wr")}, {stats("r")}, {stats("ss")}
+                   {stats("s")}, {stats("w")}, {stats("wr")}, {stats("r")}, {record_stats}
             FROM ({self._per_task()})"""
         cursor = self.con.execute(query)
         names = [d[0] for d in cursor.description]

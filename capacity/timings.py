@@ -124,22 +124,25 @@ def _iso_to_epoch_slow(values: pa.Array, where: str, problems: Problems) -> pa.A
 # --- task logs -------------------------------------------------------------------------------------
 
 
-def _first_and_last_lines(path: Path) -> tuple[str, str]:
+def _head_and_last_lines(path: Path) -> tuple[list[str], str]:
+    """The first two lines (the run line and the first task line) and the last line."""
     with path.open("rb") as handle:
-        first = handle.readline().decode("utf-8", "replace")
+        head = [handle.readline().decode("utf-8", "replace") for _ in range(2)]
         handle.seek(0, os.SEEK_END)
         size = handle.tell()
         handle.seek(max(0, size - 65536))
         tail = handle.read().decode("utf-8", "replace").rstrip("\n").rsplit("\n", 1)[-1]
-    return first, tail
+    return head, tail
 
 
-def _run_and_end_lines(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _run_and_end_lines(path: Path, problems: Problems) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The run and end lines of a log; warns when its first task line has a naive timestamp
+    (DuckDB reads such times as UTC; checking every line would cost a string test per task)."""
     if not path.is_file():
         raise InputError(f"task log {path} does not exist")
     if path.stat().st_size == 0:
         raise InputError(f"task log {path} is empty")
-    first, last = _first_and_last_lines(path)
+    (first, second), last = _head_and_last_lines(path)
     runs: list[dict[str, Any]] = []
     ends: list[dict[str, Any]] = []
     for text, kind, found in ((first, "run", runs), (last, "end", ends)):
@@ -149,6 +152,14 @@ def _run_and_end_lines(path: Path) -> tuple[list[dict[str, Any]], list[dict[str,
             continue
         if isinstance(line, dict) and line.get("type") == kind:
             found.append(line)
+    for text in (first, second):
+        try:
+            line = json.loads(text)
+            naive = datetime.fromisoformat(line["sent_at"]).tzinfo is None
+        except (ValueError, KeyError, TypeError):
+            continue
+        if naive:
+            problems.warn(f"{path}: timestamps without a time zone were taken as UTC")
     return runs, ends
 
 
@@ -186,7 +197,7 @@ def read_task_logs(
     runs: list[dict[str, Any]] = []
     ends: list[dict[str, Any]] = []
     for path in paths:
-        found_runs, found_ends = _run_and_end_lines(path)
+        found_runs, found_ends = _run_and_end_lines(path, problems)
         runs += found_runs
         ends += found_ends
     store = store or Store()

@@ -285,3 +285,19 @@ def test_sustained_run_with_monitor_samples_gets_a_trend_and_littles_law(tmp_pat
     assert m.throughput_steady_per_min == pytest.approx(60.0, rel=0.05)
     # wall-clock minutes from the first send's minute: T0 is hh:13:20, so the minute ends at T0 + 40
     assert m.timeline == [(0, 38), (1, 22)]
+
+
+def test_naive_task_log_timestamps_are_utc_with_a_warning(tmp_path: Path) -> None:
+    log = tmp_path / "naive.log"
+    log.write_text(
+        json.dumps({"type": "run", "mode": "burst"})
+        + "\n"
+        + json.dumps({"task_id": "a", "sent_at": iso(T0)[:-6]})
+        + "\n"  # no offset
+        + json.dumps({"task_id": "b", "sent_at": iso(T0 - 3600)[:-6] + "-01:00"})
+        + "\n"
+    )  # same instant
+    probe = write_probe(tmp_path / "p", [done("a", T0 + 1, T0 + 2), done("b", T0 + 1, T0 + 3)])
+    m = run_metrics([log], [str(probe)])
+    assert any("without a time zone were taken as UTC" in w for w in m.problems.warnings)
+    assert m.wait["mean"] == pytest.approx(1.0)  # both sent at T0: the naive one read as UTC
