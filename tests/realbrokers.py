@@ -279,3 +279,15 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 12
         timeout=timeout,
         check=False,
     )
+
+
+def start_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """`python -m capacity ARGS` running in the background, its output captured as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "capacity", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -24,6 +24,7 @@ from tests.realbrokers import (
     celery_worker,
     read_log,
     run_cli,
+    start_cli,
     wait_for_executed,
 )
 
@@ -167,11 +168,8 @@ class TestRedis(BrokerContract):
 
     def test_ctrl_c_leaves_log_and_broker_in_agreement(self, tmp_path: Path) -> None:
         log_dir = tmp_path / "results"
-        proc = subprocess.Popen(
+        proc = start_cli(
             [
-                sys.executable,
-                "-m",
-                "capacity",
                 "inject",
                 "--broker",
                 self.url(),
@@ -185,11 +183,8 @@ class TestRedis(BrokerContract):
                 str(log_dir),
                 "--quiet",
             ],
-            env=base_env(self.url()),
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            base_env(self.url()),
+            tmp_path,
         )
         time.sleep(2.5)
         proc.send_signal(signal.SIGINT)
@@ -208,11 +203,8 @@ class TestRedis(BrokerContract):
         server = RedisServer(directory, durable=True).start()
         try:
             log_dir = tmp_path / "results"
-            proc = subprocess.Popen(
+            proc = start_cli(
                 [
-                    sys.executable,
-                    "-m",
-                    "capacity",
                     "inject",
                     "--broker",
                     server.url,
@@ -228,11 +220,8 @@ class TestRedis(BrokerContract):
                     "2s",
                     "--quiet",
                 ],
-                env=base_env(server.url),
-                cwd=tmp_path,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+                base_env(server.url),
+                tmp_path,
             )
             time.sleep(2)
             server.kill()

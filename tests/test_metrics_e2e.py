@@ -20,6 +20,7 @@ from tests.realbrokers import (
     base_env,
     celery_worker,
     run_cli,
+    start_cli,
     wait_for_executed,
     wait_until_ready,
 )
@@ -104,24 +105,10 @@ def test_probe_stream_and_events_and_backend_on_redis(tmp_path: Path, redis_serv
         extra_args=("--include", "capacity.probe", "-E"),
     ):
         wait_until_ready(executed.with_suffix(".worker.log"))
-        collector = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "capacity",
-                "collect",
-                "--broker",
-                redis_server.url,
-                "--out",
-                str(events_file),
-                "--for",
-                "120s",
-            ],
-            env=base_env(redis_server.url),
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        collector = start_cli(
+            ["collect", "--broker", redis_server.url, "--out", str(events_file), "--for", "120s"],
+            base_env(redis_server.url),
+            tmp_path,
         )
         time.sleep(3)  # the collector's event queue must exist before the first task event
         log = inject(redis_server.url, tmp_path)
