@@ -154,7 +154,7 @@ def test_cost_table_and_ranking(runner: CliRunner) -> None:
     assert rows[0]["instance"] == "medium" and rows[0]["workers"] == 15  # 15 x $0.10 < 4 x $0.40
 
 
-COMMANDS = ["recommend", "assess", "cost", "inject", "metrics", "collect", "plan", "simulate", "usl"]
+COMMANDS = ["recommend", "assess", "cost", "inject", "metrics", "collect", "plan", "simulate", "usl", "matrix"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -165,7 +165,7 @@ def test_every_command_has_help_and_is_in_the_readme(runner: CliRunner, command:
 
 
 def test_commands_listed_are_the_commands_registered() -> None:
-    registered = {c.name for c in app.registered_commands}
+    registered = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     assert set(COMMANDS) <= registered
 
 

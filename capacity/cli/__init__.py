@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from capacity import __version__
-from capacity.cli import assess, collect, cost, inject, metrics, plan, recommend, simulate, usl
+from capacity.cli import assess, collect, cost, inject, matrix, metrics, plan, recommend, simulate, usl
 
 app = typer.Typer(
     name="capacity",
@@ -23,6 +23,7 @@ app.command("collect", help=collect.HELP)(collect.command)
 app.command("plan", help=plan.HELP)(plan.command)
 app.command("simulate", help=simulate.HELP)(simulate.command)
 app.command("usl", help=usl.HELP)(usl.command)
+app.add_typer(matrix.app, name="matrix", help=matrix.HELP)
 
 
 def _version(value: bool) -> None:

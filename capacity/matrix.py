@@ -1,0 +1,70 @@
+"""The test matrix (seed 003): sizes x concurrencies x modes, as validated data, and its table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from capacity.errors import InputError
+from capacity.profiles import DEFAULT_DIR, Bytes, _Frozen, load_file
+from capacity.report import Table
+from capacity.units import format_size, parse_rate
+
+
+class ModeSpec(_Frozen):
+    mode: str
+    count: int | None = Field(default=None, ge=1)
+    rate: str | None = None
+    duration: str | None = None
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, mode: str) -> str:
+        if mode not in ("burst", "sustained", "ramp"):
+            raise ValueError(f"mode must be burst, sustained or ramp, not {mode!r}")
+        return mode
+
+    @field_validator("rate")
+    @classmethod
+    def _valid_rate(cls, rate: str | None) -> str | None:
+        if rate is not None:
+            try:
+                parse_rate(rate, "rate", bare_unit="min")
+            except InputError as exc:  # as ValueError, so the profile error names the field
+                raise ValueError(str(exc)) from None
+        return rate
+
+    @property
+    def label(self) -> str:
+        return self.mode.capitalize()
+
+    @property
+    def note(self) -> str:
+        return f"rate={self.rate}" if self.rate else (f"count={self.count}" if self.count else "")
+
+
+class Matrix(_Frozen):
+    source: str = ""
+    task: str = "capacity.worker.process_file"
+    queue: str = "celery"
+    sizes: tuple[Bytes, ...] = Field(min_length=1)
+    concurrencies: tuple[int, ...] = Field(min_length=1)
+    modes: tuple[ModeSpec, ...] = Field(min_length=1)
+
+    def cells(self) -> list[tuple[int, int, ModeSpec]]:
+        """Every (size, concurrency, mode), in the seed table's order: size, then mode, then concurrency."""
+        return [(size, c, mode) for size in self.sizes for mode in self.modes for c in self.concurrencies]
+
+
+def load_matrix(path: Path | None = None) -> Matrix:
+    return load_file(path or DEFAULT_DIR / "matrix.yaml", Matrix)
+
+
+def results_table(matrix: Matrix) -> Table:
+    """Seed 003's results table, empty: Size | Concurrency | Mode | X | S mean | Notes."""
+    return Table(
+        "Results",
+        ("Size", "Concurrency", "Mode", "X (tasks/min)", "S mean (s)", "Notes"),
+        tuple((format_size(size), str(c), mode.label, "", "", mode.note) for size, c, mode in matrix.cells()),
+    )
