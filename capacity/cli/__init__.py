@@ -7,6 +7,12 @@ import typer
 from capacity import __version__
 from capacity.cli import assess, collect, cost, inject, matrix, metrics, plan, recommend, simulate, usl
 
+
+def _short(text: str) -> str:
+    """The first sentence of a command's help, on one line, for the command list."""
+    return " ".join(text.split()).split(". ")[0].rstrip(".") + "."
+
+
 app = typer.Typer(
     name="capacity",
     help="Capacity planning for background-job workers (Celery on SQS or Redis).",
@@ -14,16 +20,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command("recommend", help=recommend.HELP)(recommend.command)
-app.command("assess", help=assess.HELP)(assess.command)
-app.command("cost", help=cost.HELP)(cost.command)
-app.command("inject", help=inject.HELP)(inject.command)
-app.command("metrics", help=metrics.HELP)(metrics.command)
-app.command("collect", help=collect.HELP)(collect.command)
-app.command("plan", help=plan.HELP)(plan.command)
-app.command("simulate", help=simulate.HELP)(simulate.command)
-app.command("usl", help=usl.HELP)(usl.command)
-app.add_typer(matrix.app, name="matrix", help=matrix.HELP)
+app.command("recommend", help=recommend.HELP, short_help=_short(recommend.HELP))(recommend.command)
+app.command("assess", help=assess.HELP, short_help=_short(assess.HELP))(assess.command)
+app.command("cost", help=cost.HELP, short_help=_short(cost.HELP))(cost.command)
+app.command("inject", help=inject.HELP, short_help=_short(inject.HELP))(inject.command)
+app.command("metrics", help=metrics.HELP, short_help=_short(metrics.HELP))(metrics.command)
+app.command("collect", help=collect.HELP, short_help=_short(collect.HELP))(collect.command)
+app.command("plan", help=plan.HELP, short_help=_short(plan.HELP))(plan.command)
+app.command("simulate", help=simulate.HELP, short_help=_short(simulate.HELP))(simulate.command)
+app.command("usl", help=usl.HELP, short_help=_short(usl.HELP))(usl.command)
+app.add_typer(matrix.app, name="matrix", help=matrix.HELP, short_help=_short(matrix.HELP))
 
 
 def _version(value: bool) -> None:
