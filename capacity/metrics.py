@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 
 from capacity.errors import CheckFailed, InputError
 from capacity.monitor import Sample, trend
-from capacity.timings import Problems, TaskLog, parse_slowly
+from capacity.timings import Problems, RecordColumns, TaskLog, load_source, parse_slowly, read_task_logs
 from capacity.units import parse_duration, parse_rate
 
 SUCCESS = "SUCCESS"
@@ -222,6 +223,29 @@ def compute(
         problems=problems,
         concurrency=concurrency,
     )
+
+
+def run_metrics(
+    tasks_log: list[Path],
+    timings: list[str],
+    concurrency: int | None = None,
+    query: str | None = None,
+    columns: RecordColumns | None = None,
+    skip_bad: bool = False,
+    per_task_csv: Path | None = None,
+) -> Metrics:
+    """Read the task logs and every timings source (default $CAPACITY_TIMINGS), and compute."""
+    problems = Problems()
+    log = read_task_logs(tasks_log, problems, skip_bad)
+    sources = timings or ([os.environ["CAPACITY_TIMINGS"]] if os.environ.get("CAPACITY_TIMINGS") else [])
+    try:
+        kinds = [load_source(s, log, columns or RecordColumns(), query, problems, skip_bad) for s in sources]
+        result = compute(log, kinds, problems, concurrency, read_monitor_samples(log.paths))
+        if per_task_csv is not None:
+            log.store.write_per_task(per_task_csv)
+        return result
+    finally:
+        log.store.close()
 
 
 # --- --fail-if ---------------------------------------------------------------------------------------

@@ -455,3 +455,31 @@ def load_source(
             return "events"
     store.timing_tables.append(read_records(source, columns, query, problems, skip_bad))
     return "records"
+
+
+def sent_offsets(paths: list[Path]) -> Any:
+    """Send times of the task logs as a sorted numpy array from 0 (what a replay replays)."""
+    import numpy as np
+
+    problems = Problems()
+    log = read_task_logs(paths, problems)
+    store = log.store
+
+    def sent_rows() -> list[tuple[float]]:  # log_rows() changes once parse_slowly has run
+        result: list[tuple[float]] = store.con.execute(
+            f"SELECT sent FROM ({store.log_rows()}) WHERE sent IS NOT NULL"
+        ).fetchall()
+        return result
+
+    try:
+        try:
+            rows = sent_rows()
+        except store.error:  # a malformed line: the slow reader names it
+            parse_slowly(log, problems)
+            rows = sent_rows()
+    finally:
+        store.close()
+    sent = np.array([r[0] for r in rows], dtype=float)
+    if not len(sent):
+        raise InputError("the task logs hold no sent tasks to replay")
+    return np.sort(sent - sent.min())

@@ -281,6 +281,13 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 12
     )
 
 
+def run_script(script: str, args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A script under load_tests/ run as a user runs it: `python SCRIPT ARGS`."""
+    return subprocess.run(
+        [sys.executable, script, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def start_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     """`python -m capacity ARGS` running in the background, its output captured as text."""
     return subprocess.Popen(

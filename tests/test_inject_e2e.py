@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.realbrokers import (
     celery_worker,
     read_log,
     run_cli,
+    run_script,
     start_cli,
     wait_for_executed,
 )
@@ -385,66 +385,26 @@ class TestSQS(BrokerContract):
 def test_seed_003_command_lines_work(tmp_path: Path, redis_server: RedisServer) -> None:
     env = base_env(redis_server.url)
     script = str(ROOT / "load_tests" / "inject_worker_tasks.py")
-    burst = subprocess.run(
-        [
-            sys.executable,
-            script,
-            "--count",
-            "100",
-            "--size",
-            "50MB",
-            "--mode",
-            "burst",
-            "--monitor",
-            "--monitor-for",
-            "1s",
-        ],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    burst = run_script(
+        script,
+        ["--count", "100", "--size", "50MB", "--mode", "burst", "--monitor", "--monitor-for", "1s"],
+        env,
+        tmp_path,
     )
     assert burst.returncode == 0, burst.stderr
     assert (tmp_path / "load_tests" / "uploads" / "capacity_payload_50000000.bin").stat().st_size == 50_000_000
-    sustained = subprocess.run(
-        [
-            sys.executable,
-            script,
-            "--count",
-            "2",
-            "--size",
-            "50MB",
-            "--mode",
-            "sustained",
-            "--rate",
-            "120",
-            "--user-id",
-            "42",
-            "--quiet",
-        ],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    sustained = run_script(
+        script,
+        ["--count", "2", "--size", "50MB", "--mode", "sustained", "--rate", "120", "--user-id", "42", "--quiet"],
+        env,
+        tmp_path,
     )
     assert sustained.returncode == 0, sustained.stderr
     logs = sorted((tmp_path / "load_tests" / "results").glob("worker_tasks_*.log"))
     assert len(logs) == 2 and all(p.name[13:21].isdigit() for p in logs)
     run, tasks, _ = read_log(logs[-1])
     assert run["rate_per_s"] == 2.0 and run["user_id"] == "42" and len(tasks) == 2  # --rate 120 is 120/min
-    existing = subprocess.run(
-        [sys.executable, script, "--count", "1", "--file", str(logs[0]), "--quiet"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    existing = run_script(script, ["--count", "1", "--file", str(logs[0]), "--quiet"], env, tmp_path)
     assert existing.returncode == 0, existing.stderr
     assert redis_server.client().llen("celery") == 103
 

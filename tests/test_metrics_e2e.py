@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +18,7 @@ from tests.realbrokers import (
     base_env,
     celery_worker,
     run_cli,
+    run_script,
     start_cli,
     wait_for_executed,
     wait_until_ready,
@@ -208,21 +207,11 @@ def test_seed_003_metrics_script(tmp_path: Path, redis_server: RedisServer) -> N
         log = inject(redis_server.url, tmp_path)
         wait_for_executed(executed, COUNT)
     env = {**base_env(redis_server.url), "CAPACITY_TIMINGS": str(timings)}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "load_tests" / "compute_worker_metrics.py"),
-            "--tasks-log",
-            str(log),
-            "--csv",
-            str(tmp_path / "per_task.csv"),
-        ],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    proc = run_script(
+        str(ROOT / "load_tests" / "compute_worker_metrics.py"),
+        ["--tasks-log", str(log), "--csv", str(tmp_path / "per_task.csv")],
+        env,
+        tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert "X throughput" in proc.stdout and "S service time mean" in proc.stdout

@@ -11,9 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from capacity.cli import app
-from capacity.cli.metrics import run_metrics
 from capacity.errors import CheckFailed, InputError
-from capacity.metrics import check_thresholds, enforce
+from capacity.metrics import check_thresholds, enforce, run_metrics
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,9 +9,9 @@ import typer
 
 from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
 from capacity.errors import InputError
-from capacity.metrics import Metrics, compute, enforce, read_monitor_samples
+from capacity.metrics import enforce, run_metrics
 from capacity.reports import flat_csv, metrics_report
-from capacity.timings import Problems, RecordColumns, load_source, read_task_logs
+from capacity.timings import RecordColumns
 
 HELP = """Throughput X, service time S, wait W and response time R (mean and percentiles),
 completion rate, per-minute timeline, utilisation, Little's law and the queue's trend, from
@@ -24,28 +23,6 @@ task logs (capacity inject) joined by task id with timings.
 records: to say which. --fail-if "X<10/min", "p95>30s", "completion<0.95" exits 1 when broken."""
 
 Opt = typer.Option
-
-
-def run_metrics(
-    tasks_log: list[Path],
-    timings: list[str],
-    concurrency: int | None = None,
-    query: str | None = None,
-    columns: RecordColumns | None = None,
-    skip_bad: bool = False,
-    per_task_csv: Path | None = None,
-) -> Metrics:
-    problems = Problems()
-    log = read_task_logs(tasks_log, problems, skip_bad)
-    sources = timings or ([os.environ["CAPACITY_TIMINGS"]] if os.environ.get("CAPACITY_TIMINGS") else [])
-    try:
-        kinds = [load_source(s, log, columns or RecordColumns(), query, problems, skip_bad) for s in sources]
-        result = compute(log, kinds, problems, concurrency, read_monitor_samples(log.paths))
-        if per_task_csv is not None:
-            log.store.write_per_task(per_task_csv)
-        return result
-    finally:
-        log.store.close()
 
 
 @handle_errors

@@ -13,6 +13,7 @@ from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
 from capacity.errors import InputError
 from capacity.report import Report, Table
 from capacity.simulate import Workload, replicate
+from capacity.timings import sent_offsets
 from capacity.units import format_duration, parse_duration, parse_rate
 
 HELP = """Simulate C worker slots, FCFS: arrivals as a burst (N at t=0), a fixed rate, Poisson, or
@@ -22,33 +23,6 @@ Seeded; --replications K gives 95% confidence intervals. Reports X, S, W and R, 
 time and the time to drain."""
 
 Opt = typer.Option
-
-
-def _replay_offsets(logs: list[Path]) -> np.ndarray:
-    """Send times of the task logs, from 0 (what `--arrival replay` replays)."""
-    from capacity.timings import Problems, parse_slowly, read_task_logs
-
-    log = read_task_logs(logs, Problems())
-    store = log.store
-
-    def sent_rows() -> list[tuple[float]]:  # log_rows() changes once parse_slowly has run
-        result: list[tuple[float]] = store.con.execute(
-            f"SELECT sent FROM ({store.log_rows()}) WHERE sent IS NOT NULL"
-        ).fetchall()
-        return result
-
-    try:
-        try:
-            rows = sent_rows()
-        except store.error:  # a malformed line: the slow reader names it
-            parse_slowly(log, Problems())
-            rows = sent_rows()
-    finally:
-        store.close()
-    sent = np.array([r[0] for r in rows], dtype=float)
-    if not len(sent):
-        raise InputError("the task logs hold no sent tasks to replay")
-    return np.sort(sent - sent.min())
 
 
 def _empirical(path: Path) -> np.ndarray:
@@ -89,7 +63,7 @@ def command(
         service=service,
         service_time_s=parse_duration(service_time, "--service-time") if service_time else None,
         service_cv=service_cv,
-        replay_offsets_s=_replay_offsets(tasks_log) if arrival == "replay" and tasks_log else None,
+        replay_offsets_s=sent_offsets(tasks_log) if arrival == "replay" and tasks_log else None,
         empirical_s=_empirical(from_metrics) if from_metrics else None,
     )
     result = replicate(workload, seed, replications)
