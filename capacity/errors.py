@@ -32,3 +32,19 @@ class BrokerError(CapacityError):
     """A broker or backend could not be reached or refused the work."""
 
     exit_code = EXIT_UNREACHABLE
+
+
+EXIT_RUN_FAILED = 4
+EXIT_INTERRUPTED = 130
+
+
+class RunFailed(CapacityError):
+    """A run could not go on: a worker would not start, tasks never finished."""
+
+    exit_code = EXIT_RUN_FAILED
+
+
+class Interrupted(CapacityError):
+    """Stopped by the user (Ctrl-C, SIGTERM); what finished is kept."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -48,6 +49,9 @@ class Matrix(_Frozen):
     source: str = ""
     task: str = "capacity.worker.process_file"
     queue: str = "celery"
+    #: merged into each task's kwargs (beside $file, $size_bytes, $user_id, $injected_at), e.g.
+    #: {sleep_s: 0.2} or {job_type: "2D Render", time_scale: 0.01} for the reference worker
+    kwargs: dict[str, Any] = Field(default_factory=dict)
     sizes: tuple[Bytes, ...] = Field(min_length=1)
     concurrencies: tuple[int, ...] = Field(min_length=1)
     modes: tuple[ModeSpec, ...] = Field(min_length=1)
@@ -55,6 +59,13 @@ class Matrix(_Frozen):
     def cells(self) -> list[tuple[int, int, ModeSpec]]:
         """Every (size, concurrency, mode), in the seed table's order: size, then mode, then concurrency."""
         return [(size, c, mode) for size in self.sizes for mode in self.modes for c in self.concurrencies]
+
+    def cell_ids(self) -> list[str]:
+        """A stable name per cell, e.g. ``01-50MB-c1-burst`` (the number keeps two rates apart)."""
+        return [
+            f"{i:02d}-{format_size(size).replace(' ', '')}-c{c}-{mode.mode}"
+            for i, (size, c, mode) in enumerate(self.cells(), start=1)
+        ]
 
 
 def load_matrix(path: Path | None = None) -> Matrix:

@@ -170,3 +170,29 @@ def lateness_summary(lateness_s: Sequence[float]) -> dict[str, float | int | Non
         "max_s": float(values.max()),
         "late_over_1s": int((values > 1.0).sum()),
     }
+
+
+def build_schedule(
+    mode: str, count: int | None, rate: str | None, duration: str | None, ramp_to: str | None, stages: Path | None
+) -> Schedule:
+    if count is not None and count < 0:
+        raise InputError(f"--count must be zero or more, got {count}")
+    duration_s = parse_duration(duration, "--duration") if duration else None
+    if mode == "burst":
+        if count is None:
+            raise InputError("burst mode needs --count")
+        return Burst(count)
+    if mode == "sustained":
+        if rate is None:
+            raise InputError("sustained mode needs --rate (e.g. 10/min; a bare number is per minute)")
+        return fixed_rate(parse_rate(rate, "--rate", bare_unit="min"), count, duration_s)
+    if mode == "ramp":
+        if stages is not None:
+            return load_stages(stages)
+        if rate is None or ramp_to is None or duration_s is None:
+            raise InputError("ramp mode needs --rate (start), --ramp-to (end) and --duration, or --stages FILE")
+        start, end = parse_rate(rate, "--rate", bare_unit="min"), parse_rate(ramp_to, "--ramp-to", bare_unit="min")
+        if duration_s <= 0 or (start == 0 and end == 0):
+            raise InputError("ramp mode needs a duration and a rate above zero")
+        return Ramp(start, end, duration_s, limit=count)
+    raise InputError(f"--mode: {mode!r} is not burst, sustained or ramp")

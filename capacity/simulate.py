@@ -7,9 +7,11 @@ and service times are drawn with numpy, seeded, so every run is reproducible.
 
 from __future__ import annotations
 
+import csv
 import heapq
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -178,3 +180,16 @@ def replicate(workload: Workload, seed: int = 1, replications: int = 1, depth_po
     result["ci95_half_width"] = intervals or None
     result["queue_depth"] = depth
     return result
+
+
+def read_service_times(path: Path) -> np.ndarray:
+    """The measured service times (``service_s``) of a per-task CSV from ``capacity metrics --csv``."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise InputError(f"--from-metrics {path}: {exc.strerror}") from None
+    values = [float(r["service_s"]) for r in rows if r.get("service_s") not in (None, "", "nan")]
+    if not values:
+        raise InputError(f"--from-metrics {path}: no service_s column with values (capacity metrics --csv)")
+    return np.array(values)

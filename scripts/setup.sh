@@ -6,10 +6,19 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-# pip's notes about unreachable extra index folders on some machines are noise, not errors
-quiet() { grep -v -e "^WARNING: Location" -e "^ *$" || true; }
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | quiet
+# pip's output (notes about extra index folders, setuptools' editable-install banner) is shown
+# only when pip fails
+log=$(mktemp)
+pip_quietly() {
+  if ! .venv/bin/python -m pip install -q --disable-pip-version-check "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    exit 1
+  fi
+}
+pip_quietly --upgrade pip
 spec="."
 [ -n "${EXTRAS:-}" ] && spec=".[${EXTRAS}]"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec" 2>&1 | quiet
+pip_quietly -e "$spec"
+rm -f "$log"
 .venv/bin/python -c "import capacity" # fail loudly if the install did not work

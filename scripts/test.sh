@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS=test bash scripts/setup.sh
+bash scripts/browser.sh
 .venv/bin/ruff check capacity tests benchmarks load_tests
 .venv/bin/mypy
 .venv/bin/pytest -n 2 -q "$@"

@@ -154,7 +154,20 @@ def test_cost_table_and_ranking(runner: CliRunner) -> None:
     assert rows[0]["instance"] == "medium" and rows[0]["workers"] == 15  # 15 x $0.10 < 4 x $0.40
 
 
-COMMANDS = ["recommend", "assess", "cost", "inject", "metrics", "collect", "plan", "simulate", "usl", "matrix"]
+COMMANDS = [
+    "recommend",
+    "assess",
+    "cost",
+    "inject",
+    "metrics",
+    "collect",
+    "plan",
+    "simulate",
+    "usl",
+    "matrix",
+    "report",
+    "bench",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

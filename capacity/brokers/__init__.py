@@ -84,6 +84,13 @@ class Broker(ABC):
     def depth(self) -> QueueDepth:
         """The queue's depth now."""
 
+    def purge(self) -> int:
+        """Empty the queue with kombu's own ``queue_purge``; how many messages it removed."""
+        try:
+            return int(self.channel.queue_purge(self.options.queue) or 0)
+        except Exception as exc:  # the transport's own errors: connection refused, access denied
+            raise BrokerError(f"cannot purge {self.options.queue} on {self.safe_url}: {exc}") from None
+
     @abstractmethod
     def close(self) -> None:
         """Release connections."""

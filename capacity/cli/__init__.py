@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from capacity import __version__
-from capacity.cli import assess, collect, cost, inject, matrix, metrics, plan, recommend, simulate, usl
+from capacity.cli import assess, bench, collect, cost, inject, matrix, metrics, plan, recommend, report, simulate, usl
 
 
 def _short(text: str) -> str:
@@ -30,6 +30,8 @@ app.command("plan", help=plan.HELP, short_help=_short(plan.HELP))(plan.command)
 app.command("simulate", help=simulate.HELP, short_help=_short(simulate.HELP))(simulate.command)
 app.command("usl", help=usl.HELP, short_help=_short(usl.HELP))(usl.command)
 app.add_typer(matrix.app, name="matrix", help=matrix.HELP, short_help=_short(matrix.HELP))
+app.command("report", help=report.HELP, short_help=_short(report.HELP))(report.command)
+app.command("bench", help=bench.HELP, short_help=_short(bench.HELP))(bench.command)
 
 
 def _version(value: bool) -> None:

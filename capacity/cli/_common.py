@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import functools
+import json
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from capacity.errors import CapacityError, CheckFailed
+from capacity.errors import CapacityError, CheckFailed, InputError
 from capacity.export import EXPORTERS, render
 from capacity.profiles import ENV_VAR, Profiles, load_profiles
 from capacity.report import Report
@@ -94,3 +98,36 @@ def emit(report: Report, fmt: str, output: str) -> None:
         sys.stdout.write(text)
     else:
         Path(output).write_text(text, encoding="utf-8")
+
+
+class Interrupts:
+    """SIGINT/SIGTERM set an event instead of raising, so the batch in flight is logged first."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.stop.set()
+
+    def __enter__(self) -> Interrupts:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def json_object_option(text: str | None, flag: str) -> dict[str, Any]:
+    """A flag holding a JSON object (--kwargs, --transport-options); InputError naming the flag."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{flag}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{flag}: expected a JSON object")
+    return value

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from capacity.brokers import resolve_broker_url
-from capacity.cli._common import handle_errors
-from capacity.cli.inject import Interrupts
+from capacity.cli._common import Interrupts, handle_errors
 from capacity.collect import collect
 from capacity.units import parse_duration
 

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import signal
 import threading
 from pathlib import Path
-from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from capacity.brokers import resolve_broker_url
-from capacity.cli._common import handle_errors
-from capacity.errors import BrokerError, InputError
+from capacity.cli._common import Interrupts, handle_errors, json_object_option
+from capacity.errors import EXIT_INTERRUPTED, BrokerError, InputError
 from capacity.inject import InjectConfig, InjectResult, inject
 from capacity.monitor import Sample
 from capacity.payload import default_payload, existing_file, load_template, synthetic_file
 from capacity.runner import RunProgress
-from capacity.schedules import Burst, Ramp, Schedule, fixed_rate, load_stages
-from capacity.units import SIZE_HELP, parse_duration, parse_rate, parse_size
+from capacity.schedules import build_schedule
+from capacity.units import SIZE_HELP, parse_duration, parse_size
 
 HELP = """Put real Celery tasks on Redis or SQS (burst, sustained, ramp or stages) and write a task
 log of every task id the broker accepted (load_tests/results/worker_tasks_YYYYMMDD_HHMMSS.log).
@@ -30,66 +27,7 @@ A bare --rate is per minute, as in seed 003 (--rate 10 is 10/min). Exit codes: 0
 2 bad input, 3 broker unreachable (the log holds what was sent), 130 interrupted by Ctrl-C
 (the log holds what was sent)."""
 
-EXIT_INTERRUPTED = 130
 Opt = typer.Option
-
-
-def build_schedule(
-    mode: str, count: int | None, rate: str | None, duration: str | None, ramp_to: str | None, stages: Path | None
-) -> Schedule:
-    if count is not None and count < 0:
-        raise InputError(f"--count must be zero or more, got {count}")
-    duration_s = parse_duration(duration, "--duration") if duration else None
-    if mode == "burst":
-        if count is None:
-            raise InputError("burst mode needs --count")
-        return Burst(count)
-    if mode == "sustained":
-        if rate is None:
-            raise InputError("sustained mode needs --rate (e.g. 10/min; a bare number is per minute)")
-        return fixed_rate(parse_rate(rate, "--rate", bare_unit="min"), count, duration_s)
-    if mode == "ramp":
-        if stages is not None:
-            return load_stages(stages)
-        if rate is None or ramp_to is None or duration_s is None:
-            raise InputError("ramp mode needs --rate (start), --ramp-to (end) and --duration, or --stages FILE")
-        start, end = parse_rate(rate, "--rate", bare_unit="min"), parse_rate(ramp_to, "--ramp-to", bare_unit="min")
-        if duration_s <= 0 or (start == 0 and end == 0):
-            raise InputError("ramp mode needs a duration and a rate above zero")
-        return Ramp(start, end, duration_s, limit=count)
-    raise InputError(f"--mode: {mode!r} is not burst, sustained or ramp")
-
-
-def _json_option(text: str | None, flag: str) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{flag}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(value, dict):
-        raise InputError(f"{flag}: expected a JSON object")
-    return value
-
-
-class Interrupts:
-    """SIGINT/SIGTERM set an event instead of raising, so the batch in flight is logged first."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.stop.set()
-
-    def __enter__(self) -> Interrupts:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 @handle_errors
@@ -137,7 +75,7 @@ def command(
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress display; print only the log path.")] = False,
 ) -> None:
     url, env_queue = resolve_broker_url(broker)
-    options = _json_option(transport_options, "--transport-options")
+    options = json_object_option(transport_options, "--transport-options")
     if queue_name_prefix is not None:
         options["queue_name_prefix"] = queue_name_prefix
     queue = queue or env_queue or "celery"
@@ -155,7 +93,7 @@ def command(
         payload = existing_file(file)
     elif size is not None:
         payload = synthetic_file(parse_size(size, "--size"), upload_dir)
-    extra = _json_option(kwargs, "--kwargs")
+    extra = json_object_option(kwargs, "--kwargs")
     if payload_template is not None:
         if extra:
             raise InputError("--kwargs and --payload-template exclude each other")

@@ -1,4 +1,5 @@
-"""``capacity matrix``: the test matrix of seed 003 (``plan`` prints its empty results table)."""
+"""``capacity matrix``: the test matrix of seed 003 (``plan`` prints its empty results table,
+``run`` fills it against a real worker)."""
 
 from __future__ import annotations
 
@@ -6,24 +7,39 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
-from capacity.matrix import load_matrix, results_table
+from capacity.brokers import resolve_broker_url
+from capacity.cli._common import FormatOption, Interrupts, OutputOption, emit, handle_errors, json_object_option
+from capacity.errors import InputError
+from capacity.matrix import Matrix, load_matrix, results_table
+from capacity.matrix_run import REFERENCE_WORKER, CellSpec, RunConfig, WorkerControl, cells, prepare_run_dir, run_matrix
 from capacity.report import Report
+from capacity.runreport import build
+from capacity.units import parse_duration
 
 HELP = """The test matrix (seed 003: payload sizes x worker concurrency x burst/sustained), from
 profiles/matrix.yaml or your own FILE."""
 
+RUN_HELP = """Run every cell of the matrix against a real worker and fill the results table.
+
+Per cell: start the worker with that concurrency (--worker-cmd, or your --worker-up/--worker-down
+templates), inject, wait for the queue to drain and every task to finish, stop the worker, and
+compute the metrics from the probe's timings, with the worker's CPU and memory. Templates take
+{concurrency}, {queue}, {broker}, {cell}, {timings} and {python}. The run directory holds
+results.csv/results.json and one folder per cell; a rerun skips finished cells. Exit codes:
+0 done, 2 bad input, 3 broker unreachable, 4 a cell failed (worker would not start, tasks never
+finished), 130 interrupted (finished cells are kept)."""
+
 app = typer.Typer(help=HELP, no_args_is_help=True)
+Opt = typer.Option
+MatrixFile = Annotated[Path | None, typer.Argument(help="Matrix YAML [default: profiles/matrix.yaml].")]
 
 
 @app.command("plan", help="Print the matrix's empty results table in seed 003's shape.")
 @handle_errors
-def plan(
-    file: Annotated[Path | None, typer.Argument(help="Matrix YAML [default: profiles/matrix.yaml].")] = None,
-    fmt: FormatOption = "markdown",
-    output: OutputOption = "-",
-) -> None:
+def plan(file: MatrixFile = None, fmt: FormatOption = "markdown", output: OutputOption = "-") -> None:
     matrix = load_matrix(file)
     table = results_table(matrix)
     data = {
@@ -39,3 +55,102 @@ def plan(
         fmt,
         output,
     )
+
+
+def execute(config: RunConfig, fresh: bool, quiet: bool) -> None:
+    """Run the matrix with a progress display across cells; Ctrl-C stops it (exit 130)."""
+    prepare_run_dir(config.run_dir, config.matrix, fresh)
+    console = Console(stderr=True)
+    total = len(cells(config.matrix))
+    bar = Progress(
+        TextColumn("[bold]matrix[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[cell]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    )
+    task = bar.add_task("cells", total=total, cell="")
+
+    def on_progress(cell: CellSpec, phase: str) -> None:
+        if phase in ("done", "skipped"):
+            bar.advance(task)
+            if phase == "skipped":
+                bar.console.print(f"{cell.cell_id}: finished earlier, skipped", highlight=False)
+        bar.update(task, cell=f"{cell.cell_id}: {phase}")
+
+    with Interrupts() as interrupts, bar:
+        run_matrix(config, interrupts.stop, on_progress)
+
+
+def show(run_dir: Path, fmt: str, output: str) -> None:
+    report = build([run_dir])[0]
+    emit(Report(report.title, report.data, report.summary, report.tables[:1], ()), fmt, output)
+    Console(stderr=True).print(f"run directory: {run_dir}", highlight=False)
+
+
+def default_run_dir(matrix_file: Path | None) -> Path:
+    return Path("load_tests/results") / f"matrix-{(matrix_file.stem if matrix_file else 'matrix')}"
+
+
+@app.command("run", help=RUN_HELP, short_help="Run every cell against a real worker and fill the results table.")
+@handle_errors
+def run(
+    file: MatrixFile = None,
+    broker: Annotated[str | None, Opt(help="Broker URL [env: CAPACITY_BROKER_URL, CELERY_BROKER_URL].")] = None,
+    worker_cmd: Annotated[
+        str | None, Opt(help="Worker command template, started per cell [default: the reference worker].")
+    ] = None,
+    worker_up: Annotated[str | None, Opt(help="Shell template that starts or scales the worker per cell.")] = None,
+    worker_down: Annotated[str | None, Opt(help="Shell template that stops it after the cell.")] = None,
+    timings: Annotated[
+        str | None, Opt(help="Timings source the workers write (needed with --worker-up) [default: per cell dir].")
+    ] = None,
+    run_dir: Annotated[Path | None, Opt(help="Run directory [default: load_tests/results/matrix-<FILE stem>].")] = None,
+    fresh: Annotated[bool, Opt("--fresh", help="Start over: delete the run directory's earlier cells.")] = False,
+    purge: Annotated[bool, Opt("--purge", help="Empty the queue before a cell when it holds messages.")] = False,
+    drain_timeout: Annotated[str, Opt(help="How long a cell may take to finish after the last send.")] = "5m",
+    ready_timeout: Annotated[str, Opt(help="How long the worker may take to log 'ready.'.")] = "60s",
+    settle: Annotated[str, Opt(help="Wait after --worker-up before injecting.")] = "5s",
+    cooldown: Annotated[
+        str | None, Opt(help="Pause between cells [default: 11s on SQS, where a stopped worker's long poll lingers; 0]")
+    ] = None,
+    transport_options: Annotated[str | None, Opt(help="JSON broker_transport_options for the injector.")] = None,
+    upload_dir: Annotated[str, Opt(help="Where payload files are created.")] = "load_tests/uploads",
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress display.")] = False,
+    fmt: FormatOption = "table",
+    output: OutputOption = "-",
+) -> None:
+    matrix: Matrix = load_matrix(file)
+    url, _ = resolve_broker_url(broker)
+    if worker_cmd and (worker_up or worker_down):
+        raise InputError("--worker-cmd and --worker-up/--worker-down exclude each other")
+    if bool(worker_up) != bool(worker_down):
+        raise InputError("--worker-up and --worker-down go together")
+    if worker_up and not timings:
+        raise InputError("--worker-up needs --timings: the probe sink your workers write to (a directory or Redis URL)")
+    control = WorkerControl(
+        command=None if worker_up else (worker_cmd or REFERENCE_WORKER),
+        up=worker_up,
+        down=worker_down,
+        ready_timeout_s=parse_duration(ready_timeout, "--ready-timeout"),
+        settle_s=parse_duration(settle, "--settle"),
+    )
+    config = RunConfig(
+        matrix=matrix,
+        broker_url=url,
+        run_dir=run_dir or default_run_dir(file),
+        worker=control,
+        timings=timings,
+        transport_options=json_object_option(transport_options, "--transport-options"),
+        upload_dir=upload_dir,
+        drain_timeout_s=parse_duration(drain_timeout, "--drain-timeout"),
+        purge=purge,
+        cooldown_s=parse_duration(cooldown, "--cooldown") if cooldown else None,
+    )
+    execute(config, fresh, quiet)
+    show(config.run_dir, fmt, output)
+
+
+__all__ = ["app", "default_run_dir", "execute", "show"]

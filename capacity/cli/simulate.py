@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
 from capacity.errors import InputError
 from capacity.report import Report, Table
-from capacity.simulate import Workload, replicate
+from capacity.simulate import Workload, read_service_times, replicate
 from capacity.timings import sent_offsets
 from capacity.units import format_duration, parse_duration, parse_rate
 
@@ -23,18 +21,6 @@ Seeded; --replications K gives 95% confidence intervals. Reports X, S, W and R, 
 time and the time to drain."""
 
 Opt = typer.Option
-
-
-def _empirical(path: Path) -> np.ndarray:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError as exc:
-        raise InputError(f"--from-metrics {path}: {exc.strerror}") from None
-    values = [float(r["service_s"]) for r in rows if r.get("service_s") not in (None, "", "nan")]
-    if not values:
-        raise InputError(f"--from-metrics {path}: no service_s column with values (capacity metrics --csv)")
-    return np.array(values)
 
 
 @handle_errors
@@ -64,7 +50,7 @@ def command(
         service_time_s=parse_duration(service_time, "--service-time") if service_time else None,
         service_cv=service_cv,
         replay_offsets_s=sent_offsets(tasks_log) if arrival == "replay" and tasks_log else None,
-        empirical_s=_empirical(from_metrics) if from_metrics else None,
+        empirical_s=read_service_times(from_metrics) if from_metrics else None,
     )
     result = replicate(workload, seed, replications)
     ci = result["ci95_half_width"] or {}

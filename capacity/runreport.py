@@ -1,0 +1,525 @@
+"""The report of one or more matrix runs: seed 003's results table, the USL fit and recommended
+concurrency per (size, mode), the queueing model's predictions against what was measured, and
+plots (PNG files, and embedded in one self-contained HTML page).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from capacity.errors import InputError
+from capacity.matrix_run import read_results
+from capacity.report import Report, Table
+from capacity.simulate import Workload, read_service_times, replicate
+from capacity.units import format_size
+from capacity.usl import MIN_POINTS, TRUSTED_POINTS, USLFit, fit
+
+#: the recommended concurrency reaches this share of the fitted peak throughput
+PEAK_SHARE = 0.95
+#: the model's error target (issue: within 10%)
+TARGET_ERROR = 0.10
+VALIDATION_REPLICATIONS = 20
+
+
+@dataclass(frozen=True)
+class Cell:
+    result: dict[str, Any]
+    directory: Path
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = self.result["cell"]
+        return spec
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        metrics: dict[str, Any] = self.result["metrics"]
+        return metrics
+
+    @property
+    def group(self) -> tuple[int, str, str]:
+        return (int(self.spec["size_bytes"]), str(self.spec["mode"]), str(self.spec.get("rate") or ""))
+
+    def path(self, key: str) -> Path | None:
+        name = self.result.get(key)
+        return self.directory / name if name else None
+
+
+def load_cells(run_dirs: list[Path]) -> list[Cell]:
+    cells: list[Cell] = []
+    for run_dir in run_dirs:
+        if not run_dir.is_dir():
+            raise InputError(f"{run_dir}: no such run directory (capacity matrix run writes one)")
+        found = read_results(run_dir)
+        if not found:
+            raise InputError(f"{run_dir}: no finished cells (cells/*/result.json)")
+        cells.extend(Cell(r, run_dir / "cells" / r["cell"]["cell"]) for r in found)
+    return cells
+
+
+def _label(group: tuple[int, str, str]) -> str:
+    size, mode, rate = group
+    return f"{format_size(size)} {mode}" + (f" {rate}" if rate else "")
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
+
+
+# --- USL per (size, mode) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupFit:
+    group: tuple[int, str, str]
+    points: list[tuple[int, float]]
+    fit: USLFit | None
+    recommended: int | None
+    note: str
+
+
+def recommended_concurrency(model: USLFit, tested_max: int) -> tuple[int | None, str]:
+    """The smallest N whose fitted X reaches 95% of the peak (N* or, without coherency cost, the
+    asymptote lambda/sigma): past it, more slots buy little throughput and longer queues."""
+    if model.sigma == 0 and model.kappa == 0:
+        return None, f"linear up to {tested_max}: no saturation seen; test higher concurrencies"
+    target = PEAK_SHARE * model.peak_throughput
+    limit = 100_000
+    n = np.arange(1, limit + 1, dtype=float)
+    reached = np.nonzero(np.asarray(model.throughput(n)) >= target)[0]
+    if not len(reached):
+        return None, "the fitted curve never reaches 95% of its peak below 100,000"
+    best = int(n[reached[0]])
+    if best > 2 * tested_max:
+        return best, f"{best} is beyond twice the tested range (up to {tested_max}): test there before trusting it"
+    return best, f"smallest N reaching {PEAK_SHARE:.0%} of the fitted peak"
+
+
+def usl_fits(cells: list[Cell]) -> list[GroupFit]:
+    by_group: dict[tuple[int, str, str], list[tuple[int, float]]] = defaultdict(list)
+    for cell in cells:
+        x = cell.metrics.get("throughput_per_min")
+        if x is not None:
+            by_group[cell.group].append((int(cell.spec["concurrency"]), float(x)))
+    fits = []
+    for group, points in sorted(by_group.items()):
+        points.sort()
+        levels = len({n for n, _ in points})
+        if group[1] != "burst":
+            # a sustained cell's X is the offered rate while the workers keep up: not a capacity
+            fits.append(GroupFit(group, points, None, None, "not fitted: a sustained run measures the arrival rate"))
+            continue
+        if levels < MIN_POINTS:
+            fits.append(GroupFit(group, points, None, None, f"not fitted: {levels} concurrency levels (need 3)"))
+            continue
+        model = fit(np.array([p[0] for p in points]), np.array([p[1] for p in points]))
+        recommended, note = recommended_concurrency(model, max(n for n, _ in points))
+        if levels < TRUSTED_POINTS:
+            note += f"; only {levels} levels: a rough fit"
+        fits.append(GroupFit(group, points, model, recommended, note))
+    return fits
+
+
+# --- the model against the measurement (issue 6) ---------------------------------------------------------
+
+
+def validate(cell: Cell) -> dict[str, Any] | None:
+    """Simulate the cell (its own send times replayed, its measured service times resampled, c slots)
+    and compare X, S, W and R with the measured ones. None when the cell has no per-task timings."""
+    tasks = cell.directory / "tasks.csv"
+    if not tasks.is_file():
+        return None
+    offsets, services = _sent_and_services(tasks)
+    if len(services) == 0 or len(offsets) == 0:
+        return None
+    predicted = replicate(
+        Workload(
+            slots=int(cell.spec["concurrency"]),
+            arrival="replay",
+            replay_offsets_s=offsets,
+            service="empirical",
+            empirical_s=services,
+        ),
+        seed=1,
+        replications=VALIDATION_REPLICATIONS,
+        depth_points=2,
+    )
+    m = cell.metrics
+    rows = {}
+    for key in ("throughput_per_min", "service_time_mean_s", "wait_mean_s", "response_time_mean_s"):
+        measured, model = m.get(key), predicted.get(key)
+        error = None if not measured or model is None else (model - measured) / measured
+        rows[key] = {"measured": measured, "predicted": model, "error": error}
+    x_err, r_err = rows["throughput_per_min"]["error"], rows["response_time_mean_s"]["error"]
+    within = x_err is not None and r_err is not None and abs(x_err) <= TARGET_ERROR and abs(r_err) <= TARGET_ERROR
+    return {"cell": cell.spec["cell"], **rows, "within_target": within, "why": _why(cell, rows)}
+
+
+def _sent_and_services(tasks: Path) -> tuple[np.ndarray, np.ndarray]:
+    sent = []
+    with tasks.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("sent"):
+                sent.append(_epoch(row["sent"]))
+    offsets = np.sort(np.array(sent, dtype=float))
+    offsets -= offsets.min() if len(offsets) else 0.0
+    try:
+        services = read_service_times(tasks)
+    except InputError:
+        services = np.array([])
+    return offsets, services
+
+
+def _epoch(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return datetime.fromisoformat(value).timestamp()
+
+
+def _why(cell: Cell, rows: dict[str, dict[str, Any]]) -> str:
+    """Where the model misses, the measured reason rather than a tuned parameter."""
+    m = cell.metrics
+    w = rows["wait_mean_s"]
+    s_mean = m.get("service_time_mean_s") or 0.0
+    reasons = []
+    if w["measured"] is not None and w["predicted"] is not None:
+        gap = w["measured"] - w["predicted"]
+        if gap > 0.1 * max(s_mean, 1e-9):
+            reasons.append(f"waits {gap * 1000:+.0f} ms over the model: delivery, prefetch, pool dispatch (see notes)")
+        elif w["measured"] < 0.1 * max(s_mean, 1e-9):
+            reasons.append(f"waits under 10% of S ({w['measured'] * 1000:.0f} ms): their relative error means little")
+    x = rows["throughput_per_min"]
+    if x["error"] is not None and abs(x["error"]) > TARGET_ERROR and (m.get("sent") or 0) < 50:
+        reasons.append(f"only {m.get('sent')} tasks: start and end effects weigh on X")
+    return "; ".join(reasons)
+
+
+# --- tables and the report ------------------------------------------------------------------------------
+
+
+def results_table(cells: list[Cell]) -> Table:
+    """Seed 003's results table, filled: Size | Concurrency | Mode | X | S mean | Notes."""
+    rows = []
+    for cell in cells:
+        m, spec = cell.metrics, cell.spec
+        notes = [cell.result.get("bottleneck") or ""]
+        if spec.get("rate"):
+            notes.insert(0, f"rate={spec['rate']}")
+        if m.get("missing") or m.get("failed"):
+            notes.append(f"{m.get('failed', 0)} failed, {m.get('missing', 0)} missing")
+        rows.append(
+            (
+                format_size(int(spec["size_bytes"])),
+                str(spec["concurrency"]),
+                str(spec["mode"]).capitalize(),
+                _num(m.get("throughput_per_min"), 1),
+                _num(m.get("service_time_mean_s"), 3),
+                "; ".join(n for n in notes if n),
+            )
+        )
+    return Table("Results", ("Size", "Concurrency", "Mode", "X (tasks/min)", "S mean (s)", "Notes"), tuple(rows))
+
+
+def usl_table(fits: list[GroupFit]) -> Table:
+    rows = []
+    for g in fits:
+        f = g.fit
+        rows.append(
+            (
+                _label(g.group),
+                ", ".join(f"{n}:{x:,.1f}" for n, x in g.points),
+                _num(f.sigma, 4) if f else "-",
+                _num(f.kappa, 5) if f else "-",
+                _num(f.lambda_, 2) if f else "-",
+                ("inf" if math.isinf(f.peak_concurrency) else _num(f.peak_concurrency, 2)) if f else "-",
+                _num(f.r_squared, 3) if f else "-",
+                str(g.recommended) if g.recommended else "-",
+                g.note,
+            )
+        )
+    columns = ("Cells", "N:X (tasks/min)", "sigma", "kappa", "lambda", "N*", "R^2", "Recommended", "Note")
+    return Table("Scalability (USL)", columns, tuple(rows))
+
+
+def validation_table(checks: list[dict[str, Any]]) -> Table:
+    def pair(row: dict[str, Any], scale: float = 1.0) -> str:
+        if row["measured"] is None or row["predicted"] is None:
+            return "-"
+        error = "" if row["error"] is None else f" ({row['error']:+.0%})"
+        return f"{row['measured'] * scale:,.3g} / {row['predicted'] * scale:,.3g}{error}"
+
+    rows = tuple(
+        (
+            c["cell"],
+            pair(c["throughput_per_min"]),
+            pair(c["service_time_mean_s"]),
+            pair(c["wait_mean_s"]),
+            pair(c["response_time_mean_s"]),
+            "yes" if c["within_target"] else "no",
+            c["why"],
+        )
+        for c in checks
+    )
+    columns = ("Cell", "X/min meas/model", "S s", "W s", "R s", "X, R within 10%", "Why it misses")
+    return Table("Model vs measured (simulate: replayed sends, resampled S)", columns, rows)
+
+
+def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], list[dict[str, Any]]]:
+    cells = load_cells(run_dirs)
+    fits = usl_fits(cells)
+    checks = [c for c in (validate(cell) for cell in cells) if c is not None]
+    within = sum(1 for c in checks if c["within_target"])
+    data = {
+        "runs": [str(p) for p in run_dirs],
+        "cells": [{**cell.spec, **_public(cell)} for cell in cells],
+        "usl": [
+            {
+                "group": _label(g.group),
+                "points": g.points,
+                "sigma": g.fit.sigma if g.fit else None,
+                "kappa": g.fit.kappa if g.fit else None,
+                "lambda": g.fit.lambda_ if g.fit else None,
+                "peak_concurrency": _finite(g.fit.peak_concurrency) if g.fit else None,
+                "peak_throughput": _finite(g.fit.peak_throughput) if g.fit else None,
+                "r_squared": g.fit.r_squared if g.fit else None,
+                "recommended_concurrency": g.recommended,
+                "note": g.note,
+            }
+            for g in fits
+        ],
+        "validation": checks,
+    }
+    summary = [("Cells", str(len(cells))), ("Runs", ", ".join(str(p) for p in run_dirs))]
+    for g in fits:
+        if g.recommended:
+            summary.append((f"Recommended concurrency ({_label(g.group)})", f"{g.recommended} ({g.note})"))
+    if checks:
+        summary.append(("Model within 10% (X and R)", f"{within} of {len(checks)} cells"))
+    notes = (
+        "X is completed tasks per minute over first send to last completion; S is started to finished "
+        "(worker probe), W sent to started, R sent to finished.",
+        "USL fits use burst cells only: a sustained cell's X is its arrival rate while the workers keep up.",
+        f"Recommended concurrency: the smallest N whose fitted throughput reaches {PEAK_SHARE:.0%} of the peak.",
+        "Model: capacity simulate with the cell's own send times and its measured service times resampled "
+        f"({VALIDATION_REPLICATIONS} replications), c = concurrency slots, FCFS. Not in the model: the time a "
+        "message takes from the broker to the worker, prefetch (a task reserved by a busy process waits while "
+        "another slot is free) and the pool's dispatch; measured waits above the model's are these.",
+    )
+    tables = (results_table(cells), usl_table(fits), validation_table(checks))
+    return Report("Test matrix report", data, tuple(summary), tables, notes), cells, fits, checks
+
+
+def _public(cell: Cell) -> dict[str, Any]:
+    keep = (
+        "sent",
+        "completed",
+        "failed",
+        "missing",
+        "completion_rate",
+        "window_s",
+        "throughput_per_min",
+        "service_time_mean_s",
+        "service_time_p50_s",
+        "service_time_p95_s",
+        "service_time_p99_s",
+        "wait_mean_s",
+        "response_time_mean_s",
+        "utilization",
+    )
+    out: dict[str, Any] = {k: cell.metrics.get(k) for k in keep}
+    out["bottleneck"] = cell.result.get("bottleneck")
+    out["resources"] = cell.result.get("resources")
+    return out
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isinf(value) else value
+
+
+# --- plots and HTML --------------------------------------------------------------------------------------
+
+
+def plots(cells: list[Cell], fits: list[GroupFit], checks: list[dict[str, Any]]) -> dict[str, bytes]:
+    """PNG images by file name: throughput vs concurrency with the USL curve and N*, service-time
+    distribution per cell, queue depth of sustained cells, worker CPU and memory per cell, and the
+    model against the measurement."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images: dict[str, bytes] = {}
+
+    def save(name: str, figure: Any) -> None:
+        buffer = io.BytesIO()
+        figure.tight_layout()
+        figure.savefig(buffer, format="png", dpi=96)
+        plt.close(figure)
+        images[name] = buffer.getvalue()
+
+    figure, ax = plt.subplots(figsize=(7, 4.2))
+    for g in fits:
+        ns = [n for n, _ in g.points]
+        xs = [x for _, x in g.points]
+        line = ax.plot(ns, xs, "o", label=f"{_label(g.group)} measured")[0]
+        if g.fit is not None:
+            top = max(ns) * 2
+            if not math.isinf(g.fit.peak_concurrency):
+                top = max(top, math.ceil(g.fit.peak_concurrency * 1.3))
+            grid = np.linspace(1, top, 200)
+            ax.plot(grid, g.fit.throughput(grid), "-", color=line.get_color(), label=f"{_label(g.group)} USL")
+            if not math.isinf(g.fit.peak_concurrency):
+                ax.axvline(g.fit.peak_concurrency, color=line.get_color(), linestyle=":", label="N*")
+    ax.set_xlabel("concurrency N")
+    ax.set_ylabel("throughput X (tasks/min)")
+    ax.set_title("Throughput vs concurrency, with the USL fit")
+    ax.legend(fontsize=7)
+    save("throughput_usl.png", figure)
+
+    samples, labels = [], []
+    for cell in cells:
+        tasks = cell.directory / "tasks.csv"
+        if tasks.is_file():
+            try:
+                samples.append(read_service_times(tasks))
+                labels.append(cell.spec["cell"])
+            except InputError:
+                continue
+    if samples:
+        figure, ax = plt.subplots(figsize=(max(6, len(samples) * 0.7), 4.2))
+        ax.boxplot(samples, tick_labels=labels, showfliers=True)
+        ax.set_ylabel("service time S (s)")
+        ax.set_title("Service-time distribution per cell")
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+        save("service_times.png", figure)
+
+    sustained = [c for c in cells if c.spec["mode"] != "burst" and c.path("monitor_csv")]
+    if sustained:
+        figure, ax = plt.subplots(figsize=(7, 4.2))
+        for cell in sustained:
+            t, depth = _monitor(cell.path("monitor_csv"))
+            if len(t):
+                ax.plot(t - t[0], depth, label=cell.spec["cell"])
+        ax.set_xlabel("seconds since the first sample")
+        ax.set_ylabel("visible messages")
+        ax.set_title("Queue depth over time (sustained cells)")
+        ax.legend(fontsize=7)
+        save("queue_depth.png", figure)
+
+    with_resources = [c for c in cells if c.result.get("resources", {}).get("worker_cpu_mean_percent") is not None]
+    if with_resources:
+        figure, (cpu_ax, mem_ax) = plt.subplots(1, 2, figsize=(max(8, len(with_resources) * 0.9), 4.2))
+        names = [c.spec["cell"] for c in with_resources]
+        positions = np.arange(len(names))
+        mean = [c.result["resources"]["worker_cpu_mean_percent"] for c in with_resources]
+        peak = [c.result["resources"]["worker_cpu_max_percent"] or 0 for c in with_resources]
+        cpu_ax.bar(positions - 0.2, mean, 0.4, label="mean")
+        cpu_ax.bar(positions + 0.2, peak, 0.4, label="max")
+        cpu_ax.set_ylabel("worker CPU (% of one core)")
+        cpu_ax.set_title("Worker CPU per cell")
+        cpu_ax.legend(fontsize=7)
+        rss = [(c.result["resources"].get("worker_rss_peak_bytes") or 0) / 2**20 for c in with_resources]
+        mem_ax.bar(positions, rss)
+        mem_ax.set_ylabel("peak resident memory (MiB)")
+        mem_ax.set_title("Worker memory per cell")
+        for ax in (cpu_ax, mem_ax):
+            ax.set_xticks(positions, names, rotation=60, fontsize=7)
+        save("worker_resources.png", figure)
+
+    if checks:
+        figure, ax = plt.subplots(figsize=(max(6, len(checks) * 0.7), 4.2))
+        positions = np.arange(len(checks))
+        ax.bar(positions - 0.2, [c["throughput_per_min"]["measured"] or 0 for c in checks], 0.4, label="measured")
+        ax.bar(positions + 0.2, [c["throughput_per_min"]["predicted"] or 0 for c in checks], 0.4, label="model")
+        ax.set_xticks(positions, [c["cell"] for c in checks], rotation=60, fontsize=7)
+        ax.set_ylabel("X (tasks/min)")
+        ax.set_title("Throughput: measured vs simulated")
+        ax.legend(fontsize=7)
+        save("model_vs_measured.png", figure)
+    return images
+
+
+def _monitor(path: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    t, depth = [], []
+    if path is None or not path.is_file():
+        return np.array([]), np.array([])
+    with path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            t.append(datetime.fromisoformat(row["timestamp"]).timestamp())
+            depth.append(int(row["visible"]))
+    return np.array(t), np.array(depth)
+
+
+def html_page(report: Report, images: dict[str, bytes]) -> str:
+    """One self-contained page: tables, notes and every plot embedded as a data: URI."""
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(report.title)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:13px}"
+        "td,th{border:1px solid #bbb;padding:3px 7px;text-align:left}th{background:#eee}"
+        "img{max-width:100%;display:block;margin:1em 0}</style>",
+        f"</head><body><h1>{esc(report.title)}</h1>",
+    ]
+    if report.summary:
+        parts.append("<table>")
+        parts.extend(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in report.summary)
+        parts.append("</table>")
+    for table in report.tables:
+        parts.append(f"<h2>{esc(table.title)}</h2><table><tr>")
+        parts.extend(f"<th>{esc(c)}</th>" for c in table.columns)
+        parts.append("</tr>")
+        for row in table.rows:
+            parts.append("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>")
+        parts.append("</table>")
+    parts.append("<h2>Plots</h2>")
+    for name, png in images.items():
+        encoded = base64.b64encode(png).decode("ascii")
+        parts.append(
+            f'<img alt="{esc(name)}" id="{esc(name.removesuffix(".png"))}" src="data:image/png;base64,{encoded}">'
+        )
+    if report.notes:
+        parts.append("<h2>Notes</h2><ul>")
+        parts.extend(f"<li>{esc(n)}</li>" for n in report.notes)
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write(run_dirs: list[Path], out_dir: Path) -> tuple[Report, dict[str, Path]]:
+    """Write report.md, report.csv, report.json, report.html and the PNG files to ``out_dir``."""
+    from capacity.export import render
+
+    report, cells, fits, checks = build(run_dirs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = plots(cells, fits, checks)
+    written: dict[str, Path] = {}
+    for name, png in images.items():
+        (out_dir / name).write_bytes(png)
+        written[name] = out_dir / name
+    for fmt, name in (("markdown", "report.md"), ("json", "report.json")):
+        (out_dir / name).write_text(render(report, fmt), encoding="utf-8")
+        written[name] = out_dir / name
+    with (out_dir / "report.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        table = report.tables[0]
+        writer.writerow(table.columns)
+        writer.writerows(table.rows)
+    written["report.csv"] = out_dir / "report.csv"
+    (out_dir / "report.html").write_text(html_page(report, images), encoding="utf-8")
+    written["report.html"] = out_dir / "report.html"
+    return report, written

@@ -1,0 +1,122 @@
+"""matrix run and report, without brokers: run directories, bottleneck notes, the recommended
+concurrency, the HTML page. The real runs are in test_matrix_e2e.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from capacity.errors import InputError
+from capacity.matrix import Matrix, ModeSpec
+from capacity.matrix_run import CellSpec, bottleneck, cells, prepare_run_dir, write_results
+from capacity.report import Report, Table
+from capacity.runreport import Cell, html_page, recommended_concurrency, usl_fits
+from capacity.usl import USLFit
+
+
+def tiny(concurrencies: tuple[int, ...] = (1, 2)) -> Matrix:
+    return Matrix(sizes=(1000,), concurrencies=concurrencies, modes=(ModeSpec(mode="burst", count=5),))
+
+
+def test_cell_ids_are_stable_and_numbered() -> None:
+    matrix = Matrix(
+        sizes=(50_000_000,),
+        concurrencies=(1, 4),
+        modes=(ModeSpec(mode="burst", count=5), ModeSpec(mode="sustained", rate="10/min", count=5)),
+    )
+    assert [c.cell_id for c in cells(matrix)] == [
+        "01-50MB-c1-burst",
+        "02-50MB-c4-burst",
+        "03-50MB-c1-sustained",
+        "04-50MB-c4-sustained",
+    ]
+
+
+def test_a_run_directory_belongs_to_one_matrix(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    prepare_run_dir(run, tiny(), fresh=False)
+    prepare_run_dir(run, tiny(), fresh=False)  # the same matrix: resumes
+    with pytest.raises(InputError, match="different matrix"):
+        prepare_run_dir(run, tiny((1, 2, 4)), fresh=False)
+    (run / "cells" / "01-1kB-c1-burst").mkdir(parents=True)
+    prepare_run_dir(run, tiny((1, 2, 4)), fresh=True)  # --fresh starts over
+    assert not (run / "cells").exists()
+
+
+def test_results_files_are_rebuilt_from_finished_cells_only(tmp_path: Path) -> None:
+    for name, sent in (("01-a", 10), ("02-b", 20)):
+        (tmp_path / "cells" / name).mkdir(parents=True)
+        record = {"cell": {"cell": name, "concurrency": 1}, "metrics": {"sent": sent}, "bottleneck": "x"}
+        (tmp_path / "cells" / name / "result.json").write_text(json.dumps(record))
+    (tmp_path / "cells" / "03-interrupted").mkdir()  # no result.json: not finished
+    results = write_results(tmp_path)
+    assert [r["cell"]["cell"] for r in results] == ["01-a", "02-b"]
+    lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("cell,size,size_bytes,concurrency,mode")
+    assert lines[2].startswith("02-b,,,1,,,20,")
+
+
+def spec(concurrency: int, mode: str = "burst") -> CellSpec:
+    return CellSpec(1, "c", 1000, concurrency, ModeSpec(mode=mode, count=5, rate="1/s" if mode != "burst" else None))
+
+
+@pytest.mark.parametrize(
+    ("cell", "utilization", "cpu", "expected"),
+    [
+        # 4 slots on 2 cores: 170% of one core is 85% of the 2 usable ones
+        (spec(4), 0.95, 170.0, "worker CPU: 170% of 2 usable core(s)"),
+        (spec(1), 0.97, 35.0, "slots: 97% busy, CPU 35%"),
+        (spec(4, "sustained"), 0.2, 20.0, "none: kept up with the arrivals (20% busy)"),
+    ],
+)
+def test_bottleneck_follows_what_was_measured(cell: CellSpec, utilization: float, cpu: float, expected: str) -> None:
+    resources = {
+        "cores": 2,
+        "worker_cpu_mean_percent": cpu,
+        "worker_rss_peak_bytes": 10**8,
+        "host_memory_bytes": 10**10,
+    }
+    assert bottleneck(cell, {"utilization": utilization}, resources).startswith(expected)
+
+
+def test_bottleneck_without_samples_says_so() -> None:
+    assert bottleneck(spec(2), {"utilization": None}, {}) == "not measured"
+
+
+def test_recommended_concurrency_by_hand() -> None:
+    # sigma 0, kappa 0.02, lambda 100: N* = sqrt(1/0.02) = 7.07, X(N*) = 707.1/1.8586 = 380.4,
+    # 95% of it = 361.4; X(5) = 500/1.4 = 357.1 (short), X(6) = 600/1.6 = 375.0: 6
+    model = USLFit(sigma=0.0, kappa=0.02, lambda_=100.0, r_squared=1.0, points=3)
+    assert recommended_concurrency(model, tested_max=4) == (6, "smallest N reaching 95% of the fitted peak")
+    linear = USLFit(sigma=0.0, kappa=0.0, lambda_=100.0, r_squared=1.0, points=3)
+    assert recommended_concurrency(linear, tested_max=4)[0] is None
+    # sigma 0.1, kappa 0: X -> lambda/sigma = 1000; 95% needs N/(1 + 0.1(N-1)) >= 9.5, N >= 171
+    far = USLFit(sigma=0.1, kappa=0.0, lambda_=100.0, r_squared=1.0, points=3)
+    best, note = recommended_concurrency(far, tested_max=8)
+    assert best == 171 and "beyond twice the tested range" in note
+
+
+def test_usl_is_fitted_on_burst_cells_only(tmp_path: Path) -> None:
+    def cell(c: int, mode: str, x: float) -> Cell:
+        result = {"cell": {"cell": f"{mode}{c}", "size_bytes": 1000, "concurrency": c, "mode": mode, "rate": None}}
+        result["metrics"] = {"throughput_per_min": x}
+        return Cell(result, tmp_path)
+
+    # X = 100 N / (1 + 0.02 N (N - 1)) at N = 1, 2, 4, 8: 100, 192.3, 320.5, 347.8
+    burst = [cell(n, "burst", 100 * n / (1 + 0.02 * n * (n - 1))) for n in (1, 2, 4, 8)]
+    fits = usl_fits([*burst, cell(1, "sustained", 60.0), cell(2, "sustained", 60.0), cell(4, "sustained", 60.0)])
+    by_mode = {f.group[1]: f for f in fits}
+    assert by_mode["burst"].fit is not None
+    assert by_mode["burst"].fit.kappa == pytest.approx(0.02, rel=1e-4)
+    assert by_mode["burst"].recommended == 6
+    assert by_mode["sustained"].fit is None and "arrival rate" in by_mode["sustained"].note
+
+
+def test_html_page_escapes_text_and_embeds_images() -> None:
+    report = Report("R", {}, (("a", "<b>"),), (Table("T", ("c",), (("<script>x</script>",),)),), ("n & m",))
+    page = html_page(report, {"plot.png": b"\x89PNG fake"})
+    assert "<script>x" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page and "n &amp; m" in page
+    assert "http" not in page  # nothing to fetch: opens offline
