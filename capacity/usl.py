@@ -78,8 +78,10 @@ def fit(concurrency: np.ndarray, throughput: np.ndarray) -> USLFit:
     return USLFit(sigma, kappa, lam, 1 - ss_res / ss_tot if ss_tot > 0 else 1.0, len(n))
 
 
-def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(concurrency, throughput) from a CSV with those columns (or a results file that has them)."""
+def read_points(path: Path, size: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(concurrency, throughput) from a CSV with those columns, or a matrix results.csv: there
+    only burst cells count (a sustained cell's X is its arrival rate) and, when it holds several
+    payload sizes, ``size`` picks one."""
     try:
         with path.open(encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
@@ -92,6 +94,16 @@ def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
     x_col = names.get("throughput") or names.get("throughput_per_min") or names.get("x")
     if not n_col or not x_col:
         raise InputError(f"{path}: needs columns concurrency and throughput (found: {', '.join(rows[0])})")
+    if "mode" in names:
+        rows = [r for r in rows if r[names["mode"]].strip().lower() == "burst"]
+    if "size" in names:
+        sizes = sorted({r[names["size"]] for r in rows})
+        if size is not None:
+            rows = [r for r in rows if r[names["size"]].replace(" ", "") == size.replace(" ", "")]
+            if not rows:
+                raise InputError(f"{path}: no burst rows of size {size!r} (sizes: {', '.join(sizes)})")
+        elif len(sizes) > 1:
+            raise InputError(f"{path}: holds several sizes ({', '.join(sizes)}); pick one with --size")
     try:
         pairs = [(float(r[n_col]), float(r[x_col])) for r in rows if r[x_col] not in ("", None)]
     except ValueError as exc:

@@ -12,7 +12,7 @@ from capacity.errors import InputError
 from capacity.matrix import Matrix, ModeSpec
 from capacity.matrix_run import CellSpec, bottleneck, cells, prepare_run_dir, write_results
 from capacity.report import Report, Table
-from capacity.runreport import Cell, html_page, recommended_concurrency, usl_fits
+from capacity.runreport import Cell, html_page, recommended_concurrency, usl_fits, validate
 from capacity.usl import USLFit
 
 
@@ -120,3 +120,38 @@ def test_html_page_escapes_text_and_embeds_images() -> None:
     assert "<script>x" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
     assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page and "n &amp; m" in page
     assert "http" not in page  # nothing to fetch: opens offline
+
+
+def fcfs_cell(tmp_path: Path, delay_s: float) -> Cell:
+    """10 tasks sent at once to 2 slots, 1 s each: task i starts at floor(i/2) (+ a delivery
+    delay), so by hand W = mean(0,0,1,1,2,2,3,3,4,4) = 2 s, R = 3 s, window 5 s, X = 120/min."""
+    lines = ["task_id,sent,received,started,finished,state,service_s,wait_s,response_s"]
+    for i in range(10):
+        start = i // 2 + delay_s
+        lines.append(f"t{i},1000.0,,{1000 + start},{1001 + start},SUCCESS,1.0,{start},{start + 1}")
+    (tmp_path / "tasks.csv").write_text("\n".join(lines) + "\n")
+    metrics = {
+        "sent": 10,
+        "throughput_per_min": 10 / (5 + delay_s) * 60,
+        "service_time_mean_s": 1.0,
+        "wait_mean_s": 2.0 + delay_s,
+        "response_time_mean_s": 3.0 + delay_s,
+    }
+    return Cell({"cell": {"cell": "c", "concurrency": 2}, "metrics": metrics}, tmp_path)
+
+
+def test_model_reproduces_an_fcfs_pool_exactly(tmp_path: Path) -> None:
+    check = validate(fcfs_cell(tmp_path, 0.0))
+    assert check is not None
+    for key in ("throughput_per_min", "service_time_mean_s", "wait_mean_s", "response_time_mean_s"):
+        assert check[key]["error"] == pytest.approx(0, abs=1e-9), key
+    assert check["within_target"] and check["why"] == ""
+
+
+def test_model_misses_are_named_not_tuned(tmp_path: Path) -> None:
+    # every task starts 0.5 s late (delivery): R is 3.5 s against the model's 3 s, -14%
+    check = validate(fcfs_cell(tmp_path, 0.5))
+    assert check is not None
+    assert check["response_time_mean_s"]["error"] == pytest.approx(3.0 / 3.5 - 1)
+    assert not check["within_target"]
+    assert check["why"].startswith("waits +500 ms over the model")

@@ -33,6 +33,21 @@ def test_specsdm91_matches_the_r_package() -> None:
     assert result.r_squared > 0.95
 
 
+def test_codahale_usl_readme_example() -> None:
+    # github.com/codahale/usl README, "As A CLI Tool": the measurements 1,65 18,996 36,1652 72,1853
+    # 108,1829 144,1775 216,1702 give sigma=0.0277299, kappa=0.000104343, lambda=89.9878, max
+    # throughput 1883.76 at max concurrency 96, and predictions 10 -> 714.778987, 50 -> 1721.000603,
+    # 100 -> 1883.278957, 300 -> 1447.463805 (its README: "within 0.02% of those listed in the book")
+    result = fit(SPECSDM91_LOAD, np.array([65, 996, 1652, 1853, 1829, 1775, 1702]))
+    assert result.sigma == pytest.approx(0.0277299, rel=2e-4)
+    assert result.kappa == pytest.approx(0.000104343, rel=2e-4)
+    assert result.lambda_ == pytest.approx(89.9878, rel=2e-4)
+    assert result.peak_throughput == pytest.approx(1883.76, rel=2e-4)
+    assert int(result.peak_concurrency) == 96
+    for n, expected in ((10, 714.778987), (50, 1721.000603), (100, 1883.278957), (300, 1447.463805)):
+        assert result.throughput(n) == pytest.approx(expected, rel=2e-4)
+
+
 def test_exact_recovery_and_linear_scaling() -> None:
     n = np.array([1, 2, 4, 8, 16, 32])
     x = 100 * n / (1 + 0.05 * (n - 1) + 0.002 * n * (n - 1))
@@ -65,3 +80,20 @@ def test_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "few points" in " ".join(json.loads(result.stdout)["warnings"])
     result = runner.invoke(app, ["usl", str(tmp_path / "none.csv")])
     assert result.exit_code == 2 and "No such file" in result.stderr
+
+
+def test_matrix_results_file_uses_burst_cells_of_one_size(tmp_path: Path) -> None:
+    data = tmp_path / "results.csv"
+    lines = ["cell,size,concurrency,mode,throughput_per_min"]
+    for size in ("1 MB", "2 MB"):
+        scale = 1.0 if size == "1 MB" else 0.5
+        lines += [f"b{n},{size},{n},burst,{scale * 100 * n / (1 + 0.02 * n * (n - 1))}" for n in (1, 2, 4, 8)]
+        lines += [f"s{n},{size},{n},sustained,120" for n in (1, 2, 4, 8)]  # the arrival rate: ignored
+    data.write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["usl", str(data), "-f", "json"])
+    assert result.exit_code == 2 and "several sizes (1 MB, 2 MB)" in result.stderr
+    result = runner.invoke(app, ["usl", str(data), "--size", "2MB", "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["points"], out["lambda"], out["kappa"]) == (4, pytest.approx(50), pytest.approx(0.02))

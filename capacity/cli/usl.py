@@ -13,7 +13,8 @@ from capacity.report import Report, Table
 from capacity.usl import TRUSTED_POINTS, fit, read_points
 
 HELP = """Fit Gunther's Universal Scalability Law X(N) = lambda N / (1 + sigma (N-1) + kappa N (N-1))
-to a CSV of concurrency,throughput by bounded least squares; report sigma (contention), kappa
+to a CSV of concurrency,throughput (or a matrix run's results.csv: its burst cells) by bounded
+least squares; report sigma (contention), kappa
 (coherency), lambda, the peak concurrency N* = sqrt((1 - sigma) / kappa), the throughput there,
 R^2, and predictions (--predict N, repeatable). Refuses fewer than 3 points; warns below 6."""
 
@@ -22,10 +23,13 @@ R^2, and predictions (--predict N, repeatable). Refuses fewer than 3 points; war
 def command(
     data: Annotated[Path, typer.Argument(help="CSV with columns concurrency,throughput.")],
     predict: Annotated[list[int] | None, typer.Option("--predict", help="Concurrency to predict (repeatable).")] = None,
+    size: Annotated[
+        str | None, typer.Option(help="Matrix results with several sizes: the one to fit (e.g. 1MB).")
+    ] = None,
     fmt: FormatOption = "table",
     output: OutputOption = "-",
 ) -> None:
-    n, x = read_points(data)
+    n, x = read_points(data, size)
     result = fit(n, x)
     warnings = []
     if result.points < TRUSTED_POINTS:
