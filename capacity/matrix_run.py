@@ -45,8 +45,10 @@ MATRIX_COPY = "matrix.yaml"
 #: the reference worker, as ``capacity bench`` starts it ({python} is this interpreter)
 REFERENCE_WORKER = (
     "{python} -m celery -A capacity.worker worker --pool prefork --concurrency {concurrency} -Q {queue} "
-    "--without-gossip --without-mingle --without-heartbeat --loglevel INFO --hostname bench-{cell}@%h"
+    "--without-gossip --without-mingle --without-heartbeat --loglevel INFO --hostname bench-{cell}@%h {events}"
 )
+#: --timings events: Celery events recorded per cell by capacity collect (workers need -E)
+EVENTS = "events"
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class RunConfig:
     broker_url: str
     run_dir: Path
     worker: WorkerControl
-    timings: str | None = None  # None: a probe directory per cell, given to the worker we start
+    timings: str | None = None  # None: a probe directory per cell; "events": Celery events per cell
     transport_options: dict[str, Any] = field(default_factory=dict)
     upload_dir: str = "load_tests/uploads"
     drain_timeout_s: float = 300.0
@@ -219,7 +221,12 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
     cell_dir.mkdir(parents=True)
     _check_queue_empty(config, cell)
     payload = synthetic_file(cell.size_bytes, config.upload_dir)
-    timings = config.timings or str((cell_dir / "timings").resolve())
+    collector: _Collector | None = None
+    if config.timings == EVENTS:
+        collector = _Collector(config.broker_url, cell_dir / "events.jsonl")
+        timings = f"events:{(cell_dir / 'events.jsonl').resolve()}"
+    else:
+        timings = config.timings or str((cell_dir / "timings").resolve())
     fields = {
         "concurrency": str(cell.concurrency),
         "queue": config.matrix.queue,
@@ -227,12 +234,15 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         "cell": cell.cell_id,
         "timings": timings,
         "python": sys.executable,
+        "events": "-E" if collector is not None else "",
     }
     started = time.time()
     progress(cell, "worker")
     worker = _Worker(config.worker, fields, cell_dir / "worker.log", config.broker_url, timings)
     sampler: _Sampler | None = None
     try:
+        if collector is not None:
+            collector.start()
         worker.start(stop)
         sampler = _Sampler(worker.pid, cell_dir / "resources.csv", config.sample_interval_s).start()
         progress(cell, "inject")
@@ -247,6 +257,8 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         if sampler is not None:
             sampler.stop()
         worker.stop()
+        if collector is not None:
+            collector.stop()
     progress(cell, "metrics")
     metrics = run_metrics(
         [result.log_path], [timings], concurrency=cell.concurrency, per_task_csv=cell_dir / "tasks.csv"
@@ -331,6 +343,41 @@ def _finished(log_path: Path, timings: str) -> int:
     return int(metrics.completed or 0) + int(metrics.failed or 0)
 
 
+class _Collector:
+    """``capacity collect`` in a thread for the length of a cell (brokers with events: Redis, AMQP)."""
+
+    def __init__(self, broker_url: str, out: Path) -> None:
+        self.broker_url = broker_url
+        self.out = out
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="capacity-collect", daemon=True)
+
+    def _run(self) -> None:
+        from capacity.collect import collect
+
+        try:
+            collect(self.broker_url, self.out, None, self._stop, self._ready)
+        except BaseException as exc:  # handed to the main thread in start()/stop()
+            self._error = exc
+            self._ready.set()
+
+    def start(self) -> None:
+        self.out.touch()
+        self._thread.start()
+        if not self._ready.wait(15) and self._error is None:
+            raise BrokerError(f"no event receiver on {redact_url(self.broker_url)} within 15 s")
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        if self._error is not None:
+            raise self._error
+
+
 class _Worker:
     """The cell's worker: started from the command template (its own process group), or up/down."""
 
@@ -339,12 +386,11 @@ class _Worker:
         self.fields = fields
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
-        self.env = {
-            **os.environ,
-            "CAPACITY_BROKER_URL": os.environ.get("CAPACITY_BROKER_URL") or broker_url,
-            "CAPACITY_TIMINGS": timings,
-            **control.env,
-        }
+        self.env = {**os.environ, "CAPACITY_BROKER_URL": broker_url}  # the broker the cell injects to
+        self.env.pop("CAPACITY_TIMINGS", None)
+        if not timings.startswith(("events:", "backend:", "records:")):
+            self.env["CAPACITY_TIMINGS"] = timings.removeprefix("probe:")  # where the probe writes
+        self.env.update(control.env)
         if control.command:
             self.description = {"command": _redacted(control.command, fields)}
         else:

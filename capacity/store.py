@@ -52,7 +52,7 @@ class Store:
     event_tables: list[pa.Table] = field(default_factory=list)  # probe/event line columns
     timing_tables: list[pa.Table] = field(default_factory=list)  # task_id, received, ..., state
     # DuckDB spills its hash aggregation to disk beyond this; $CAPACITY_MEMORY_LIMIT overrides.
-    memory_limit: str = field(default_factory=lambda: os.environ.get("CAPACITY_MEMORY_LIMIT", "3GB"))
+    memory_limit: str = field(default_factory=lambda: os.environ.get("CAPACITY_MEMORY_LIMIT", "3.5GB"))
 
     def __post_init__(self) -> None:
         import duckdb

@@ -255,3 +255,20 @@ def test_bad_worker_commands_fail_in_one_line(tmp_path: Path, redis_server: Redi
     proc = run_cli(["matrix", "run", str(matrix), "--run-dir", str(tmp_path / "r2"), "-q"], unreachable, ROOT)
     assert proc.returncode == 3 and "hunter2" not in proc.stderr, proc.stderr
     assert subprocess.run(["true"], check=False).returncode == 0
+
+
+def test_matrix_run_with_celery_events_as_timings(tmp_path: Path, redis_server: RedisServer) -> None:
+    queue = "mev-" + uuid.uuid4().hex[:8]
+    matrix = write_matrix(tmp_path / "m.yaml", queue, "[2]", "[{mode: burst, count: 8}]")
+    run_dir = tmp_path / "run"
+    args = ["matrix", "run", str(matrix), "--timings", "events", "--run-dir", str(run_dir), "-q"]
+    proc = run_cli(args, base_env(redis_server.url), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (cell,) = json.loads((run_dir / "results.json").read_text())["cells"]
+    metrics = cell["metrics"]
+    assert metrics["sources"] == ["events"]
+    assert (metrics["sent"], metrics["completed"]) == (8, 8)
+    assert SLEEP_S <= metrics["service_time_mean_s"] < SLEEP_S * 1.3
+    assert not (run_dir / "cells" / cell["cell"]["cell"] / "timings").exists()  # no probe files: events only
+    sqs = run_cli([*args[:-3], "--broker", "sqs://k:s@127.0.0.1:9/"], base_env(redis_server.url), tmp_path)
+    assert sqs.returncode == 2 and "no events on SQS" in sqs.stderr

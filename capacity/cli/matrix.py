@@ -14,7 +14,16 @@ from capacity.brokers import resolve_broker_url
 from capacity.cli._common import FormatOption, Interrupts, OutputOption, emit, handle_errors, json_object_option
 from capacity.errors import InputError
 from capacity.matrix import Matrix, load_matrix, results_table
-from capacity.matrix_run import REFERENCE_WORKER, CellSpec, RunConfig, WorkerControl, cells, prepare_run_dir, run_matrix
+from capacity.matrix_run import (
+    EVENTS,
+    REFERENCE_WORKER,
+    CellSpec,
+    RunConfig,
+    WorkerControl,
+    cells,
+    prepare_run_dir,
+    run_matrix,
+)
 from capacity.report import Report
 from capacity.runreport import build
 from capacity.units import parse_duration
@@ -105,7 +114,11 @@ def run(
     worker_up: Annotated[str | None, Opt(help="Shell template that starts or scales the worker per cell.")] = None,
     worker_down: Annotated[str | None, Opt(help="Shell template that stops it after the cell.")] = None,
     timings: Annotated[
-        str | None, Opt(help="Timings source the workers write (needed with --worker-up) [default: per cell dir].")
+        str | None,
+        Opt(
+            help="Timings: a probe directory or Redis URL your workers write (needed with --worker-up), 'events' "
+            "(Celery events per cell; workers need -E), or backend:URL [default: a probe directory per cell]."
+        ),
     ] = None,
     run_dir: Annotated[Path | None, Opt(help="Run directory [default: load_tests/results/matrix-<FILE stem>].")] = None,
     fresh: Annotated[bool, Opt("--fresh", help="Start over: delete the run directory's earlier cells.")] = False,
@@ -130,6 +143,8 @@ def run(
         raise InputError("--worker-up and --worker-down go together")
     if worker_up and not timings:
         raise InputError("--worker-up needs --timings: the probe sink your workers write to (a directory or Redis URL)")
+    if timings == EVENTS and url.lower().startswith("sqs"):
+        raise InputError("--timings events: Celery has no events on SQS; use the probe (the default)")
     control = WorkerControl(
         command=None if worker_up else (worker_cmd or REFERENCE_WORKER),
         up=worker_up,
