@@ -35,7 +35,7 @@ from capacity.matrix import Matrix, ModeSpec
 from capacity.metrics import run_metrics
 from capacity.payload import default_payload, synthetic_file
 from capacity.schedules import build_schedule
-from capacity.secrets import redact_url
+from capacity.secrets import mask, redact_url
 from capacity.units import format_size
 
 RESULTS_JSON = "results.json"
@@ -160,8 +160,13 @@ def run_matrix(config: RunConfig, stop: threading.Event, on_progress: Progress |
 
 
 def read_results(run_dir: Path) -> list[dict[str, Any]]:
-    """Every finished cell's result, in cell order."""
-    found = sorted((run_dir / "cells").glob("*/result.json"))
+    """Every finished cell's result, in cell order (by number: 100 comes after 99)."""
+
+    def number(path: Path) -> tuple[int, str]:
+        head = path.parent.name.split("-", 1)[0]
+        return (int(head) if head.isdigit() else 0, path.parent.name)
+
+    found = sorted((run_dir / "cells").glob("*/result.json"), key=number)
     return [json.loads(path.read_text(encoding="utf-8")) for path in found]
 
 
@@ -246,6 +251,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         worker.start(stop)
         sampler = _Sampler(worker.pid, cell_dir / "resources.csv", config.sample_interval_s).start()
         progress(cell, "inject")
+        injecting = sampler.mark()
         result = _inject(config, cell, cell_dir, payload.reference, payload.size_bytes, stop)
         if result.status != "completed":
             if stop.is_set():
@@ -253,6 +259,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
             raise BrokerError(f"cell {cell.cell_id}: inject {result.status}: {result.error}")
         progress(cell, "drain")
         _wait_finished(result, timings, cell, config.drain_timeout_s, stop)
+        finished = sampler.mark()
     finally:
         if sampler is not None:
             sampler.stop()
@@ -264,7 +271,8 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         [result.log_path], [timings], concurrency=cell.concurrency, per_task_csv=cell_dir / "tasks.csv"
     )
     data = metrics.as_dict()
-    resources = sampler.summary(started, time.time()) if sampler is not None else {}
+    # the busy part of the cell: the worker's start-up (imports, forks) is not the workload's
+    resources = sampler.summary(injecting, finished) if sampler is not None else {}
     record = {
         "cell": cell.describe(),
         "task": config.matrix.task,
@@ -440,7 +448,7 @@ class _Worker:
 
     def _tail(self) -> str:
         text = self.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        return redact_url(" | ".join(text[-3:])) if text else "(no output)"
+        return mask(" | ".join(text[-3:])) if text else "(no output)"
 
     def _shell(self, template: str, flag: str) -> None:
         try:
@@ -469,7 +477,8 @@ class _Worker:
 
 
 def _redacted(template: str, fields: dict[str, str]) -> str:
-    return redact_url(template.replace("{broker}", redact_url(fields["broker"])))
+    """A template as recorded in result.json: the broker without its password, known secrets masked."""
+    return mask(template.replace("{broker}", redact_url(fields["broker"])))
 
 
 # --- worker resources ---------------------------------------------------------------------------------
@@ -489,6 +498,7 @@ class _Sampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="capacity-sampler", daemon=True)
         self._last: tuple[float, float] | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> _Sampler:
         psutil.cpu_percent(None)
@@ -503,6 +513,12 @@ class _Sampler:
             return [root, *root.children(recursive=True)]
         except psutil.Error:
             return []
+
+    def mark(self) -> float:
+        """Take a sample now (the edges of the busy window), and return its time."""
+        with self._lock:
+            self._sample()
+            return self.rows[-1][0]
 
     def _sample(self) -> None:
         now = time.time()
@@ -536,7 +552,8 @@ class _Sampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._sample()
+            with self._lock:
+                self._sample()
             self._stop.wait(self.interval_s)
 
     def stop(self) -> None:

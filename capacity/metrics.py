@@ -23,6 +23,25 @@ SUCCESS = "SUCCESS"
 PERCENTILES = (50, 90, 95, 99)
 
 
+#: the JSON keys issue #4 makes public (as_dict has them all), in the order reports show them
+PUBLIC_KEYS = (
+    "sent",
+    "completed",
+    "failed",
+    "missing",
+    "completion_rate",
+    "window_s",
+    "throughput_per_min",
+    "service_time_mean_s",
+    "service_time_p50_s",
+    "service_time_p95_s",
+    "service_time_p99_s",
+    "wait_mean_s",
+    "response_time_mean_s",
+    "utilization",
+)
+
+
 @dataclass
 class Metrics:
     """The result; ``as_dict`` gives the public JSON keys."""

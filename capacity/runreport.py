@@ -20,6 +20,7 @@ import numpy as np
 
 from capacity.errors import InputError
 from capacity.matrix_run import read_results
+from capacity.metrics import PUBLIC_KEYS
 from capacity.report import Report, Table
 from capacity.simulate import Workload, read_service_times, replicate
 from capacity.units import format_size
@@ -322,23 +323,7 @@ def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], lis
 
 
 def _public(cell: Cell) -> dict[str, Any]:
-    keep = (
-        "sent",
-        "completed",
-        "failed",
-        "missing",
-        "completion_rate",
-        "window_s",
-        "throughput_per_min",
-        "service_time_mean_s",
-        "service_time_p50_s",
-        "service_time_p95_s",
-        "service_time_p99_s",
-        "wait_mean_s",
-        "response_time_mean_s",
-        "utilization",
-    )
-    out: dict[str, Any] = {k: cell.metrics.get(k) for k in keep}
+    out: dict[str, Any] = {k: cell.metrics.get(k) for k in PUBLIC_KEYS}
     out["bottleneck"] = cell.result.get("bottleneck")
     out["resources"] = cell.result.get("resources")
     return out
