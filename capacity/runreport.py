@@ -277,6 +277,21 @@ def validation_table(checks: list[dict[str, Any]]) -> Table:
     return Table("Model vs measured (simulate: replayed sends, resampled S)", columns, rows)
 
 
+def for_terminal(report: Report) -> Report:
+    """The report for a terminal: tables without their long free-text columns (those stay in the
+    Markdown, CSV, JSON and HTML files)."""
+
+    def trim(table: Table) -> Table:
+        drop = {i for i, c in enumerate(table.columns) if c in ("Why it misses", "Note", "Notes")}
+        if table.title == "Results":
+            drop.clear()  # seed 003's shape, Notes included
+        keep = [i for i in range(len(table.columns)) if i not in drop]
+        rows = tuple(tuple(row[i] for i in keep) for row in table.rows)
+        return Table(table.title, tuple(table.columns[i] for i in keep), rows)
+
+    return Report(report.title, report.data, report.summary, tuple(trim(t) for t in report.tables), report.notes)
+
+
 def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], list[dict[str, Any]]]:
     cells = load_cells(run_dirs)
     fits = usl_fits(cells)

@@ -155,3 +155,29 @@ def test_model_misses_are_named_not_tuned(tmp_path: Path) -> None:
     assert check["response_time_mean_s"]["error"] == pytest.approx(3.0 / 3.5 - 1)
     assert not check["within_target"]
     assert check["why"].startswith("waits +500 ms over the model")
+
+
+def test_reference_worker_behaves_like_the_profile_job_types() -> None:
+    import random
+
+    from capacity.worker import job_plan, process_file
+
+    rng = random.Random(3)
+    for _ in range(200):
+        # seed 002's 2D Render: cpu 0.2-0.5 of a core, 200-500 MB, 5-15 s; here at 1/100 the time
+        plan = job_plan("2d render", time_scale=0.01, memory_scale=0.5, rng=rng)
+        duration = plan["cpu_s"] + plan["sleep_s"]
+        assert 0.05 <= duration <= 0.15
+        assert 0.2 <= plan["cpu_s"] / duration <= 0.5
+        assert 100e6 <= plan["memory_bytes"] <= 250e6
+    # seed 002's 3D Render asks for 1-2 CPUs: one process can use one, so it is all CPU
+    assert job_plan("3D Render", rng=rng)["sleep_s"] == 0
+    with pytest.raises(ValueError, match="unknown job type 'nope'; known: 2d render"):
+        job_plan("nope")
+    # the task itself: holds the memory, spins the CPU time, sleeps the rest
+    import time
+
+    before = time.process_time()
+    done = process_file.run(cpu_s=0.02, sleep_s=0.01, memory_bytes=5e6)
+    assert time.process_time() - before >= 0.02  # CPU time, not wall clock: it spins until spent
+    assert (done["cpu_s"], done["sleep_s"]) == (0.02, 0.01)

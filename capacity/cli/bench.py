@@ -17,7 +17,7 @@ from capacity.errors import InputError
 from capacity.matrix import load_matrix
 from capacity.matrix_run import REFERENCE_WORKER, RunConfig, WorkerControl
 from capacity.profiles import DEFAULT_DIR
-from capacity.runreport import write
+from capacity.runreport import for_terminal, write
 from capacity.units import parse_duration
 
 HELP = """Run a test matrix end to end and report it: with no arguments, an embedded Redis
@@ -61,7 +61,7 @@ def command(
         )
         execute(config, fresh=False, quiet=quiet)
     report, written = write([directory], directory / "report")
-    emit(report, fmt, output)
+    emit(for_terminal(report) if fmt == "table" else report, fmt, output)
     console = Console(stderr=True)
     console.print(f"bench took {time.monotonic() - started:.0f} s; run directory: {directory}", highlight=False)
     console.print(f"report: {written['report.html']}", highlight=False)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
-from capacity.runreport import write
+from capacity.runreport import for_terminal, write
 
 HELP = """Report on one or more matrix run directories: seed 003's results table, the USL fit and
 recommended concurrency per size and mode, the queueing model's predictions against the
@@ -26,5 +26,5 @@ def command(
     output: OutputOption = "-",
 ) -> None:
     report, written = write(run_dirs, out or run_dirs[0] / "report")
-    emit(report, fmt, output)
+    emit(for_terminal(report) if fmt == "table" else report, fmt, output)
     Console(stderr=True).print(f"report: {written['report.html']}", highlight=False)
