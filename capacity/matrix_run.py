@@ -285,6 +285,8 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         "monitor_csv": os.path.relpath(result.monitor_csv, cell_dir) if result.monitor_csv else None,
         "metrics": data,
         "resources": resources,
+        # every sample, also in resources.csv: t, worker CPU %, RSS, bytes read, host CPU %
+        "resource_samples": [dict(zip(_Sampler.COLUMNS, row, strict=True)) for row in sampler.rows] if sampler else [],
         "bottleneck": bottleneck(cell, data, resources),
     }
     (cell_dir / "result.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")

@@ -77,6 +77,9 @@ def test_bench_on_embedded_redis_fills_the_table_and_resumes(tmp_path: Path) -> 
             # a burst keeps every slot busy: X close to c / S, less the start and end of the window
             assert float(row["throughput_per_min"]) == pytest.approx(c / s * 60, rel=0.25), row
     assert not workers_left(queue)
+    for cell in json.loads((run_dir / "results.json").read_text())["cells"]:
+        samples = cell["resource_samples"]  # the raw psutil samples travel with the metrics
+        assert len(samples) >= 2 and {"t", "worker_cpu_percent", "worker_rss_bytes"} <= set(samples[0])
     # the report: seed 003's table, a USL fit on the burst cells, the model per cell, the files
     burst = next(u for u in report["usl"] if "burst" in u["group"])
     assert burst["sigma"] is not None and burst["r_squared"] > 0.8
