@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from capacity.brokers import resolve_broker_url
 from capacity.cli._common import FormatOption, Interrupts, OutputOption, emit, handle_errors, json_object_option
-from capacity.errors import InputError
+from capacity.errors import InputError, Interrupted
 from capacity.matrix import Matrix, load_matrix, results_table
 from capacity.matrix_run import (
     EVENTS,
@@ -22,6 +22,7 @@ from capacity.matrix_run import (
     WorkerControl,
     cells,
     prepare_run_dir,
+    read_results,
     run_matrix,
 )
 from capacity.report import Report
@@ -90,7 +91,14 @@ def execute(config: RunConfig, fresh: bool, quiet: bool) -> None:
         bar.update(task, cell=f"{cell.cell_id}: {phase}")
 
     with Interrupts() as interrupts, bar:
-        run_matrix(config, interrupts.stop, on_progress)
+        try:
+            run_matrix(config, interrupts.stop, on_progress)
+        except Interrupted:
+            done = len(read_results(config.run_dir))
+            raise Interrupted(
+                f"interrupted; {done} finished cell(s) kept in {config.run_dir}: "
+                f"rerun with --run-dir {config.run_dir} to go on"
+            ) from None
 
 
 def show(run_dir: Path, fmt: str, output: str) -> None:
