@@ -37,6 +37,12 @@ VALIDATION_REPLICATIONS = 20
 class Cell:
     result: dict[str, Any]
     directory: Path
+    run: str = ""  # the run directory's name, when a report combines several
+
+    @property
+    def label(self) -> str:
+        name = str(self.spec["cell"])
+        return f"{self.run}/{name}" if self.run else name
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -65,7 +71,8 @@ def load_cells(run_dirs: list[Path]) -> list[Cell]:
         found = read_results(run_dir)
         if not found:
             raise InputError(f"{run_dir}: no finished cells (cells/*/result.json)")
-        cells.extend(Cell(r, run_dir / "cells" / r["cell"]["cell"]) for r in found)
+        run = run_dir.resolve().name if len(run_dirs) > 1 else ""
+        cells.extend(Cell(r, run_dir / "cells" / r["cell"]["cell"], run) for r in found)
     return cells
 
 
@@ -164,7 +171,7 @@ def validate(cell: Cell) -> dict[str, Any] | None:
         rows[key] = {"measured": measured, "predicted": model, "error": error}
     x_err, r_err = rows["throughput_per_min"]["error"], rows["response_time_mean_s"]["error"]
     within = x_err is not None and r_err is not None and abs(x_err) <= TARGET_ERROR and abs(r_err) <= TARGET_ERROR
-    return {"cell": cell.spec["cell"], **rows, "within_target": within, "why": _why(cell, rows)}
+    return {"cell": cell.label, **rows, "within_target": within, "why": _why(cell, rows)}
 
 
 def _sent_and_services(tasks: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -394,7 +401,7 @@ def plots(cells: list[Cell], fits: list[GroupFit], checks: list[dict[str, Any]])
         if tasks.is_file():
             try:
                 samples.append(read_service_times(tasks))
-                labels.append(cell.spec["cell"])
+                labels.append(cell.label)
             except InputError:
                 continue
     if samples:
@@ -411,7 +418,7 @@ def plots(cells: list[Cell], fits: list[GroupFit], checks: list[dict[str, Any]])
         for cell in sustained:
             t, depth = _monitor(cell.path("monitor_csv"))
             if len(t):
-                ax.plot(t - t[0], depth, label=cell.spec["cell"])
+                ax.plot(t - t[0], depth, label=cell.label)
         ax.set_xlabel("seconds since the first sample")
         ax.set_ylabel("visible messages")
         ax.set_title("Queue depth over time (sustained cells)")
@@ -421,7 +428,7 @@ def plots(cells: list[Cell], fits: list[GroupFit], checks: list[dict[str, Any]])
     with_resources = [c for c in cells if c.result.get("resources", {}).get("worker_cpu_mean_percent") is not None]
     if with_resources:
         figure, (cpu_ax, mem_ax) = plt.subplots(1, 2, figsize=(max(8, len(with_resources) * 0.9), 4.2))
-        names = [c.spec["cell"] for c in with_resources]
+        names = [c.label for c in with_resources]
         positions = np.arange(len(names))
         mean = [c.result["resources"]["worker_cpu_mean_percent"] for c in with_resources]
         peak = [c.result["resources"]["worker_cpu_max_percent"] or 0 for c in with_resources]

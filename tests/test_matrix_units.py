@@ -181,3 +181,24 @@ def test_reference_worker_behaves_like_the_profile_job_types() -> None:
     done = process_file.run(cpu_s=0.02, sleep_s=0.01, memory_bytes=5e6)
     assert time.process_time() - before >= 0.02  # CPU time, not wall clock: it spins until spent
     assert (done["cpu_s"], done["sleep_s"]) == (0.02, 0.01)
+
+
+def test_a_report_combines_runs_and_names_each_cell_by_its_run(tmp_path: Path) -> None:
+    from capacity.runreport import load_cells
+
+    for run in ("monday", "tuesday"):
+        for n in (1, 2, 4):
+            name = f"0{n}-1MB-c{n}-burst"
+            (tmp_path / run / "cells" / name).mkdir(parents=True)
+            record = {
+                "cell": {"cell": name, "size_bytes": 10**6, "concurrency": n, "mode": "burst", "rate": None},
+                "metrics": {"throughput_per_min": 100 * n / (1 + 0.02 * n * (n - 1))},
+            }
+            (tmp_path / run / "cells" / name / "result.json").write_text(json.dumps(record))
+    cells = load_cells([tmp_path / "monday", tmp_path / "tuesday"])
+    assert [c.label for c in cells][:2] == ["monday/01-1MB-c1-burst", "monday/02-1MB-c2-burst"]
+    (only,) = usl_fits(cells)  # one (size, mode): both runs' points in one fit
+    assert len(only.points) == 6 and only.fit is not None
+    assert load_cells([tmp_path / "monday"])[0].label == "01-1MB-c1-burst"
+    with pytest.raises(InputError, match="no finished cells"):
+        load_cells([tmp_path])
