@@ -289,7 +289,10 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         "resource_samples": [dict(zip(_Sampler.COLUMNS, row, strict=True)) for row in sampler.rows] if sampler else [],
         "bottleneck": bottleneck(cell, data, resources),
     }
-    (cell_dir / "result.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    # written whole or not at all: a result.json is what marks the cell finished
+    partial = cell_dir / "result.json.part"
+    partial.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    partial.replace(cell_dir / "result.json")
     return record
 
 
