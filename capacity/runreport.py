@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from capacity.errors import InputError
 from capacity.matrix_run import read_results
 from capacity.metrics import PUBLIC_KEYS
 from capacity.report import Report, Table
-from capacity.simulate import Workload, read_service_times, replicate
+from capacity.simulate import Workload, read_per_task, replicate
 from capacity.units import format_size
 from capacity.usl import MIN_POINTS, TRUSTED_POINTS, USLFit, fit
 
@@ -57,6 +58,15 @@ class Cell:
     @property
     def group(self) -> tuple[int, str, str]:
         return (int(self.spec["size_bytes"]), str(self.spec["mode"]), str(self.spec.get("rate") or ""))
+
+    @cached_property
+    def per_task(self) -> tuple[np.ndarray, np.ndarray]:
+        """Send offsets from the first send, and measured service times (tasks.csv, read once)."""
+        tasks = self.directory / "tasks.csv"
+        if not tasks.is_file():
+            return np.array([]), np.array([])
+        sent, services = read_per_task(tasks)
+        return np.sort(sent - sent.min()) if len(sent) else sent, services
 
     def path(self, key: str) -> Path | None:
         name = self.result.get(key)
@@ -145,10 +155,7 @@ def usl_fits(cells: list[Cell]) -> list[GroupFit]:
 def validate(cell: Cell) -> dict[str, Any] | None:
     """Simulate the cell (its own send times replayed, its measured service times resampled, c slots)
     and compare X, S, W and R with the measured ones. None when the cell has no per-task timings."""
-    tasks = cell.directory / "tasks.csv"
-    if not tasks.is_file():
-        return None
-    offsets, services = _sent_and_services(tasks)
+    offsets, services = cell.per_task
     if len(services) == 0 or len(offsets) == 0:
         return None
     predicted = replicate(
@@ -172,28 +179,6 @@ def validate(cell: Cell) -> dict[str, Any] | None:
     x_err, r_err = rows["throughput_per_min"]["error"], rows["response_time_mean_s"]["error"]
     within = x_err is not None and r_err is not None and abs(x_err) <= TARGET_ERROR and abs(r_err) <= TARGET_ERROR
     return {"cell": cell.label, **rows, "within_target": within, "why": _why(cell, rows)}
-
-
-def _sent_and_services(tasks: Path) -> tuple[np.ndarray, np.ndarray]:
-    sent = []
-    with tasks.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("sent"):
-                sent.append(_epoch(row["sent"]))
-    offsets = np.sort(np.array(sent, dtype=float))
-    offsets -= offsets.min() if len(offsets) else 0.0
-    try:
-        services = read_service_times(tasks)
-    except InputError:
-        services = np.array([])
-    return offsets, services
-
-
-def _epoch(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        return datetime.fromisoformat(value).timestamp()
 
 
 def _why(cell: Cell, rows: dict[str, dict[str, Any]]) -> str:
@@ -286,12 +271,10 @@ def validation_table(checks: list[dict[str, Any]]) -> Table:
 
 def for_terminal(report: Report) -> Report:
     """The report for a terminal: tables without their long free-text columns (those stay in the
-    Markdown, CSV, JSON and HTML files)."""
+    Markdown, CSV, JSON and HTML files; the results table keeps seed 003's Notes)."""
 
     def trim(table: Table) -> Table:
-        drop = {i for i, c in enumerate(table.columns) if c in ("Why it misses", "Note", "Notes")}
-        if table.title == "Results":
-            drop.clear()  # seed 003's shape, Notes included
+        drop = {i for i, c in enumerate(table.columns) if c in ("Why it misses", "Note")}
         keep = [i for i in range(len(table.columns)) if i not in drop]
         rows = tuple(tuple(row[i] for i in keep) for row in table.rows)
         return Table(table.title, tuple(table.columns[i] for i in keep), rows)
@@ -397,13 +380,9 @@ def plots(cells: list[Cell], fits: list[GroupFit], checks: list[dict[str, Any]])
 
     samples, labels = [], []
     for cell in cells:
-        tasks = cell.directory / "tasks.csv"
-        if tasks.is_file():
-            try:
-                samples.append(read_service_times(tasks))
-                labels.append(cell.label)
-            except InputError:
-                continue
+        if len(cell.per_task[1]):
+            samples.append(cell.per_task[1])
+            labels.append(cell.label)
     if samples:
         figure, ax = plt.subplots(figsize=(max(6, len(samples) * 0.7), 4.2))
         ax.boxplot(samples, tick_labels=labels, showfliers=True)

@@ -182,14 +182,22 @@ def replicate(workload: Workload, seed: int = 1, replications: int = 1, depth_po
     return result
 
 
-def read_service_times(path: Path) -> np.ndarray:
-    """The measured service times (``service_s``) of a per-task CSV from ``capacity metrics --csv``."""
+def read_per_task(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A per-task CSV from ``capacity metrics --csv``: the send times (epoch s) of every task, and
+    the measured service times (``service_s``) of those that completed."""
     try:
         with path.open(encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as exc:
         raise InputError(f"--from-metrics {path}: {exc.strerror}") from None
-    values = [float(r["service_s"]) for r in rows if r.get("service_s") not in (None, "", "nan")]
-    if not values:
+    sent = [float(r["sent"]) for r in rows if r.get("sent") not in (None, "")]
+    services = [float(r["service_s"]) for r in rows if r.get("service_s") not in (None, "", "nan")]
+    return np.array(sent), np.array(services)
+
+
+def read_service_times(path: Path) -> np.ndarray:
+    """The measured service times (``service_s``) of a per-task CSV from ``capacity metrics --csv``."""
+    services = read_per_task(path)[1]
+    if not len(services):
         raise InputError(f"--from-metrics {path}: no service_s column with values (capacity metrics --csv)")
-    return np.array(values)
+    return services

@@ -19,10 +19,20 @@ from typing import Any
 
 import pyarrow as pa
 
-EVENT_COLUMNS = (
-    "{'task_id': 'VARCHAR', 'event': 'VARCHAR', 't': 'DOUBLE', 'started': 'DOUBLE', "
-    "'finished': 'DOUBLE', 'state': 'VARCHAR', 'host': 'VARCHAR'}"
+# A probe or events line, as an Arrow schema (lines parsed in Python) and as read_json's columns.
+EVENT_SCHEMA = pa.schema(
+    [
+        ("task_id", pa.string()),
+        ("event", pa.string()),
+        ("t", pa.float64()),
+        ("started", pa.float64()),
+        ("finished", pa.float64()),
+        ("state", pa.string()),
+        ("host", pa.string()),
+    ]
 )
+_SQL_TYPES = {pa.string(): "VARCHAR", pa.float64(): "DOUBLE"}
+EVENT_COLUMNS = "{" + ", ".join(f"'{f.name}': '{_SQL_TYPES[f.type]}'" for f in EVENT_SCHEMA) + "}"
 _LOG_COLUMNS = "{'type': 'VARCHAR', 'task_id': 'VARCHAR', 'sent_at': 'VARCHAR'}"
 _QUANTILES = "[0.5, 0.9, 0.95, 0.99]"
 

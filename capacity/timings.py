@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from capacity.errors import BrokerError, InputError
-from capacity.store import Store
+from capacity.store import EVENT_SCHEMA, Store
 
 BLOCK = 1 << 26
 PROBE_STREAM = "capacity:timings"
@@ -216,18 +216,6 @@ def parse_slowly(log: TaskLog, problems: Problems) -> None:
 
 # --- timing sources --------------------------------------------------------------------------------
 
-_EVENT_SCHEMA = pa.schema(
-    [
-        ("task_id", pa.string()),
-        ("event", pa.string()),
-        ("t", pa.float64()),
-        ("started", pa.float64()),
-        ("finished", pa.float64()),
-        ("state", pa.string()),
-        ("host", pa.string()),
-    ]
-)
-
 
 def _event_rows(path: Path, problems: Problems, skip_bad: bool) -> pa.Table:
     def accept(line: dict[str, Any]) -> bool:
@@ -236,7 +224,7 @@ def _event_rows(path: Path, problems: Problems, skip_bad: bool) -> pa.Table:
         return True
 
     rows = list(_scan(path, accept, skip_bad, problems, "timings"))
-    return pa.Table.from_pylist([{n: r.get(n) for n in _EVENT_SCHEMA.names} for r in rows], schema=_EVENT_SCHEMA)
+    return pa.Table.from_pylist([{n: r.get(n) for n in EVENT_SCHEMA.names} for r in rows], schema=EVENT_SCHEMA)
 
 
 def read_event_files(paths: list[Path], store: Store) -> None:
@@ -283,7 +271,7 @@ def read_probe_stream(client: Any, problems: Problems, skip_bad: bool) -> pa.Tab
                     raise InputError(f"probe stream {PROBE_STREAM} entry {entry_id.decode()}: malformed") from None
                 problems.skipped_lines += 1
         last = batch[-1][0].decode()
-    return pa.Table.from_pylist([{n: r.get(n) for n in _EVENT_SCHEMA.names} for r in rows], schema=_EVENT_SCHEMA)
+    return pa.Table.from_pylist([{n: r.get(n) for n in EVENT_SCHEMA.names} for r in rows], schema=EVENT_SCHEMA)
 
 
 def read_result_backend(client: Any, task_ids: list[str], problems: Problems) -> pa.Table:

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -257,7 +256,6 @@ def test_bad_worker_commands_fail_in_one_line(tmp_path: Path, redis_server: Redi
     unreachable = {**env, "CAPACITY_BROKER_URL": "redis://:hunter2@127.0.0.1:1/0"}
     proc = run_cli(["matrix", "run", str(matrix), "--run-dir", str(tmp_path / "r2"), "-q"], unreachable, ROOT)
     assert proc.returncode == 3 and "hunter2" not in proc.stderr, proc.stderr
-    assert subprocess.run(["true"], check=False).returncode == 0
 
 
 def test_matrix_run_with_celery_events_as_timings(tmp_path: Path, redis_server: RedisServer) -> None:

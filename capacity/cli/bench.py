@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors, json_object_option
-from capacity.cli.matrix import execute
+from capacity.cli.matrix import DrainTimeout, Purge, Quiet, TransportOptions, WorkerCmd, execute
 from capacity.embedded import EmbeddedRedis
 from capacity.errors import InputError
 from capacity.matrix import load_matrix
@@ -35,12 +35,12 @@ def command(
     full: Annotated[bool, Opt("--full", help="Seed 003's matrix as written (profiles/matrix.yaml): long.")] = False,
     matrix_file: Annotated[Path | None, Opt("--matrix", help="Your own matrix YAML instead.")] = None,
     broker: Annotated[str | None, Opt(help="Your broker URL instead of the embedded Redis.")] = None,
-    worker_cmd: Annotated[str | None, Opt(help="Worker command template [default: the reference worker].")] = None,
+    worker_cmd: WorkerCmd = None,
     run_dir: Annotated[Path | None, Opt(help="Run directory [default: load_tests/results/bench-<time>].")] = None,
-    drain_timeout: Annotated[str, Opt(help="How long a cell may take to finish after the last send.")] = "5m",
-    transport_options: Annotated[str | None, Opt(help="JSON broker_transport_options for the injector.")] = None,
-    purge: Annotated[bool, Opt("--purge", help="Empty the queue before a cell when it holds messages.")] = False,
-    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress display.")] = False,
+    drain_timeout: DrainTimeout = "5m",
+    transport_options: TransportOptions = None,
+    purge: Purge = False,
+    quiet: Quiet = False,
     fmt: FormatOption = "table",
     output: OutputOption = "-",
 ) -> None:

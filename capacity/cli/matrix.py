@@ -45,6 +45,14 @@ finished), 130 interrupted (finished cells are kept)."""
 app = typer.Typer(help=HELP, no_args_is_help=True)
 Opt = typer.Option
 MatrixFile = Annotated[Path | None, typer.Argument(help="Matrix YAML [default: profiles/matrix.yaml].")]
+# options `matrix run` and `bench` share
+WorkerCmd = Annotated[
+    str | None, Opt(help="Worker command template, started per cell [default: the reference worker].")
+]
+DrainTimeout = Annotated[str, Opt(help="How long a cell may take to finish after the last send.")]
+TransportOptions = Annotated[str | None, Opt(help="JSON broker_transport_options for the injector.")]
+Purge = Annotated[bool, Opt("--purge", help="Empty the queue before a cell when it holds messages.")]
+Quiet = Annotated[bool, Opt("--quiet", "-q", help="No progress display.")]
 
 
 @app.command("plan", help="Print the matrix's empty results table in seed 003's shape.")
@@ -116,9 +124,7 @@ def default_run_dir(matrix_file: Path | None) -> Path:
 def run(
     file: MatrixFile = None,
     broker: Annotated[str | None, Opt(help="Broker URL [env: CAPACITY_BROKER_URL, CELERY_BROKER_URL].")] = None,
-    worker_cmd: Annotated[
-        str | None, Opt(help="Worker command template, started per cell [default: the reference worker].")
-    ] = None,
+    worker_cmd: WorkerCmd = None,
     worker_up: Annotated[str | None, Opt(help="Shell template that starts or scales the worker per cell.")] = None,
     worker_down: Annotated[str | None, Opt(help="Shell template that stops it after the cell.")] = None,
     timings: Annotated[
@@ -130,16 +136,16 @@ def run(
     ] = None,
     run_dir: Annotated[Path | None, Opt(help="Run directory [default: load_tests/results/matrix-<FILE stem>].")] = None,
     fresh: Annotated[bool, Opt("--fresh", help="Start over: delete the run directory's earlier cells.")] = False,
-    purge: Annotated[bool, Opt("--purge", help="Empty the queue before a cell when it holds messages.")] = False,
-    drain_timeout: Annotated[str, Opt(help="How long a cell may take to finish after the last send.")] = "5m",
+    purge: Purge = False,
+    drain_timeout: DrainTimeout = "5m",
     ready_timeout: Annotated[str, Opt(help="How long the worker may take to log 'ready.'.")] = "60s",
     settle: Annotated[str, Opt(help="Wait after --worker-up before injecting.")] = "5s",
     cooldown: Annotated[
         str | None, Opt(help="Pause between cells [default: 11s on SQS, where a stopped worker's long poll lingers; 0]")
     ] = None,
-    transport_options: Annotated[str | None, Opt(help="JSON broker_transport_options for the injector.")] = None,
+    transport_options: TransportOptions = None,
     upload_dir: Annotated[str, Opt(help="Where payload files are created.")] = "load_tests/uploads",
-    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress display.")] = False,
+    quiet: Quiet = False,
     fmt: FormatOption = "table",
     output: OutputOption = "-",
 ) -> None:
