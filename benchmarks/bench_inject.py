@@ -24,9 +24,9 @@ from pathlib import Path
 from _servers import MotoSQS, RedisServer
 
 from capacity.brokers import BrokerOptions, open_broker
-from capacity.inject import InjectConfig, inject
-from capacity.payload import default_payload
-from capacity.schedules import Burst, fixed_rate
+from capacity.load.inject import InjectConfig, inject
+from capacity.load.payload import default_payload
+from capacity.load.schedules import Burst, fixed_rate
 
 # A short file path keeps the messages near the ~900 bytes the issue names.
 KWARGS = {"file": "/up/a.bin", "size_bytes": 50_000_000, "user_id": "u1"}

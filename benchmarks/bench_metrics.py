@@ -32,7 +32,7 @@ CAPACITY = """
 import sys, json, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from capacity.metrics import run_metrics
+from capacity.measure.metrics import run_metrics
 start = time.perf_counter()
 d = run_metrics([Path({log!r})], [{timings!r}]).as_dict()
 elapsed = time.perf_counter() - start

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from celery import Celery
 
-import capacity.probe as probe
+import capacity.workerside.probe as probe
 from tests.realbrokers import RedisServer
 
 app = Celery("bench-probe", set_as_current=False)

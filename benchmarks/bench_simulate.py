@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import ciw
 
-from capacity.queueing import MMc
-from capacity.simulate import Workload, replicate
+from capacity.sizing.queueing import MMc
+from capacity.sizing.simulate import Workload, replicate
 
 RATE, SERVICE_S, SLOTS = 3.0, 1.0, 4
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery.signals import task_postrun
 
-from capacity.worker import app
+from capacity.workerside.reference import app
 
 __all__ = ["app"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from capacity.embedded import free_port, redis_server_binary
+from capacity.matrix.embedded import free_port, redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 

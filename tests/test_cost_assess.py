@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from capacity.assess import assess, grade
-from capacity.cost import cheapest_for_throughput, monthly_cost
 from capacity.errors import InputError, ProfileError
 from capacity.profiles import Profiles
+from capacity.sizing.assess import assess, grade
+from capacity.sizing.cost import cheapest_for_throughput, monthly_cost
 
 
 def test_seed_002_cost_table_at_720_hours(shipped: Profiles) -> None:

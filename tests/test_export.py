@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from capacity.errors import InputError
-from capacity.export import render
-from capacity.report import Report, Table
+from capacity.render.formats import render
+from capacity.render.model import Report, Table
 
 FIXTURE = Report(
     title="Fixture",

@@ -136,7 +136,7 @@ class TestRedis(BrokerContract):
         from kombu import Connection
         from kombu.utils.json import loads
 
-        from capacity.messages import capture
+        from capacity.load.messages import capture
 
         kwargs = {"file": "/data/x.bin", "size_bytes": 5, "user_id": "u"}
         with Connection(self.url()) as conn:
@@ -315,8 +315,8 @@ class TestSQS(BrokerContract):
     def test_partial_batch_failures_retry_only_the_failed_entries(self, tmp_path: Path) -> None:
         from capacity.brokers import BrokerOptions
         from capacity.brokers.sqs import SQSBroker
-        from capacity.inject import InjectConfig, inject
-        from capacity.schedules import Burst
+        from capacity.load.inject import InjectConfig, inject
+        from capacity.load.schedules import Burst
 
         calls: list[int] = []
 

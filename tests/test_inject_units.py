@@ -9,9 +9,9 @@ import pytest
 
 from capacity.brokers import BrokerOptions, open_broker, resolve_broker_url
 from capacity.errors import InputError
-from capacity.payload import default_payload, existing_file, load_template, substitute, synthetic_file
+from capacity.load.payload import default_payload, existing_file, load_template, substitute, synthetic_file
+from capacity.load.tasklog import TaskLogWriter, log_path
 from capacity.secrets import mask, redact_url
-from capacity.tasklog import TaskLogWriter, log_path
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_task_log_lines(tmp_path: Path) -> None:
 
 
 def test_trend_verdict_follows_seed_003() -> None:
-    from capacity.monitor import Sample, trend
+    from capacity.load.monitor import Sample, trend
 
     flat = [Sample(t=float(t), visible=5 + (t % 2), in_flight=1, sent_so_far=t) for t in range(0, 300, 5)]
     growing = [Sample(t=float(t), visible=t // 6, in_flight=1, sent_so_far=t) for t in range(0, 300, 5)]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from capacity.errors import InputError
-from capacity.matrix import Matrix, ModeSpec
-from capacity.matrix_run import CellSpec, bottleneck, cells, prepare_run_dir, write_results
-from capacity.report import Report, Table
-from capacity.runreport import Cell, html_page, recommended_concurrency, usl_fits, validate
-from capacity.usl import USLFit
+from capacity.matrix.analysis import Cell, html_page, recommended_concurrency, usl_fits, validate
+from capacity.matrix.run import CellSpec, bottleneck, cells, prepare_run_dir, write_results
+from capacity.matrix.spec import Matrix, ModeSpec
+from capacity.render.model import Report, Table
+from capacity.sizing.usl import USLFit
 
 
 def tiny(concurrencies: tuple[int, ...] = (1, 2)) -> Matrix:
@@ -160,7 +160,7 @@ def test_model_misses_are_named_not_tuned(tmp_path: Path) -> None:
 def test_reference_worker_behaves_like_the_profile_job_types() -> None:
     import random
 
-    from capacity.worker import job_plan, process_file
+    from capacity.workerside.reference import job_plan, process_file
 
     rng = random.Random(3)
     for _ in range(200):
@@ -184,7 +184,7 @@ def test_reference_worker_behaves_like_the_profile_job_types() -> None:
 
 
 def test_a_report_combines_runs_and_names_each_cell_by_its_run(tmp_path: Path) -> None:
-    from capacity.runreport import load_cells
+    from capacity.matrix.analysis import load_cells
 
     for run in ("monday", "tuesday"):
         for n in (1, 2, 4):

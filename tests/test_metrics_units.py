@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from capacity.cli import app
 from capacity.errors import CheckFailed, InputError
-from capacity.metrics import check_thresholds, enforce, run_metrics
+from capacity.measure.metrics import check_thresholds, enforce, run_metrics
+from capacity.measure.timings import RecordColumns
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
@@ -191,7 +192,7 @@ def test_records_from_sqlite_query(tmp_path: Path) -> None:
         [log],
         [f"sqlite:///{db}"],
         query="select task, created, done from videos",
-        columns=__import__("capacity.timings", fromlist=["RecordColumns"]).RecordColumns("task", "created", "done"),
+        columns=RecordColumns("task", "created", "done"),
     )
     assert m.completed == 1 and m.seed_s["mean"] == pytest.approx(6.0)
 

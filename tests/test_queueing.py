@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from capacity.queueing import MMc, Target, erlang_b, erlang_c, required_slots
+from capacity.sizing.queueing import MMc, Target, erlang_b, erlang_c, required_slots
 
 
 def test_pyworkforce_readme_example() -> None:

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from capacity.errors import InputError
 from capacity.profiles import Profiles
-from capacity.recommend import (
+from capacity.sizing.recommend import (
     concurrency_from_resources,
     implied_cpu_per_job,
     photo_tier,

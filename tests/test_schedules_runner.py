@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from capacity.errors import InputError
-from capacity.runner import drive
-from capacity.schedules import Burst, Ramp, fixed_rate, lateness_summary, load_stages
+from capacity.load.runner import drive
+from capacity.load.schedules import Burst, Ramp, fixed_rate, lateness_summary, load_stages
 
 
 class FakeClock:

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from capacity.cli import app
 from capacity.errors import InputError
-from capacity.queueing import MMc
-from capacity.simulate import Workload, replicate, run_pool
+from capacity.sizing.queueing import MMc
+from capacity.sizing.simulate import Workload, replicate, run_pool
 
 REPLICATIONS = 8
 

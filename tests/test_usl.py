@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from capacity.cli import app
 from capacity.errors import InputError
-from capacity.usl import fit
+from capacity.sizing.usl import fit
 
 # The R package usl (smoeding/usl), dataset specsdm91: SPEC SDM 91 on a Sun SPARCcenter 2000
 # (from Gunther, Guerrilla Capacity Planning). Its README's summary(usl(throughput ~ load)):

@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from capacity.errors import CapacityError, CheckFailed, InputError
-from capacity.export import EXPORTERS, render
 from capacity.profiles import ENV_VAR, Profiles, load_profiles
-from capacity.report import Report
+from capacity.render.formats import EXPORTERS, render
+from capacity.render.model import Report
 from capacity.secrets import mask
 
 F = TypeVar("F", bound=Callable[..., Any])

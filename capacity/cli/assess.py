@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from capacity.assess import assess
 from capacity.cli._common import FormatOption, OutputOption, ProfilesOption, emit, handle_errors, profiles
 from capacity.errors import CheckFailed
-from capacity.reports import assessment_report
+from capacity.render.builders import assessment_report
+from capacity.sizing.assess import assess
 from capacity.units import parse_duration
 
 HELP = """Grade observed figures (any subset) as target / ok / warning / critical against the

@@ -12,12 +12,12 @@ from rich.console import Console
 
 from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors, json_object_option
 from capacity.cli.matrix import DrainTimeout, Purge, Quiet, TransportOptions, WorkerCmd, execute
-from capacity.embedded import EmbeddedRedis
 from capacity.errors import InputError
-from capacity.matrix import load_matrix
-from capacity.matrix_run import REFERENCE_WORKER, RunConfig, WorkerControl
+from capacity.matrix.analysis import for_terminal, write
+from capacity.matrix.embedded import EmbeddedRedis
+from capacity.matrix.run import REFERENCE_WORKER, RunConfig, WorkerControl
+from capacity.matrix.spec import load_matrix
 from capacity.profiles import DEFAULT_DIR
-from capacity.runreport import for_terminal, write
 from capacity.units import parse_duration
 
 HELP = """Run a test matrix end to end and report it: with no arguments, an embedded Redis

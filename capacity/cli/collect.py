@@ -9,7 +9,7 @@ import typer
 
 from capacity.brokers import resolve_broker_url
 from capacity.cli._common import Interrupts, handle_errors
-from capacity.collect import collect
+from capacity.measure.collect import collect
 from capacity.units import parse_duration
 
 HELP = """Record Celery task events (received, started, succeeded, failed, revoked) from the broker

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from capacity.cli._common import FormatOption, OutputOption, ProfilesOption, emit, handle_errors, profiles
-from capacity.cost import HOURS_PER_MONTH, cheapest_for_throughput, monthly_cost
 from capacity.errors import InputError
-from capacity.reports import cost_report
+from capacity.render.builders import cost_report
+from capacity.sizing.cost import HOURS_PER_MONTH, cheapest_for_throughput, monthly_cost
 from capacity.units import parse_duration, parse_rate
 
 HELP = """Monthly cost: hourly price x workers x hours per month (730 by default; 720 reproduces

@@ -13,11 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from capacity.brokers import resolve_broker_url
 from capacity.cli._common import Interrupts, handle_errors, json_object_option
 from capacity.errors import EXIT_INTERRUPTED, BrokerError, InputError
-from capacity.inject import InjectConfig, InjectResult, inject
-from capacity.monitor import Sample
-from capacity.payload import default_payload, existing_file, load_template, synthetic_file
-from capacity.runner import RunProgress
-from capacity.schedules import build_schedule
+from capacity.load.inject import InjectConfig, InjectResult, inject
+from capacity.load.monitor import Sample
+from capacity.load.payload import default_payload, existing_file, load_template, synthetic_file
+from capacity.load.runner import RunProgress
+from capacity.load.schedules import build_schedule
 from capacity.units import SIZE_HELP, parse_duration, parse_size
 
 HELP = """Put real Celery tasks on Redis or SQS (burst, sustained, ramp or stages) and write a task

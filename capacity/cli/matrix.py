@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from capacity.brokers import resolve_broker_url
 from capacity.cli._common import FormatOption, Interrupts, OutputOption, emit, handle_errors, json_object_option
 from capacity.errors import InputError, Interrupted
-from capacity.matrix import Matrix, load_matrix, results_table
-from capacity.matrix_run import (
+from capacity.matrix.analysis import build
+from capacity.matrix.run import (
     EVENTS,
     REFERENCE_WORKER,
     CellSpec,
@@ -25,8 +25,8 @@ from capacity.matrix_run import (
     read_results,
     run_matrix,
 )
-from capacity.report import Report
-from capacity.runreport import build
+from capacity.matrix.spec import Matrix, load_matrix, results_table
+from capacity.render.model import Report
 from capacity.units import parse_duration
 
 HELP = """The test matrix (seed 003: payload sizes x worker concurrency x burst/sustained), from

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from capacity.cli._common import FormatOption, OutputOption, ProfilesOption, emit, handle_errors, profiles
-from capacity.cost import monthly_cost
 from capacity.errors import InputError
-from capacity.queueing import MMc, Target, required_slots
-from capacity.recommend import concurrency_from_resources
-from capacity.reports import plan_report
+from capacity.render.builders import plan_report
+from capacity.sizing.cost import monthly_cost
+from capacity.sizing.queueing import MMc, Target, required_slots
+from capacity.sizing.recommend import concurrency_from_resources
 from capacity.units import parse_duration, parse_rate
 
 HELP = """Predict before you load-test (M/M/c, Erlang C): offered load, utilisation, P(wait), mean

@@ -8,7 +8,9 @@ import typer
 
 from capacity.cli._common import FormatOption, OutputOption, ProfilesOption, emit, handle_errors, profiles
 from capacity.errors import InputError
-from capacity.recommend import (
+from capacity.render.builders import photos_report, resources_report, scaleout_report, topology_report
+from capacity.render.model import Report
+from capacity.sizing.recommend import (
     DEFAULT_CPU_PER_JOB,
     DEFAULT_MEM_PER_JOB_BYTES,
     DEFAULT_TENANT_SHARE,
@@ -19,8 +21,6 @@ from capacity.recommend import (
     task_throughput,
     topology_for_users,
 )
-from capacity.report import Report
-from capacity.reports import photos_report, resources_report, scaleout_report, topology_report
 from capacity.units import SIZE_HELP, parse_duration, parse_rate, parse_size
 
 HELP = """Recommend concurrency and worker counts. The mode follows the flags given:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
-from capacity.runreport import for_terminal, write
+from capacity.matrix.analysis import for_terminal, write
 
 HELP = """Report on one or more matrix run directories: seed 003's results table, the USL fit and
 recommended concurrency per size and mode, the queueing model's predictions against the

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
-from capacity.report import Report, Table
-from capacity.usl import TRUSTED_POINTS, fit, read_points
+from capacity.render.model import Report, Table
+from capacity.sizing.usl import TRUSTED_POINTS, fit, read_points
 
 HELP = """Fit Gunther's Universal Scalability Law X(N) = lambda N / (1 + sigma (N-1) + kappa N (N-1))
 to a CSV of concurrency,throughput (or a matrix run's results.csv: its burst cells) by bounded

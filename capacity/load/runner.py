@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from capacity.schedules import Schedule
+from capacity.load.schedules import Schedule
 
 
 class Clock(Protocol):

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from capacity.errors import InputError
 from capacity.profiles import DEFAULT_DIR, Bytes, _Frozen, load_file
-from capacity.report import Table
+from capacity.render.model import Table
 from capacity.units import format_size, parse_rate
 
 

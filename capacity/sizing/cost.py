@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from capacity.errors import InputError
 from capacity.profiles import InstanceType, JobType
-from capacity.recommend import (
+from capacity.sizing.recommend import (
     DEFAULT_CPU_PER_JOB,
     DEFAULT_MEM_PER_JOB_BYTES,
     concurrency_from_resources,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from capacity.brokers import QueueDepth
 from capacity.errors import BrokerError
-from capacity.tasklog import iso
+from capacity.load.tasklog import iso
 
 
 @dataclass(frozen=True)

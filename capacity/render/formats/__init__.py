@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from capacity.errors import InputError
-from capacity.report import Report
+from capacity.render.model import Report
 
 
 def _jsonable(value: Any) -> Any:

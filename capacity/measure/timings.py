@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from capacity.errors import BrokerError, InputError
-from capacity.store import EVENT_SCHEMA, Store
+from capacity.measure.store import EVENT_SCHEMA, Store
 
 BLOCK = 1 << 26
 PROBE_STREAM = "capacity:timings"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from capacity.assess import Assessment
-from capacity.cost import CostRow
-from capacity.recommend import (
+from capacity.render.model import Report, Table
+from capacity.sizing.assess import Assessment
+from capacity.sizing.cost import CostRow
+from capacity.sizing.recommend import (
     PhotoRecommendation,
     ReplicaTopology,
     ResourceRecommendation,
@@ -15,7 +16,6 @@ from capacity.recommend import (
     UserTopology,
     implied_cpu_per_job,
 )
-from capacity.report import Report, Table
 from capacity.units import format_duration, format_size
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from capacity.errors import CheckFailed, InputError
-from capacity.monitor import Sample, trend
-from capacity.timings import Problems, RecordColumns, TaskLog, load_source, parse_slowly, read_task_logs
+from capacity.load.monitor import Sample, trend
+from capacity.measure.timings import Problems, RecordColumns, TaskLog, load_source, parse_slowly, read_task_logs
 from capacity.units import parse_duration, parse_rate
 
 SUCCESS = "SUCCESS"

@@ -30,11 +30,11 @@ import yaml
 
 from capacity.brokers import BrokerOptions, open_broker
 from capacity.errors import BrokerError, InputError, Interrupted, RunFailed
-from capacity.inject import InjectConfig, InjectResult, inject
-from capacity.matrix import Matrix, ModeSpec
-from capacity.metrics import run_metrics
-from capacity.payload import default_payload, synthetic_file
-from capacity.schedules import build_schedule
+from capacity.load.inject import InjectConfig, InjectResult, inject
+from capacity.load.payload import default_payload, synthetic_file
+from capacity.load.schedules import build_schedule
+from capacity.matrix.spec import Matrix, ModeSpec
+from capacity.measure.metrics import run_metrics
 from capacity.secrets import mask, redact_url
 from capacity.units import format_size
 
@@ -368,7 +368,7 @@ class _Collector:
         self._thread = threading.Thread(target=self._run, name="capacity-collect", daemon=True)
 
     def _run(self) -> None:
-        from capacity.collect import collect
+        from capacity.measure.collect import collect
 
         try:
             collect(self.broker_url, self.out, None, self._stop, self._ready)

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from capacity.errors import InputError
-from capacity.matrix_run import read_results
-from capacity.metrics import PUBLIC_KEYS
-from capacity.report import Report, Table
-from capacity.simulate import Workload, read_per_task, replicate
+from capacity.matrix.run import read_results
+from capacity.measure.metrics import PUBLIC_KEYS
+from capacity.render.model import Report, Table
+from capacity.sizing.simulate import Workload, read_per_task, replicate
+from capacity.sizing.usl import MIN_POINTS, TRUSTED_POINTS, USLFit, fit
 from capacity.units import format_size
-from capacity.usl import MIN_POINTS, TRUSTED_POINTS, USLFit, fit
 
 #: the recommended concurrency reaches this share of the fitted peak throughput
 PEAK_SHARE = 0.95
@@ -488,7 +488,7 @@ def html_page(report: Report, images: dict[str, bytes]) -> str:
 
 def write(run_dirs: list[Path], out_dir: Path) -> tuple[Report, dict[str, Path]]:
     """Write report.md, report.csv, report.json, report.html and the PNG files to ``out_dir``."""
-    from capacity.export import render
+    from capacity.render.formats import render
 
     report, cells, fits, checks = build(run_dirs)
     out_dir.mkdir(parents=True, exist_ok=True)

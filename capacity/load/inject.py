@@ -15,12 +15,12 @@ from typing import Any
 
 from capacity.brokers import Broker, BrokerOptions, SendFailed, open_broker
 from capacity.errors import InputError
-from capacity.messages import capture, new_ids
-from capacity.monitor import Monitor, Sample, Trend, trend
-from capacity.payload import substitute
-from capacity.runner import Clock, RunProgress, drive
-from capacity.schedules import Burst, Schedule, describe, lateness_summary
-from capacity.tasklog import TaskLogWriter, iso, log_path
+from capacity.load.messages import capture, new_ids
+from capacity.load.monitor import Monitor, Sample, Trend, trend
+from capacity.load.payload import substitute
+from capacity.load.runner import Clock, RunProgress, drive
+from capacity.load.schedules import Burst, Schedule, describe, lateness_summary
+from capacity.load.tasklog import TaskLogWriter, iso, log_path
 
 
 @dataclass(frozen=True)
