@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from capacity.cli import app
 from capacity.errors import CheckFailed, InputError
 from capacity.measure.metrics import check_thresholds, enforce, run_metrics
-from capacity.measure.timings import RecordColumns
+from capacity.measure.sources import RecordColumns
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 

@@ -61,6 +61,13 @@ class Broker(ABC):
     max_batch: int = 1000
     #: the largest message the broker takes, in bytes (None: no limit worth checking)
     max_message_bytes: int | None = None
+    #: how long a consumer's idle poll can stay open at the broker after the consumer stopped
+    #: (an SQS long poll outlives its worker and can take the next run's first messages)
+    idle_poll_s: float = 0.0
+    #: whether Celery's task events travel over this broker (Celery has none on SQS)
+    supports_events: bool = True
+    #: whether the broker orders messages by priority (kombu's priority steps)
+    supports_priority: bool = False
 
     def __init__(self, url: str, options: BrokerOptions) -> None:
         self.url = url
@@ -79,6 +86,11 @@ class Broker(ABC):
     @abstractmethod
     def send_batch(self, task_ids: Sequence[str], payloads: Sequence[str]) -> None:
         """Put every payload on the queue, or raise SendFailed saying which ones landed."""
+
+    def use_priority(self, priority: int | None) -> None:
+        """Send with this priority where the broker orders by priority (kombu's behaviour: a
+        broker without priorities ignores it, as Celery's own ``apply_async`` does)."""
+        return None
 
     @abstractmethod
     def depth(self) -> QueueDepth:
@@ -113,16 +125,35 @@ def resolve_broker_url(given: str | None) -> tuple[str, str | None]:
     raise InputError("no broker: give --broker URL or set CAPACITY_BROKER_URL (or CELERY_BROKER_URL)")
 
 
-def open_broker(url: str, options: BrokerOptions) -> Broker:
-    """The broker for the URL's scheme; InputError with a did-you-mean for an unknown scheme."""
+def _scheme(url: str) -> str:
     try:
-        scheme = urlsplit(url).scheme.lower()
+        return urlsplit(url).scheme.lower()
     except ValueError:
-        scheme = ""
+        return ""
+
+
+def is_broker_url(url: str) -> bool:
+    """Whether ``url`` names a broker this package has (by its scheme)."""
+    return _scheme(url) in REGISTRY
+
+
+def is_redis_url(url: str) -> bool:
+    """Whether ``url`` names a Redis server (a broker, a result backend or a probe sink)."""
+    return _scheme(url) in ("redis", "rediss", "redis+socket", "unix")
+
+
+def broker_class(url: str) -> type[Broker]:
+    """The Broker class for the URL's scheme; InputError with a did-you-mean for an unknown scheme."""
+    scheme = _scheme(url)
     if scheme not in REGISTRY:
         close = difflib.get_close_matches(scheme, list(REGISTRY), n=1)
         hint = f"; did you mean {close[0]}://?" if close else f"; supported: {', '.join(s + '://' for s in REGISTRY)}"
         raise InputError(f"unsupported broker URL {redact_url(url)!r}{hint}")
     module_name, _, class_name = REGISTRY[scheme].partition(":")
-    broker_class: type[Broker] = getattr(importlib.import_module(module_name), class_name)
-    return broker_class(url, options)
+    found: type[Broker] = getattr(importlib.import_module(module_name), class_name)
+    return found
+
+
+def open_broker(url: str, options: BrokerOptions) -> Broker:
+    """The broker for the URL's scheme, connected for ``options.queue``."""
+    return broker_class(url)(url, options)

@@ -26,6 +26,7 @@ def redis_py_url(url: str) -> str:
 class RedisBroker(Broker):
     name = "Redis"
     max_batch = 1000
+    supports_priority = True
 
     def __init__(self, url: str, options: BrokerOptions) -> None:
         super().__init__(url, options)

@@ -24,6 +24,10 @@ SQS_MAX_MESSAGE_BYTES = 262_144  # 256 KiB, for one message and for one batch's 
 class SQSBroker(Broker):
     name = "SQS"
     max_message_bytes = SQS_MAX_MESSAGE_BYTES
+    # kombu's SQS wait_time_seconds (10 s) plus a second: a stopped worker's long poll stays open
+    # at the server that long and can take the next cell's first messages (seen on moto)
+    idle_poll_s = 11.0
+    supports_events = False
 
     def __init__(self, url: str, options: BrokerOptions) -> None:
         super().__init__(url, options)

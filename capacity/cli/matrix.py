@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from capacity.brokers import resolve_broker_url
+from capacity.brokers import broker_class, resolve_broker_url
 from capacity.cli._common import FormatOption, Interrupts, OutputOption, emit, handle_errors, json_object_option
 from capacity.errors import InputError, Interrupted
 from capacity.matrix.analysis import build
@@ -157,7 +157,7 @@ def run(
         raise InputError("--worker-up and --worker-down go together")
     if worker_up and not timings:
         raise InputError("--worker-up needs --timings: the probe sink your workers write to (a directory or Redis URL)")
-    if timings == EVENTS and url.lower().startswith("sqs"):
+    if timings == EVENTS and not broker_class(url).supports_events:
         raise InputError("--timings events: Celery has no events on SQS; use the probe (the default)")
     control = WorkerControl(
         command=None if worker_up else (worker_cmd or REFERENCE_WORKER),

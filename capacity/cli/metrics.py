@@ -10,7 +10,7 @@ import typer
 from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
 from capacity.errors import InputError
 from capacity.measure.metrics import enforce, run_metrics
-from capacity.measure.timings import RecordColumns
+from capacity.measure.sources import RecordColumns
 from capacity.render.builders import flat_csv, metrics_report
 
 HELP = """Throughput X, service time S, wait W and response time R (mean and percentiles),

@@ -9,7 +9,7 @@ import typer
 
 from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
 from capacity.errors import InputError
-from capacity.measure.timings import sent_offsets
+from capacity.measure.inputs import sent_offsets
 from capacity.render.model import Report, Table
 from capacity.sizing.simulate import Workload, read_service_times, replicate
 from capacity.units import format_duration, parse_duration, parse_rate

@@ -16,11 +16,11 @@ from typing import Any
 from capacity.brokers import Broker, BrokerOptions, SendFailed, open_broker
 from capacity.errors import InputError
 from capacity.load.messages import capture, new_ids
-from capacity.load.monitor import Monitor, Sample, Trend, trend
+from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
 from capacity.load.payload import substitute
 from capacity.load.runner import Clock, RunProgress, drive
 from capacity.load.schedules import Burst, Schedule, describe, lateness_summary
-from capacity.load.tasklog import TaskLogWriter, iso, log_path
+from capacity.load.tasklog import RESULTS_DIR, TaskLogWriter, iso, log_path
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class InjectConfig:
     schedule: Schedule
     task: str = "capacity.worker.process_file"
     queue: str = "celery"
-    log_dir: Path = Path("load_tests/results")
+    log_dir: Path = RESULTS_DIR
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
     file_reference: str | None = None
@@ -87,8 +87,7 @@ def inject(
         run_id=run_id,
     )
     with broker_factory(config.broker_url, options) as broker:
-        if hasattr(broker, "use_priority"):
-            broker.use_priority(config.priority)
+        broker.use_priority(config.priority)
         values: dict[str, Any] = {
             "$file": config.file_reference,
             "$size_bytes": config.size_bytes,
@@ -146,7 +145,7 @@ def inject(
             monitor = Monitor(
                 broker.depth,
                 lambda: progress.sent,
-                path.with_name(path.stem + "_monitor.csv"),
+                samples_path(path),
                 config.monitor_interval_s,
                 on_sample,
             ).start()

@@ -1,4 +1,7 @@
-"""Queue monitor: depth samples in a background thread, saved as CSV, and the queue's trend."""
+"""Queue monitor: depth samples in a background thread, and the queue's trend.
+
+The samples CSV (``<task log stem>_monitor.csv`` beside the log) is written and read here only.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from capacity.brokers import QueueDepth
 from capacity.errors import BrokerError
 from capacity.load.tasklog import iso
 
+SAMPLES_COLUMNS = ("timestamp", "visible", "in_flight", "sent_so_far")
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -20,6 +25,31 @@ class Sample:
     visible: int
     in_flight: int | None
     sent_so_far: int
+
+
+def samples_path(log_path: Path) -> Path:
+    """Where the monitor's samples of the run logged at ``log_path`` are kept."""
+    return log_path.with_name(log_path.stem + "_monitor.csv")
+
+
+def read_samples(path: Path) -> list[Sample]:
+    """The samples of one monitor CSV, in time order (none when the file is absent)."""
+    from datetime import datetime
+
+    if not path.is_file():
+        return []
+    samples = []
+    with path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            samples.append(
+                Sample(
+                    datetime.fromisoformat(row["timestamp"]).timestamp(),
+                    int(row["visible"]),
+                    int(row["in_flight"]) if row["in_flight"] else None,
+                    int(row["sent_so_far"]),
+                )
+            )
+    return sorted(samples, key=lambda s: s.t)
 
 
 @dataclass(frozen=True)
@@ -72,7 +102,7 @@ class Monitor:
         self._thread = threading.Thread(target=self._loop, name="capacity-monitor", daemon=True)
         self._file = csv_path.open("w", encoding="utf-8", newline="")
         self._writer = csv.writer(self._file)
-        self._writer.writerow(("timestamp", "visible", "in_flight", "sent_so_far"))
+        self._writer.writerow(SAMPLES_COLUMNS)
 
     def start(self) -> Monitor:
         self._thread.start()

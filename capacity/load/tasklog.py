@@ -1,7 +1,8 @@
 """The task log: JSON Lines, one run line, one line per task the broker accepted, one end line.
 
 Written as batches are acknowledged and flushed, so a log cut short by Ctrl-C or a crash still
-names exactly the tasks the broker took.
+names exactly the tasks the broker took. Written and read here (its run and end lines);
+``measure`` hands the task lines to DuckDB. ``RESULTS_DIR`` is the default folder of logs and runs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from capacity.errors import InputError
+
 FORMAT_VERSION = 1
+#: where task logs, monitor samples and matrix runs go unless told otherwise (seed 003's folder)
+RESULTS_DIR = Path("load_tests/results")
 
 
 def iso(ts: float) -> str:
@@ -69,3 +74,42 @@ class TaskLogWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+
+
+def _head_and_last_lines(path: Path) -> tuple[list[str], str]:
+    """The first two lines (the run line and the first task line) and the last line."""
+    with path.open("rb") as handle:
+        head = [handle.readline().decode("utf-8", "replace") for _ in range(2)]
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 65536))
+        tail = handle.read().decode("utf-8", "replace").rstrip("\n").rsplit("\n", 1)[-1]
+    return head, tail
+
+
+def read_run_and_end_lines(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
+    """The run and end lines of a log, and whether its first task line has a naive timestamp
+    (checking every line would cost a string test per task; DuckDB reads such times as UTC)."""
+
+    if not path.is_file():
+        raise InputError(f"task log {path} does not exist")
+    if path.stat().st_size == 0:
+        raise InputError(f"task log {path} is empty")
+    (first, second), last = _head_and_last_lines(path)
+    runs: list[dict[str, Any]] = []
+    ends: list[dict[str, Any]] = []
+    for text, kind, found in ((first, "run", runs), (last, "end", ends)):
+        try:
+            line = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and line.get("type") == kind:
+            found.append(line)
+    naive = False
+    for text in (first, second):
+        try:
+            line = json.loads(text)
+            naive = naive or datetime.fromisoformat(line["sent_at"]).tzinfo is None
+        except (ValueError, KeyError, TypeError):
+            continue
+    return runs, ends, naive

@@ -12,7 +12,6 @@ import io
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from capacity.errors import InputError
+from capacity.load.monitor import read_samples
 from capacity.matrix.run import read_results
 from capacity.measure.metrics import PUBLIC_KEYS
 from capacity.render.model import Report, Table
@@ -438,14 +438,8 @@ def plots(cells: list[Cell], fits: list[GroupFit], checks: list[dict[str, Any]])
 
 
 def _monitor(path: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    t, depth = [], []
-    if path is None or not path.is_file():
-        return np.array([]), np.array([])
-    with path.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            t.append(datetime.fromisoformat(row["timestamp"]).timestamp())
-            depth.append(int(row["visible"]))
-    return np.array(t), np.array(depth)
+    samples = read_samples(path) if path is not None else []
+    return np.array([s.t for s in samples]), np.array([s.visible for s in samples])
 
 
 def html_page(report: Report, images: dict[str, bytes]) -> str:

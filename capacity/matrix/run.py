@@ -28,7 +28,7 @@ from typing import Any
 import psutil
 import yaml
 
-from capacity.brokers import BrokerOptions, open_broker
+from capacity.brokers import BrokerOptions, broker_class, open_broker
 from capacity.errors import BrokerError, InputError, Interrupted, RunFailed
 from capacity.load.inject import InjectConfig, InjectResult, inject
 from capacity.load.payload import default_payload, synthetic_file
@@ -79,16 +79,14 @@ class RunConfig:
     drain_timeout_s: float = 300.0
     sample_interval_s: float = 0.5
     purge: bool = False
-    #: pause between cells; None: 11 s on SQS, 0 elsewhere. A stopped SQS worker's long poll
-    #: (kombu's wait_time_seconds, 10 s) stays open at the server and can take the next cell's
-    #: first messages, which then sit invisible for the visibility timeout (seen on moto).
+    #: pause between cells; None: as long as the broker's idle polls last (Broker.idle_poll_s)
     cooldown_s: float | None = None
 
     @property
     def cooldown(self) -> float:
         if self.cooldown_s is not None:
             return self.cooldown_s
-        return 11.0 if self.broker_url.lower().startswith("sqs") else 0.0
+        return broker_class(self.broker_url).idle_poll_s
 
 
 @dataclass(frozen=True)

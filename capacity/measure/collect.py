@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from capacity.brokers import broker_class, is_broker_url
 from capacity.errors import BrokerError, InputError
 from capacity.secrets import redact_url
 
@@ -26,7 +27,7 @@ def collect(
     broker_url: str, out: Path, for_s: float | None, stop: threading.Event, ready: threading.Event | None = None
 ) -> int:
     """Write events until ``for_s`` passes or ``stop`` is set; the number of task events written."""
-    if broker_url.startswith("sqs://"):
+    if is_broker_url(broker_url) and not broker_class(broker_url).supports_events:
         raise InputError("Celery has no events on SQS: use the probe (celery worker --include capacity.probe)")
     from celery import Celery
 

@@ -4,7 +4,6 @@ timing that is missing stays missing (None), never guessed."""
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import re
@@ -15,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from capacity.errors import CheckFailed, InputError
-from capacity.load.monitor import Sample, trend
-from capacity.measure.timings import Problems, RecordColumns, TaskLog, load_source, parse_slowly, read_task_logs
+from capacity.load.monitor import Sample, read_samples, samples_path, trend
+from capacity.measure.inputs import Problems, TaskLog, read_task_logs
+from capacity.measure.sources import RecordColumns, SourceSettings, load_source
 from capacity.units import parse_duration, parse_rate
+from capacity.workerside.probe import ENV_VAR as PROBE_ENV_VAR
 
 SUCCESS = "SUCCESS"
 PERCENTILES = (50, 90, 95, 99)
@@ -121,23 +122,7 @@ def _stats(figures: dict[str, Any], column: str) -> dict[str, float | None]:
 
 def read_monitor_samples(log_paths: list[Path]) -> list[Sample]:
     """Monitor samples saved by ``inject --monitor`` beside each log, if any."""
-    from datetime import datetime
-
-    samples = []
-    for path in log_paths:
-        monitor = path.with_name(path.stem + "_monitor.csv")
-        if not monitor.is_file():
-            continue
-        with monitor.open(encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                samples.append(
-                    Sample(
-                        datetime.fromisoformat(row["timestamp"]).timestamp(),
-                        int(row["visible"]),
-                        int(row["in_flight"]) if row["in_flight"] else None,
-                        int(row["sent_so_far"]),
-                    )
-                )
+    samples = [s for path in log_paths for s in read_samples(samples_path(path))]
     return sorted(samples, key=lambda s: s.t)
 
 
@@ -151,14 +136,8 @@ def compute(
     """Join the logs with the timings (one DuckDB pass over the inputs) and compute every figure."""
     if concurrency is not None and concurrency < 1:
         raise InputError(f"--concurrency must be at least 1, got {concurrency}")
-    store = log.store
-    try:
-        figures = store.figures()
-    except store.error:
-        figures = None
-    if figures is None or figures["bad_log_lines"] or figures["timing_without_id"]:
-        parse_slowly(log, problems)  # names the bad line, or skips it with --skip-bad
-        figures = store.figures()
+    # a bad line DuckDB could not parse names itself on the slow path (or is skipped with --skip-bad)
+    figures = log.query(lambda store: store.figures(), lambda f: bool(f["bad_log_lines"] or f["timing_without_id"]))
     n = int(figures["sent"])
     if n == 0:
         raise InputError(f"no task lines in {', '.join(str(p) for p in log.paths)}: nothing was sent")
@@ -256,9 +235,10 @@ def run_metrics(
     """Read the task logs and every timings source (default $CAPACITY_TIMINGS), and compute."""
     problems = Problems()
     log = read_task_logs(tasks_log, problems, skip_bad)
-    sources = timings or ([os.environ["CAPACITY_TIMINGS"]] if os.environ.get("CAPACITY_TIMINGS") else [])
+    sources = timings or ([os.environ[PROBE_ENV_VAR]] if os.environ.get(PROBE_ENV_VAR) else [])
+    settings = SourceSettings(columns or RecordColumns(), query, skip_bad)
     try:
-        kinds = [load_source(s, log, columns or RecordColumns(), query, problems, skip_bad) for s in sources]
+        kinds = [load_source(s, log, settings) for s in sources]
         result = compute(log, kinds, problems, concurrency, read_monitor_samples(log.paths))
         if per_task_csv is not None:
             log.store.write_per_task(per_task_csv)

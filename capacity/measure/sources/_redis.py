@@ -1,0 +1,22 @@
+"""The Redis client the Redis-backed sources share (the probe's stream, Celery's result backend)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from capacity.errors import BrokerError
+
+
+def connect(url: str) -> Any:
+    """A redis-py client for ``url``, checked with PING; BrokerError (no password) if unreachable."""
+    import redis
+
+    from capacity.brokers.redis import redis_py_url
+    from capacity.secrets import redact_url
+
+    client = redis.Redis.from_url(redis_py_url(url), socket_timeout=10, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BrokerError(f"cannot reach {redact_url(url)}: {exc}") from None
+    return client

@@ -1,0 +1,107 @@
+"""Records exported from the application (seed 003's method: ``uploaded_at``/``updated_at`` per
+row): CSV, JSON Lines, Parquet, or an SQLite database with a query."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+
+from capacity.errors import InputError
+from capacity.measure.inputs import TIMING_SCHEMA, Problems, TaskLog, iso_to_epoch, scan
+from capacity.measure.sources import RecordColumns, SourceSettings, TimingSource
+
+SQLITE = "sqlite:///"
+
+
+def timing_table(table: pa.Table, where: str, columns: RecordColumns, problems: Problems) -> pa.Table:
+    """The records' id, start and end columns as timing rows (epoch seconds)."""
+    missing = [c for c in (columns.id_col, columns.start_col, columns.end_col) if c not in table.column_names]
+    if missing:
+        raise InputError(
+            f"{where}: no column {', '.join(missing)} (columns: {', '.join(table.column_names)}); "
+            "use --id-col, --start-col, --end-col"
+        )
+
+    def epoch(name: str) -> pa.Array:
+        column = table[name].combine_chunks()
+        if pa.types.is_timestamp(column.type):
+            if column.type.tz is None:
+                problems.warn(f"{where}: timestamps without a time zone were taken as UTC")
+            return pc.divide(pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64()), 1_000_000.0)
+        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            return pc.cast(column, pa.float64())
+        return iso_to_epoch(pc.cast(column, pa.string()), where, problems)
+
+    n = table.num_rows
+    return pa.table(
+        {
+            "task_id": pc.cast(table[columns.id_col], pa.string()),
+            "received": pa.nulls(n, pa.float64()),
+            "started": pa.nulls(n, pa.float64()),
+            "finished": epoch(columns.end_col),
+            "record_start": epoch(columns.start_col),
+            "state": pc.cast(table[columns.state_col], pa.string()) if columns.state_col else pa.nulls(n, pa.string()),
+            "host": pa.nulls(n, pa.string()),
+        },
+        schema=TIMING_SCHEMA,
+    )
+
+
+def _sqlite(source: str, query: str | None) -> pa.Table:
+    if not query:
+        raise InputError(f"{source}: a database source needs --query")
+    db_path = source[len(SQLITE) :]
+    if not Path(db_path).is_file():
+        raise InputError(f"{source}: no such database file")
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as connection:
+        try:
+            cursor = connection.execute(query)
+        except sqlite3.Error as exc:
+            raise InputError(f"{source}: query failed: {exc}") from None
+        names = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    return pa.table({name: pa.array([row[i] for row in rows]) for i, name in enumerate(names)})
+
+
+def _file(path: Path, problems: Problems, skip_bad: bool) -> pa.Table:
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path)
+        if path.suffix == ".csv":
+            import pyarrow.csv as pa_csv
+
+            return pa_csv.read_csv(path)
+        try:
+            return pa_json.read_json(path)
+        except pa.ArrowInvalid:  # the line-by-line reader names the bad line (or skips it)
+            return pa.Table.from_pylist(list(scan(path, lambda line: True, skip_bad, problems, "record")))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: cannot read records: {' '.join(str(exc).split())}") from None
+
+
+def read_records(source: str, settings: SourceSettings, problems: Problems) -> pa.Table:
+    """The records of SOURCE (a file, or ``sqlite:///PATH`` with ``settings.query``) as timing rows."""
+    if source.startswith(SQLITE):
+        return timing_table(_sqlite(source, settings.query), source, settings.columns, problems)
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"timings source {source} does not exist")
+    return timing_table(_file(path, problems, settings.skip_bad), str(path), settings.columns, problems)
+
+
+class Records(TimingSource):
+    kind = "records"
+    label = "records"
+
+    @classmethod
+    def accepts(cls, source: str) -> bool:
+        return source.startswith(SQLITE) or Path(source).is_file()
+
+    def load(self, source: str, log: TaskLog, settings: SourceSettings) -> None:
+        log.store.timing_tables.append(read_records(source, settings, log.problems))
