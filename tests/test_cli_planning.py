@@ -109,7 +109,7 @@ def test_photos_with_limits(runner: CliRunner) -> None:
         (["recommend", "--queue-depth", "5", "--concurrency", "2", "--tenant-share", "0.3"], "does not apply"),
         (["recommend", "--photos", "5", "--service-time", "fast"], "'fast' is not a duration"),
         (["recommend", "--photos", "5", "--api-rate-limit", "60/fortnight"], "is not a rate"),
-        (["recommend", "--cpu", "2", "--memory", "4GiB", "-f", "xml"], "unknown format 'xml'"),
+        (["recommend", "--cpu", "2", "--memory", "4GiB", "-f", "xml"], "--format 'xml' is an unknown format"),
         (["recommend", "--users", "5", "-f", "k8s"], "--format k8s is not available"),
         (["cost", "--workers", "-1"], "workers must be zero or more"),
         (["cost", "--throughput", "3/min"], "needs --service-time or --job-type"),

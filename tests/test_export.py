@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from capacity.errors import InputError
@@ -45,3 +47,32 @@ def test_csv_and_env() -> None:
 def test_k8s_needs_manifests() -> None:
     with pytest.raises(InputError, match="--format k8s is not available for fixture"):
         render(FIXTURE, "k8s")
+
+
+def test_unknown_format_gets_a_did_you_mean() -> None:
+    with pytest.raises(InputError, match="did you mean markdown"):
+        render(FIXTURE, "markdwn")
+
+
+def test_formats_write_to_a_stream() -> None:
+    import io
+
+    from capacity.render.formats import write
+
+    out = io.StringIO()
+    write(FIXTURE, "csv", out)
+    assert out.getvalue() == "Name,Value\nx,1\ny,2\n"
+
+
+def test_a_command_refuses_a_format_it_does_not_offer_before_running(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from capacity.cli import app
+
+    # matrix run would need a broker and a worker: the format is refused before either is looked at
+    result = CliRunner().invoke(app, ["matrix", "run", "--broker", "redis://127.0.0.1:1/0", "-f", "env"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: --format 'env' is not offered here; use one of table, json, yaml, markdown, csv, html"
+    ]
+    assert "env" not in CliRunner().invoke(app, ["report", "--help"]).output.split("Output format:")[1].split(".")[0]

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from capacity.errors import InputError
-from capacity.matrix.analysis import Cell, html_page, recommended_concurrency, usl_fits, validate
+from capacity.matrix.analysis import Cell, recommended_concurrency, usl_fits, validate
 from capacity.matrix.run import CellSpec, bottleneck, cells, prepare_run_dir, write_results
 from capacity.matrix.spec import Matrix, ModeSpec
+from capacity.render.formats import render
 from capacity.render.model import Report, Table
 from capacity.sizing.usl import USLFit
 
@@ -115,8 +116,11 @@ def test_usl_is_fitted_on_burst_cells_only(tmp_path: Path) -> None:
 
 
 def test_html_page_escapes_text_and_embeds_images() -> None:
-    report = Report("R", {}, (("a", "<b>"),), (Table("T", ("c",), (("<script>x</script>",),)),), ("n & m",))
-    page = html_page(report, {"plot.png": b"\x89PNG fake"})
+    report = Report(
+        "R", {}, (("a", "<b>"),), (Table("T", ("c",), (("<script>x</script>",),)),), ("n & m",),
+        images=(("plot.png", b"\x89PNG fake"),),
+    )
+    page = render(report, "html")
     assert "<script>x" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
     assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page and "n &amp; m" in page
     assert "http" not in page  # nothing to fetch: opens offline

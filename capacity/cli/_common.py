@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +18,12 @@ from rich.table import Table as RichTable
 
 from capacity.errors import CapacityError, CheckFailed, InputError
 from capacity.profiles import ENV_VAR, Profiles, load_profiles
-from capacity.render.formats import EXPORTERS, render
+from capacity.render import formats
 from capacity.render.model import Report
 from capacity.secrets import mask
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-FORMATS = ("table", *EXPORTERS)
 
 ProfilesOption = Annotated[
     Path | None,
@@ -35,7 +34,27 @@ ProfilesOption = Annotated[
         show_default=False,
     ),
 ]
-FormatOption = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
+
+
+def format_option(*offered: str) -> Any:
+    """The --format option (for ``Annotated[str, ...]``) of a command offering these formats besides
+    the terminal table; any other is refused before the command runs, with one line and exit 2."""
+    names = ("table", *offered)
+
+    def check(value: str) -> str:
+        if value not in names:
+            close = difflib.get_close_matches(value, names, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            what = "is not offered here" if value in formats.REGISTRY else "is an unknown format"
+            raise fail(InputError(f"--format {value!r} {what}; {hint}use one of {', '.join(names)}"))
+        return value
+
+    return typer.Option("--format", "-f", help=f"Output format: {', '.join(names)}.", callback=check)
+
+
+FormatOption = Annotated[str, format_option(*formats.DATA_FORMATS)]
+#: matrix run, bench and report: their reports have no environment variables or manifests
+RunFormat = Annotated[str, format_option(*formats.DATA_FORMATS, "html")]
 OutputOption = Annotated[str, typer.Option("--output", "-o", help="Write to this file ('-' is stdout).")]
 
 
@@ -93,11 +112,7 @@ def emit(report: Report, fmt: str, output: str) -> None:
             with open(output, "w", encoding="utf-8") as handle:
                 rich_report(report, Console(file=handle, width=120, color_system=None))
         return
-    text = render(report, fmt)
-    if output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(output).write_text(text, encoding="utf-8")
+    formats.write_to(report, fmt, output)
 
 
 class Interrupts:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors, json_object_option
+from capacity.cli._common import OutputOption, RunFormat, emit, handle_errors, json_object_option
 from capacity.cli.matrix import DrainTimeout, Purge, Quiet, TransportOptions, WorkerCmd, execute
 from capacity.errors import InputError
 from capacity.matrix.analysis import for_terminal, write
@@ -41,7 +41,7 @@ def command(
     transport_options: TransportOptions = None,
     purge: Purge = False,
     quiet: Quiet = False,
-    fmt: FormatOption = "table",
+    fmt: RunFormat = "table",
     output: OutputOption = "-",
 ) -> None:
     if full and matrix_file:

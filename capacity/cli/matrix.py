@@ -11,7 +11,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from capacity.brokers import broker_class, resolve_broker_url
-from capacity.cli._common import FormatOption, Interrupts, OutputOption, emit, handle_errors, json_object_option
+from capacity.cli._common import (
+    FormatOption,
+    Interrupts,
+    OutputOption,
+    RunFormat,
+    emit,
+    handle_errors,
+    json_object_option,
+)
 from capacity.errors import InputError, Interrupted
 from capacity.matrix.analysis import build
 from capacity.matrix.run import (
@@ -146,7 +154,7 @@ def run(
     transport_options: TransportOptions = None,
     upload_dir: Annotated[str, Opt(help="Where payload files are created.")] = "load_tests/uploads",
     quiet: Quiet = False,
-    fmt: FormatOption = "table",
+    fmt: RunFormat = "table",
     output: OutputOption = "-",
 ) -> None:
     matrix: Matrix = load_matrix(file)

@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
-from capacity.errors import InputError
+from capacity.cli._common import OutputOption, emit, format_option, handle_errors
 from capacity.measure.metrics import enforce, run_metrics
 from capacity.measure.sources import RecordColumns
-from capacity.render.builders import flat_csv, metrics_report
+from capacity.render.builders import metrics_report
 
 HELP = """Throughput X, service time S, wait W and response time R (mean and percentiles),
 completion rate, per-minute timeline, utilisation, Little's law and the queue's trend, from
@@ -23,6 +22,9 @@ task logs (capacity inject) joined by task id with timings.
 records: to say which. --fail-if "X<10/min", "p95>30s", "completion<0.95" exits 1 when broken."""
 
 Opt = typer.Option
+
+
+MetricsFormat = Annotated[str, format_option("json", "csv", "markdown")]
 
 
 @handle_errors
@@ -38,11 +40,9 @@ def command(
     skip_bad: Annotated[bool, Opt("--skip-bad", help="Skip and count malformed lines instead of stopping.")] = False,
     fail_if: Annotated[list[str] | None, Opt("--fail-if", help='Threshold that fails the run, e.g. "p95>30s".')] = None,
     csv: Annotated[Path | None, Opt("--csv", help="Also write one row per task (joined timings) to this CSV.")] = None,
-    fmt: FormatOption = "table",
+    fmt: MetricsFormat = "table",
     output: OutputOption = "-",
 ) -> None:
-    if fmt in ("env", "k8s", "yaml"):
-        raise InputError(f"--format {fmt} is not available for metrics; use table, json, csv or markdown")
     result = run_metrics(
         tasks_log,
         timings or [],
@@ -53,12 +53,5 @@ def command(
         per_task_csv=csv,
     )
     report = metrics_report(result)
-    if fmt == "csv":
-        text = flat_csv(report.data)
-        if output == "-":
-            typer.echo(text, nl=False)
-        else:
-            Path(output).write_text(text, encoding="utf-8")
-    else:
-        emit(report, fmt, output)
+    emit(report, fmt, output)
     enforce(fail_if or [], report.data)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from capacity.cli._common import FormatOption, OutputOption, ProfilesOption, emit, handle_errors, profiles
+from capacity.cli._common import OutputOption, ProfilesOption, emit, format_option, handle_errors, profiles
 from capacity.errors import InputError
 from capacity.render.builders import photos_report, resources_report, scaleout_report, topology_report
 from capacity.render.model import Report
@@ -81,6 +81,9 @@ def _slots(text: str) -> tuple[int, int]:
     return pair
 
 
+RecommendFormat = Annotated[str, format_option("json", "yaml", "markdown", "csv", "env", "k8s")]
+
+
 @handle_errors
 def command(
     cpu: Annotated[float | None, Opt(help="CPUs on the worker machine.")] = None,
@@ -109,7 +112,7 @@ def command(
     queue: Annotated[str | None, Opt(help="Queue name or URL for the KEDA trigger [default: celery].")] = None,
     name: Annotated[str | None, Opt(help="Deployment name for --format k8s.")] = None,
     profiles_dir: ProfilesOption = None,
-    fmt: FormatOption = "table",
+    fmt: RecommendFormat = "table",
     output: OutputOption = "-",
 ) -> None:
     given = {

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
+from capacity.cli._common import OutputOption, RunFormat, emit, handle_errors
 from capacity.matrix.analysis import for_terminal, write
 
 HELP = """Report on one or more matrix run directories: seed 003's results table, the USL fit and
@@ -22,7 +22,7 @@ report.json, report.html (plots embedded; opens offline) and the PNG files to --
 def command(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories from capacity matrix run or bench.")],
     out: Annotated[Path | None, typer.Option(help="Report directory [default: FIRST_RUN_DIR/report].")] = None,
-    fmt: FormatOption = "table",
+    fmt: RunFormat = "table",
     output: OutputOption = "-",
 ) -> None:
     report, written = write(run_dirs, out or run_dirs[0] / "report")

@@ -5,9 +5,7 @@ plots (PNG files, and embedded in one self-contained HTML page).
 
 from __future__ import annotations
 
-import base64
-import csv
-import html
+import dataclasses
 import io
 import math
 from collections import defaultdict
@@ -442,64 +440,20 @@ def _monitor(path: Path | None) -> tuple[np.ndarray, np.ndarray]:
     return np.array([s.t for s in samples]), np.array([s.visible for s in samples])
 
 
-def html_page(report: Report, images: dict[str, bytes]) -> str:
-    """One self-contained page: tables, notes and every plot embedded as a data: URI."""
-    esc = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{esc(report.title)}</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
-        "table{border-collapse:collapse;margin:1em 0;font-size:13px}"
-        "td,th{border:1px solid #bbb;padding:3px 7px;text-align:left}th{background:#eee}"
-        "img{max-width:100%;display:block;margin:1em 0}</style>",
-        f"</head><body><h1>{esc(report.title)}</h1>",
-    ]
-    if report.summary:
-        parts.append("<table>")
-        parts.extend(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in report.summary)
-        parts.append("</table>")
-    for table in report.tables:
-        parts.append(f"<h2>{esc(table.title)}</h2><table><tr>")
-        parts.extend(f"<th>{esc(c)}</th>" for c in table.columns)
-        parts.append("</tr>")
-        for row in table.rows:
-            parts.append("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>")
-        parts.append("</table>")
-    parts.append("<h2>Plots</h2>")
-    for name, png in images.items():
-        encoded = base64.b64encode(png).decode("ascii")
-        parts.append(
-            f'<img alt="{esc(name)}" id="{esc(name.removesuffix(".png"))}" src="data:image/png;base64,{encoded}">'
-        )
-    if report.notes:
-        parts.append("<h2>Notes</h2><ul>")
-        parts.extend(f"<li>{esc(n)}</li>" for n in report.notes)
-        parts.append("</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
 def write(run_dirs: list[Path], out_dir: Path) -> tuple[Report, dict[str, Path]]:
     """Write report.md, report.csv, report.json, report.html and the PNG files to ``out_dir``."""
-    from capacity.render.formats import render
+    from capacity.render.formats import write_to
 
     report, cells, fits, checks = build(run_dirs)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = plots(cells, fits, checks)
+    report = dataclasses.replace(report, images=tuple(images.items()))
     written: dict[str, Path] = {}
     for name, png in images.items():
         (out_dir / name).write_bytes(png)
         written[name] = out_dir / name
-    for fmt, name in (("markdown", "report.md"), ("json", "report.json")):
-        (out_dir / name).write_text(render(report, fmt), encoding="utf-8")
+    for fmt in ("markdown", "json", "csv", "html"):
+        name = "report." + {"markdown": "md"}.get(fmt, fmt)
+        write_to(report, fmt, out_dir / name)
         written[name] = out_dir / name
-    with (out_dir / "report.csv").open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        table = report.tables[0]
-        writer.writerow(table.columns)
-        writer.writerows(table.rows)
-    written["report.csv"] = out_dir / "report.csv"
-    (out_dir / "report.html").write_text(html_page(report, images), encoding="utf-8")
-    written["report.html"] = out_dir / "report.html"
     return report, written

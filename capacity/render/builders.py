@@ -458,20 +458,20 @@ def metrics_report(m: Any) -> Report:
         ("Minute", "Completed"),
         tuple((str(minute), str(count)) for minute, count in m.timeline),
     )
-    return Report("Worker metrics", data, tuple(summary), (timeline,) if m.timeline else (), tuple(notes))
+    return Report(
+        "Worker metrics",
+        data,
+        tuple(summary),
+        (timeline,) if m.timeline else (),
+        tuple(notes),
+        csv_table=_scalars_table(data),
+    )
 
 
-def flat_csv(data: dict[str, Any]) -> str:
-    """One header line and one row of the scalar figures (for spreadsheets)."""
-    import csv
-    import io
-
+def _scalars_table(data: dict[str, Any]) -> Table:
+    """One header and one row of the scalar figures (the CSV a spreadsheet takes)."""
     scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(scalars.keys())
-    writer.writerow("" if v is None else v for v in scalars.values())
-    return out.getvalue()
+    return Table("Figures", tuple(scalars), (tuple("" if v is None else str(v) for v in scalars.values()),))
 
 
 def plan_report(

@@ -22,7 +22,8 @@ class Report:
     ``data`` is the public JSON (its keys are an interface), ``summary`` the human key/value
     lines, ``tables`` any tabular detail, ``notes`` what the user must know (which formula or
     table was used, contradictions in the seeds). ``env`` and ``manifests`` exist only for the
-    modes that have them.
+    modes that have them; ``csv_table`` is what the CSV format writes when it is not the first
+    table; ``images`` are the PNG plots (name, bytes) the HTML format embeds.
     """
 
     title: str
@@ -32,3 +33,5 @@ class Report:
     notes: tuple[str, ...] = ()
     env: dict[str, str] | None = None
     manifests: tuple[dict[str, Any], ...] | None = field(default=None)
+    csv_table: Table | None = None
+    images: tuple[tuple[str, bytes], ...] = ()

@@ -1,103 +1,93 @@
-"""Exporters: a Report to text in one format. One function per format behind ``render``.
+"""Output formats: one module per format behind one interface, each writing a Report to a stream.
 
-The rich console table lives in the CLI (the only place rich is allowed); everything here is
-plain text so it can be written to a file or stdout alike.
+A format says which reports it can show (``supports``: env and k8s exist only for the results
+that carry variables or manifests); a command declares the formats it offers, so a format it
+cannot produce is refused before any work is done. ``-`` is stdout. The terminal table is the
+CLI's (rich lives there); every format here is plain text.
 """
 
 from __future__ import annotations
 
-import csv
+import difflib
+import importlib
 import io
-import json
 import math
-from collections.abc import Callable
-from typing import Any
-
-import yaml
+import sys
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, TextIO
 
 from capacity.errors import InputError
 from capacity.render.model import Report
 
+# name -> "module:Class", imported when used
+REGISTRY: dict[str, str] = {
+    "json": "capacity.render.formats.json:JSONFormat",
+    "yaml": "capacity.render.formats.yaml:YAMLFormat",
+    "markdown": "capacity.render.formats.markdown:MarkdownFormat",
+    "csv": "capacity.render.formats.csv:CSVFormat",
+    "env": "capacity.render.formats.env:EnvFormat",
+    "k8s": "capacity.render.formats.k8s:K8sFormat",
+    "html": "capacity.render.formats.html:HTMLFormat",
+}
+#: what most commands offer besides the terminal table
+DATA_FORMATS = ("json", "yaml", "markdown", "csv")
 
-def _jsonable(value: Any) -> Any:
+
+class Format(ABC):
+    name: str = ""
+
+    def supports(self, report: Report) -> bool:
+        """Whether this report has what the format shows."""
+        return True
+
+    @abstractmethod
+    def write(self, report: Report, stream: TextIO) -> None:
+        """Write the report to ``stream``."""
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values: non-finite floats as null/"inf"/"-inf", tuples as lists, keys as text."""
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
-def to_json(report: Report) -> str:
-    return json.dumps(_jsonable(report.data), indent=2, sort_keys=False) + "\n"
+def get(name: str) -> Format:
+    """The format called ``name``; InputError with a did-you-mean for an unknown one."""
+    if name not in REGISTRY:
+        close = difflib.get_close_matches(name, list(REGISTRY), n=1)
+        hint = f"did you mean {close[0]}?" if close else f"use one of {', '.join(REGISTRY)}"
+        raise InputError(f"unknown format {name!r}; {hint}")
+    module_name, _, class_name = REGISTRY[name].partition(":")
+    found: Format = getattr(importlib.import_module(module_name), class_name)()
+    return found
 
 
-def to_yaml(report: Report) -> str:
-    return yaml.safe_dump(_jsonable(report.data), sort_keys=False)
-
-
-def _md_escape(cell: str) -> str:
-    return cell.replace("|", "\\|")
-
-
-def markdown_table(columns: tuple[str, ...], rows: tuple[tuple[str, ...], ...]) -> str:
-    lines = ["| " + " | ".join(_md_escape(c) for c in columns) + " |"]
-    lines.append("|" + "|".join("---" for _ in columns) + "|")
-    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def to_markdown(report: Report) -> str:
-    parts = [f"## {report.title}\n"]
-    if report.summary:
-        parts.append(markdown_table(("Figure", "Value"), report.summary))
-    for table in report.tables:
-        parts.append(f"\n### {table.title}\n\n" + markdown_table(table.columns, table.rows))
-    if report.notes:
-        parts.append("\n" + "".join(f"- {note}\n" for note in report.notes))
-    return "".join(parts)
-
-
-def to_csv(report: Report) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    if report.tables:
-        table = report.tables[0]
-        writer.writerow(table.columns)
-        writer.writerows(table.rows)
-    else:
-        writer.writerow(("figure", "value"))
-        writer.writerows(report.summary)
-    return out.getvalue()
-
-
-def to_env(report: Report) -> str:
-    if report.env is None:
-        raise InputError(f"--format env is not available for {report.title.lower()}")
-    return "".join(f"{key}={value}\n" for key, value in report.env.items())
-
-
-def to_k8s(report: Report) -> str:
-    if report.manifests is None:
-        raise InputError(f"--format k8s is not available for {report.title.lower()}")
-    return yaml.safe_dump_all([_jsonable(m) for m in report.manifests], sort_keys=False)
-
-
-EXPORTERS: dict[str, Callable[[Report], str]] = {
-    "json": to_json,
-    "yaml": to_yaml,
-    "markdown": to_markdown,
-    "csv": to_csv,
-    "env": to_env,
-    "k8s": to_k8s,
-}
+def write(report: Report, fmt: str, stream: TextIO) -> None:
+    """The report in ``fmt`` on ``stream``; InputError when the format cannot show this report."""
+    exporter = get(fmt)
+    if not exporter.supports(report):
+        raise InputError(f"--format {fmt} is not available for {report.title.lower()}")
+    exporter.write(report, stream)
 
 
 def render(report: Report, fmt: str) -> str:
-    """The report in ``fmt`` (one of EXPORTERS); InputError for an unknown format."""
-    try:
-        exporter = EXPORTERS[fmt]
-    except KeyError:
-        raise InputError(f"unknown format {fmt!r}; use one of {', '.join(EXPORTERS)}") from None
-    return exporter(report)
+    """The report in ``fmt`` as text."""
+    out = io.StringIO()
+    write(report, fmt, out)
+    return out.getvalue()
+
+
+def write_to(report: Report, fmt: str, output: str | Path) -> None:
+    """The report in ``fmt`` written to a path, or to stdout for ``-``. Rendered first, so a
+    format that refuses the report leaves no file behind."""
+    text = render(report, fmt)
+    if str(output) == "-":
+        sys.stdout.write(text)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
