@@ -10,8 +10,9 @@ import pytest
 
 from capacity.errors import InputError
 from capacity.matrix.analysis import Cell, recommended_concurrency, usl_fits, validate
-from capacity.matrix.run import CellSpec, bottleneck, cells, prepare_run_dir, write_results
-from capacity.matrix.spec import Matrix, ModeSpec
+from capacity.matrix.results import CSV_COLUMNS, CellResult, ResourceSummary, prepare_run_dir, write_results
+from capacity.matrix.sampler import bottleneck
+from capacity.matrix.spec import CellSpec, Matrix, ModeSpec, cells
 from capacity.render.formats import render
 from capacity.render.model import Report, Table
 from capacity.sizing.usl import USLFit
@@ -53,10 +54,16 @@ def test_results_files_are_rebuilt_from_finished_cells_only(tmp_path: Path) -> N
         (tmp_path / "cells" / name / "result.json").write_text(json.dumps(record))
     (tmp_path / "cells" / "03-interrupted").mkdir()  # no result.json: not finished
     results = write_results(tmp_path)
-    assert [r["cell"]["cell"] for r in results] == ["01-a", "02-b"]
-    lines = (tmp_path / "results.csv").read_text().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("cell,size,size_bytes,concurrency,mode")
-    assert lines[2].startswith("02-b,,,1,,,20,")
+    assert [r.cell.cell for r in results] == ["01-a", "02-b"]
+    import csv
+
+    with (tmp_path / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    # the columns come from the result's types: the cell, the metrics' public keys, the resources
+    assert tuple(rows[0]) == CSV_COLUMNS and CSV_COLUMNS[:5] == ("cell", "size", "size_bytes", "concurrency", "mode")
+    assert (rows[1]["cell"], rows[1]["concurrency"], rows[1]["sent"], rows[1]["bottleneck"]) == ("02-b", "1", "20", "x")
+    # a result survives its JSON round trip
+    assert CellResult.from_json(results[1].to_json()) == results[1]
 
 
 def spec(concurrency: int, mode: str = "burst") -> CellSpec:
@@ -73,17 +80,14 @@ def spec(concurrency: int, mode: str = "burst") -> CellSpec:
     ],
 )
 def test_bottleneck_follows_what_was_measured(cell: CellSpec, utilization: float, cpu: float, expected: str) -> None:
-    resources = {
-        "cores": 2,
-        "worker_cpu_mean_percent": cpu,
-        "worker_rss_peak_bytes": 10**8,
-        "host_memory_bytes": 10**10,
-    }
+    resources = ResourceSummary(
+        cores=2, worker_cpu_mean_percent=cpu, worker_rss_peak_bytes=10**8, host_memory_bytes=10**10
+    )
     assert bottleneck(cell, {"utilization": utilization}, resources).startswith(expected)
 
 
 def test_bottleneck_without_samples_says_so() -> None:
-    assert bottleneck(spec(2), {"utilization": None}, {}) == "not measured"
+    assert bottleneck(spec(2), {"utilization": None}, None) == "not measured"
 
 
 def test_recommended_concurrency_by_hand() -> None:
@@ -103,7 +107,7 @@ def test_usl_is_fitted_on_burst_cells_only(tmp_path: Path) -> None:
     def cell(c: int, mode: str, x: float) -> Cell:
         result = {"cell": {"cell": f"{mode}{c}", "size_bytes": 1000, "concurrency": c, "mode": mode, "rate": None}}
         result["metrics"] = {"throughput_per_min": x}
-        return Cell(result, tmp_path)
+        return Cell(CellResult.from_json(result), tmp_path)
 
     # X = 100 N / (1 + 0.02 N (N - 1)) at N = 1, 2, 4, 8: 100, 192.3, 320.5, 347.8
     burst = [cell(n, "burst", 100 * n / (1 + 0.02 * n * (n - 1))) for n in (1, 2, 4, 8)]
@@ -141,7 +145,7 @@ def fcfs_cell(tmp_path: Path, delay_s: float) -> Cell:
         "wait_mean_s": 2.0 + delay_s,
         "response_time_mean_s": 3.0 + delay_s,
     }
-    return Cell({"cell": {"cell": "c", "concurrency": 2}, "metrics": metrics}, tmp_path)
+    return Cell(CellResult.from_json({"cell": {"cell": "c", "concurrency": 2}, "metrics": metrics}), tmp_path)
 
 
 def test_model_reproduces_an_fcfs_pool_exactly(tmp_path: Path) -> None:

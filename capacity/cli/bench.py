@@ -15,7 +15,8 @@ from capacity.cli.matrix import DrainTimeout, Purge, Quiet, TransportOptions, Wo
 from capacity.errors import InputError
 from capacity.matrix.analysis import for_terminal, write
 from capacity.matrix.embedded import EmbeddedRedis
-from capacity.matrix.run import REFERENCE_WORKER, RunConfig, WorkerControl
+from capacity.matrix.processes import WorkerControl
+from capacity.matrix.run import REFERENCE_WORKER, RunConfig
 from capacity.matrix.spec import load_matrix
 from capacity.profiles import DEFAULT_DIR
 from capacity.units import parse_duration

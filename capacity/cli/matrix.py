@@ -22,18 +22,10 @@ from capacity.cli._common import (
 )
 from capacity.errors import InputError, Interrupted
 from capacity.matrix.analysis import build
-from capacity.matrix.run import (
-    EVENTS,
-    REFERENCE_WORKER,
-    CellSpec,
-    RunConfig,
-    WorkerControl,
-    cells,
-    prepare_run_dir,
-    read_results,
-    run_matrix,
-)
-from capacity.matrix.spec import Matrix, load_matrix, results_table
+from capacity.matrix.processes import WorkerControl
+from capacity.matrix.results import prepare_run_dir, read_results
+from capacity.matrix.run import EVENTS, REFERENCE_WORKER, RunConfig, run_matrix
+from capacity.matrix.spec import CellSpec, Matrix, cells, load_matrix, results_table
 from capacity.render.model import Report
 from capacity.units import parse_duration
 

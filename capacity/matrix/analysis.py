@@ -18,7 +18,7 @@ import numpy as np
 
 from capacity.errors import InputError
 from capacity.load.monitor import read_samples
-from capacity.matrix.run import read_results
+from capacity.matrix.results import CellInfo, CellResult, read_results
 from capacity.measure.metrics import PUBLIC_KEYS
 from capacity.render.model import Report, Table
 from capacity.sizing.simulate import Workload, read_per_task, replicate
@@ -34,28 +34,26 @@ VALIDATION_REPLICATIONS = 20
 
 @dataclass(frozen=True)
 class Cell:
-    result: dict[str, Any]
+    result: CellResult
     directory: Path
     run: str = ""  # the run directory's name, when a report combines several
 
     @property
     def label(self) -> str:
-        name = str(self.spec["cell"])
+        name = self.spec.cell
         return f"{self.run}/{name}" if self.run else name
 
     @property
-    def spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = self.result["cell"]
-        return spec
+    def spec(self) -> CellInfo:
+        return self.result.cell
 
     @property
     def metrics(self) -> dict[str, Any]:
-        metrics: dict[str, Any] = self.result["metrics"]
-        return metrics
+        return self.result.metrics
 
     @property
     def group(self) -> tuple[int, str, str]:
-        return (int(self.spec["size_bytes"]), str(self.spec["mode"]), str(self.spec.get("rate") or ""))
+        return (int(self.spec.size_bytes or 0), str(self.spec.mode), str(self.spec.rate or ""))
 
     @cached_property
     def per_task(self) -> tuple[np.ndarray, np.ndarray]:
@@ -66,8 +64,9 @@ class Cell:
         sent, services = read_per_task(tasks)
         return np.sort(sent - sent.min()) if len(sent) else sent, services
 
-    def path(self, key: str) -> Path | None:
-        name = self.result.get(key)
+    @property
+    def monitor_csv(self) -> Path | None:
+        name = self.result.monitor_csv
         return self.directory / name if name else None
 
 
@@ -80,7 +79,7 @@ def load_cells(run_dirs: list[Path]) -> list[Cell]:
         if not found:
             raise InputError(f"{run_dir}: no finished cells (cells/*/result.json)")
         run = run_dir.resolve().name if len(run_dirs) > 1 else ""
-        cells.extend(Cell(r, run_dir / "cells" / r["cell"]["cell"], run) for r in found)
+        cells.extend(Cell(r, run_dir / "cells" / r.cell.cell, run) for r in found)
     return cells
 
 
@@ -127,7 +126,7 @@ def usl_fits(cells: list[Cell]) -> list[GroupFit]:
     for cell in cells:
         x = cell.metrics.get("throughput_per_min")
         if x is not None:
-            by_group[cell.group].append((int(cell.spec["concurrency"]), float(x)))
+            by_group[cell.group].append((int(cell.spec.concurrency or 0), float(x)))
     fits = []
     for group, points in sorted(by_group.items()):
         points.sort()
@@ -158,7 +157,7 @@ def validate(cell: Cell) -> dict[str, Any] | None:
         return None
     predicted = replicate(
         Workload(
-            slots=int(cell.spec["concurrency"]),
+            slots=int(cell.spec.concurrency or 0),
             arrival="replay",
             replay_offsets_s=offsets,
             service="empirical",
@@ -205,16 +204,16 @@ def results_table(cells: list[Cell]) -> Table:
     rows = []
     for cell in cells:
         m, spec = cell.metrics, cell.spec
-        notes = [cell.result.get("bottleneck") or ""]
-        if spec.get("rate"):
-            notes.insert(0, f"rate={spec['rate']}")
+        notes = [cell.result.bottleneck]
+        if spec.rate:
+            notes.insert(0, f"rate={spec.rate}")
         if m.get("missing") or m.get("failed"):
             notes.append(f"{m.get('failed', 0)} failed, {m.get('missing', 0)} missing")
         rows.append(
             (
-                format_size(int(spec["size_bytes"])),
-                str(spec["concurrency"]),
-                str(spec["mode"]).capitalize(),
+                format_size(int(spec.size_bytes or 0)),
+                str(spec.concurrency),
+                str(spec.mode).capitalize(),
                 _num(m.get("throughput_per_min"), 1),
                 _num(m.get("service_time_mean_s"), 3),
                 "; ".join(n for n in notes if n),
@@ -287,7 +286,7 @@ def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], lis
     within = sum(1 for c in checks if c["within_target"])
     data = {
         "runs": [str(p) for p in run_dirs],
-        "cells": [{**cell.spec, **_public(cell)} for cell in cells],
+        "cells": [{**dataclasses.asdict(cell.spec), **_public(cell)} for cell in cells],
         "usl": [
             {
                 "group": _label(g.group),
@@ -327,8 +326,8 @@ def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], lis
 
 def _public(cell: Cell) -> dict[str, Any]:
     out: dict[str, Any] = {k: cell.metrics.get(k) for k in PUBLIC_KEYS}
-    out["bottleneck"] = cell.result.get("bottleneck")
-    out["resources"] = cell.result.get("resources")
+    out["bottleneck"] = cell.result.bottleneck
+    out["resources"] = cell.result.to_json()["resources"]
     return out
 
 
@@ -389,11 +388,11 @@ def plots(cells: list[Cell], fits: list[GroupFit], checks: list[dict[str, Any]])
         ax.tick_params(axis="x", labelrotation=60, labelsize=7)
         save("service_times.png", figure)
 
-    sustained = [c for c in cells if c.spec["mode"] != "burst" and c.path("monitor_csv")]
+    sustained = [c for c in cells if c.spec.mode != "burst" and c.monitor_csv]
     if sustained:
         figure, ax = plt.subplots(figsize=(7, 4.2))
         for cell in sustained:
-            t, depth = _monitor(cell.path("monitor_csv"))
+            t, depth = _monitor(cell.monitor_csv)
             if len(t):
                 ax.plot(t - t[0], depth, label=cell.label)
         ax.set_xlabel("seconds since the first sample")
@@ -402,19 +401,20 @@ def plots(cells: list[Cell], fits: list[GroupFit], checks: list[dict[str, Any]])
         ax.legend(fontsize=7)
         save("queue_depth.png", figure)
 
-    with_resources = [c for c in cells if c.result.get("resources", {}).get("worker_cpu_mean_percent") is not None]
+    with_resources = [c for c in cells if c.result.resources and c.result.resources.worker_cpu_mean_percent is not None]
+    measured = [r for c in with_resources if (r := c.result.resources)]
     if with_resources:
         figure, (cpu_ax, mem_ax) = plt.subplots(1, 2, figsize=(max(8, len(with_resources) * 0.9), 4.2))
         names = [c.label for c in with_resources]
         positions = np.arange(len(names))
-        mean = [c.result["resources"]["worker_cpu_mean_percent"] for c in with_resources]
-        peak = [c.result["resources"]["worker_cpu_max_percent"] or 0 for c in with_resources]
+        mean = [r.worker_cpu_mean_percent for r in measured]
+        peak = [r.worker_cpu_max_percent or 0 for r in measured]
         cpu_ax.bar(positions - 0.2, mean, 0.4, label="mean")
         cpu_ax.bar(positions + 0.2, peak, 0.4, label="max")
         cpu_ax.set_ylabel("worker CPU (% of one core)")
         cpu_ax.set_title("Worker CPU per cell")
         cpu_ax.legend(fontsize=7)
-        rss = [(c.result["resources"].get("worker_rss_peak_bytes") or 0) / 2**20 for c in with_resources]
+        rss = [(r.worker_rss_peak_bytes or 0) / 2**20 for r in measured]
         mem_ax.bar(positions, rss)
         mem_ax.set_ylabel("peak resident memory (MiB)")
         mem_ax.set_title("Worker memory per cell")

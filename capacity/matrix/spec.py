@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +80,33 @@ def results_table(matrix: Matrix) -> Table:
         ("Size", "Concurrency", "Mode", "X (tasks/min)", "S mean (s)", "Notes"),
         tuple((format_size(size), str(c), mode.label, "", "", mode.note) for size, c, mode in matrix.cells()),
     )
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    index: int
+    cell_id: str
+    size_bytes: int
+    concurrency: int
+    mode: ModeSpec
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "cell": self.cell_id,
+            "size": format_size(self.size_bytes),
+            "size_bytes": self.size_bytes,
+            "concurrency": self.concurrency,
+            "mode": self.mode.mode,
+            "rate": self.mode.rate,
+            "count": self.mode.count,
+            "duration": self.mode.duration,
+        }
+
+
+
+
+def cells(matrix: Matrix) -> list[CellSpec]:
+    return [
+        CellSpec(i, cell_id, size, c, mode)
+        for i, (cell_id, (size, c, mode)) in enumerate(zip(matrix.cell_ids(), matrix.cells(), strict=True))
+    ]

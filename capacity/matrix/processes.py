@@ -1,0 +1,166 @@
+"""Processes a matrix cell runs beside the injector: the worker (started from a command template
+in its own process group and stopped with it, or the user's up/down templates) and, for
+``--timings events``, a Celery events collector in a thread."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from capacity.errors import BrokerError, InputError, Interrupted, RunFailed
+from capacity.measure.sources import split_kind
+from capacity.secrets import mask, redact_url
+from capacity.workerside.probe import ENV_VAR as PROBE_ENV_VAR
+
+
+@dataclass(frozen=True)
+class WorkerControl:
+    """How a cell gets its worker: a command we start and stop, or the user's up/down templates.
+
+    Templates take {concurrency}, {queue}, {broker}, {cell}, {timings}, {python}. ``command`` is
+    split like a shell line and run without a shell (its process tree is sampled with psutil);
+    ``up``/``down`` run in a shell (``kubectl scale ...``, ``systemctl restart ...``)."""
+
+    command: str | None = None
+    up: str | None = None
+    down: str | None = None
+    ready_timeout_s: float = 60.0
+    settle_s: float = 5.0  # after ``up``: no log to watch, so wait this long
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class EventsCollector:
+    """``capacity collect`` in a thread for the length of a cell (brokers with events: Redis, AMQP)."""
+
+    def __init__(self, broker_url: str, out: Path) -> None:
+        self.broker_url = broker_url
+        self.out = out
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="capacity-collect", daemon=True)
+
+    def _run(self) -> None:
+        from capacity.measure.collect import collect
+
+        try:
+            collect(self.broker_url, self.out, None, self._stop, self._ready)
+        except BaseException as exc:  # handed to the main thread in start()/stop()
+            self._error = exc
+            self._ready.set()
+
+    def start(self) -> None:
+        self.out.touch()
+        self._thread.start()
+        if not self._ready.wait(15) and self._error is None:
+            raise BrokerError(f"no event receiver on {redact_url(self.broker_url)} within 15 s")
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        if self._error is not None:
+            raise self._error
+
+
+class WorkerProcess:
+    """The cell's worker: started from the command template (its own process group), or up/down."""
+
+    def __init__(self, control: WorkerControl, fields: dict[str, str], log: Path, broker_url: str, timings: str):
+        self.control = control
+        self.fields = fields
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.env = {**os.environ, "CAPACITY_BROKER_URL": broker_url}  # the broker the cell injects to
+        self.env.pop(PROBE_ENV_VAR, None)
+        kind, sink = split_kind(timings)
+        if kind in ("", "probe"):
+            self.env[PROBE_ENV_VAR] = sink  # where the probe writes
+        self.env.update(control.env)
+        if control.command:
+            self.description = {"command": _redacted(control.command, fields)}
+        else:
+            self.description = {
+                "up": _redacted(control.up or "", fields),
+                "down": _redacted(control.down or "", fields),
+            }
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def start(self, stop: threading.Event) -> None:
+        if self.control.command:
+            try:
+                argv = shlex.split(self.control.command.format(**self.fields))
+            except (KeyError, IndexError, ValueError) as exc:
+                raise InputError(f"--worker-cmd: bad template ({exc}); fields: {', '.join(self.fields)}") from None
+            with self.log.open("wb") as out:
+                try:
+                    self.process = subprocess.Popen(
+                        argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                except OSError as exc:
+                    raise InputError(f"--worker-cmd: cannot start {argv[0]!r}: {exc.strerror}") from None
+            self._wait_ready(stop)
+        else:
+            self._shell(self.control.up or "", "--worker-up")
+            stop.wait(self.control.settle_s)
+
+    def _wait_ready(self, stop: threading.Event) -> None:
+        """Celery logs "<name> ready." at INFO once it consumes; the worker must log at INFO."""
+        assert self.process is not None
+        deadline = time.monotonic() + self.control.ready_timeout_s
+        while time.monotonic() < deadline and not stop.is_set():
+            if self.process.poll() is not None:
+                raise RunFailed(f"the worker exited with code {self.process.returncode}: {self._tail()}")
+            if b" ready." in self.log.read_bytes():
+                return
+            stop.wait(0.1)
+        if stop.is_set():
+            raise Interrupted("interrupted; finished cells are kept, rerun to go on")
+        raise RunFailed(
+            f"the worker did not log 'ready.' within {self.control.ready_timeout_s:.0f} s "
+            f"(run it with --loglevel INFO): {self._tail()}"
+        )
+
+    def _tail(self) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        return mask(" | ".join(text[-3:])) if text else "(no output)"
+
+    def _shell(self, template: str, flag: str) -> None:
+        try:
+            line = template.format(**self.fields)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InputError(f"{flag}: bad template ({exc}); fields: {', '.join(self.fields)}") from None
+        with self.log.open("ab") as out:
+            done = subprocess.run(line, shell=True, env=self.env, stdout=out, stderr=subprocess.STDOUT, check=False)
+        if done.returncode != 0:
+            raise RunFailed(f"{flag} exited with code {done.returncode}: {self._tail()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            if self.control.down:
+                self._shell(self.control.down, "--worker-down")
+            return
+        if self.process.poll() is None:
+            try:  # warm shutdown of the whole group: the worker and its pool processes
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+            except ProcessLookupError:
+                pass
+
+
+def _redacted(template: str, fields: dict[str, str]) -> str:
+    """A template as recorded in result.json: the broker without its password, known secrets masked."""
+    return mask(template.replace("{broker}", redact_url(fields["broker"])))

@@ -1,0 +1,175 @@
+"""A cell's typed result and the run directory's files: ``cells/<id>/result.json`` (one per
+finished cell, written whole or not at all), ``results.json``/``results.csv`` (rebuilt from the
+cells after each one) and ``matrix.yaml`` (the matrix the directory belongs to)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from capacity.errors import InputError
+from capacity.matrix.spec import Matrix
+from capacity.measure.metrics import PUBLIC_KEYS
+
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+RESULT_JSON = "result.json"
+MATRIX_COPY = "matrix.yaml"
+
+T = TypeVar("T")
+
+
+def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """A dataclass from a JSON object: unknown keys ignored, absent ones None (old run directories)."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{name: data.get(name) for name in names})
+
+
+@dataclass(frozen=True)
+class CellInfo:
+    """Which cell: its id and the matrix values it ran with."""
+
+    cell: str
+    size: str | None = None
+    size_bytes: int | None = None
+    concurrency: int | None = None
+    mode: str | None = None
+    rate: str | None = None
+    count: int | None = None
+    duration: str | None = None
+
+
+@dataclass(frozen=True)
+class ResourceSummary:
+    """The worker's process tree and the host over the busy part of a cell (psutil samples)."""
+
+    samples: int | None = None
+    worker_cpu_mean_percent: float | None = None
+    worker_cpu_max_percent: float | None = None
+    worker_rss_peak_bytes: int | None = None
+    worker_read_mb_per_s: float | None = None
+    host_cpu_mean_percent: float | None = None
+    cores: int | None = None
+    host_memory_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One finished cell. ``metrics`` is the metrics result's public JSON (its keys are an interface)."""
+
+    cell: CellInfo
+    task: str | None = None
+    queue: str | None = None
+    broker: str | None = None
+    worker: dict[str, str] | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    task_log: str | None = None
+    monitor_csv: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    resources: ResourceSummary | None = None
+    #: every sample, as resources.csv has them: t, worker CPU %, RSS, bytes read, host CPU %
+    resource_samples: tuple[dict[str, Any], ...] = ()
+    bottleneck: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["resources"] = data["resources"] or {}
+        data["resource_samples"] = list(self.resource_samples)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CellResult:
+        resources = data.get("resources")
+        return cls(
+            cell=_from_dict(CellInfo, data.get("cell") or {}),
+            metrics=dict(data.get("metrics") or {}),
+            bottleneck=data.get("bottleneck") or "",
+            task=data.get("task"),
+            queue=data.get("queue"),
+            broker=data.get("broker"),
+            worker=data.get("worker"),
+            started_at=data.get("started_at"),
+            ended_at=data.get("ended_at"),
+            task_log=data.get("task_log"),
+            monitor_csv=data.get("monitor_csv"),
+            resources=_from_dict(ResourceSummary, resources) if resources else None,
+            resource_samples=tuple(data.get("resource_samples") or ()),
+        )
+
+    def csv_row(self) -> list[Any]:
+        resources = self.resources or ResourceSummary()
+        values = [
+            *(getattr(self.cell, f.name) for f in fields(CellInfo)),
+            *(self.metrics.get(key) for key in PUBLIC_KEYS),
+            *(getattr(resources, f.name) for f in fields(ResourceSummary)),
+            self.bottleneck,
+        ]
+        return ["" if v is None else v for v in values]
+
+
+#: results.csv's columns, from the types: the cell, the metrics' public keys, the resources
+CSV_COLUMNS = (
+    *(f.name for f in fields(CellInfo)),
+    *PUBLIC_KEYS,
+    *(f.name for f in fields(ResourceSummary)),
+    "bottleneck",
+)
+
+
+def write_result(cell_dir: Path, result: CellResult) -> None:
+    """``result.json``, written whole or not at all: it is what marks the cell finished."""
+    partial = cell_dir / (RESULT_JSON + ".part")
+    partial.write_text(json.dumps(result.to_json(), indent=2, default=str), encoding="utf-8")
+    partial.replace(cell_dir / RESULT_JSON)
+
+
+def is_finished(cell_dir: Path) -> bool:
+    return (cell_dir / RESULT_JSON).is_file()
+
+
+def read_results(run_dir: Path) -> list[CellResult]:
+    """Every finished cell's result, in cell order (by number: 100 comes after 99)."""
+
+    def number(path: Path) -> tuple[int, str]:
+        head = path.parent.name.split("-", 1)[0]
+        return (int(head) if head.isdigit() else 0, path.parent.name)
+
+    found = sorted((run_dir / "cells").glob(f"*/{RESULT_JSON}"), key=number)
+    return [CellResult.from_json(json.loads(path.read_text(encoding="utf-8"))) for path in found]
+
+
+def write_results(run_dir: Path) -> list[CellResult]:
+    """Rebuild results.json and results.csv from the finished cells."""
+    results = read_results(run_dir)
+    cells = [r.to_json() for r in results]
+    (run_dir / RESULTS_JSON).write_text(json.dumps({"cells": cells}, indent=2), encoding="utf-8")
+    with (run_dir / RESULTS_CSV).open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(r.csv_row() for r in results)
+    return results
+
+
+def prepare_run_dir(run_dir: Path, matrix: Matrix, fresh: bool) -> None:
+    """Create the run directory, or check that an existing one holds the same matrix."""
+    copy = run_dir / MATRIX_COPY
+    wanted = matrix.model_dump(mode="json")
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    if copy.is_file():
+        held = yaml.safe_load(copy.read_text(encoding="utf-8"))
+        if held != wanted:
+            raise InputError(
+                f"{run_dir} holds the results of a different matrix; give another --run-dir, or --fresh to start over"
+            )
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    copy.write_text(yaml.safe_dump(wanted, sort_keys=False), encoding="utf-8")

@@ -1,0 +1,146 @@
+"""The worker's resources during a cell (psutil: CPU summed over its process tree, resident
+memory, bytes read, and the host's CPU), and the bottleneck note drawn from them."""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from capacity.matrix.results import ResourceSummary
+from capacity.matrix.spec import CellSpec
+from capacity.units import format_size
+
+
+class ResourceSampler:
+    """CPU (summed over the worker's process tree), resident memory and bytes read, plus the
+    host's CPU, every ``interval_s``; written to resources.csv as they come."""
+
+    COLUMNS = ("t", "worker_cpu_percent", "worker_rss_bytes", "worker_read_bytes", "host_cpu_percent")
+
+    def __init__(self, pid: int | None, path: Path, interval_s: float) -> None:
+        self.pid = pid
+        self.path = path
+        self.interval_s = interval_s
+        self.rows: list[tuple[float, float | None, int | None, int | None, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="capacity-sampler", daemon=True)
+        self._last: tuple[float, float] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> ResourceSampler:
+        psutil.cpu_percent(None)
+        self._thread.start()
+        return self
+
+    def _tree(self) -> list[psutil.Process]:
+        if self.pid is None:
+            return []
+        try:
+            root = psutil.Process(self.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def mark(self) -> float:
+        """Take a sample now (the edges of the busy window), and return its time."""
+        with self._lock:
+            self._sample()
+            return self.rows[-1][0]
+
+    def _sample(self) -> None:
+        now = time.time()
+        cpu_time, rss, read = 0.0, 0, 0
+        has_io = True
+        processes = self._tree()
+        for process in processes:
+            try:
+                times = process.cpu_times()
+                cpu_time += times.user + times.system + times.children_user + times.children_system
+                rss += process.memory_info().rss
+                try:
+                    read += process.io_counters().read_chars  # includes page-cache reads: what the task read
+                except (AttributeError, psutil.Error):
+                    has_io = False
+            except psutil.Error:
+                continue
+        cpu_percent = None
+        if processes and self._last is not None and now > self._last[0]:
+            cpu_percent = max(0.0, 100.0 * (cpu_time - self._last[1]) / (now - self._last[0]))
+        if processes:
+            self._last = (now, cpu_time)
+        row = (
+            now,
+            cpu_percent,
+            rss if processes else None,
+            read if processes and has_io else None,
+            psutil.cpu_percent(None),
+        )
+        self.rows.append(row)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                self._sample()
+            self._stop.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        with self.path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(self.COLUMNS)
+            writer.writerows(["" if v is None else v for v in row] for row in self.rows)
+
+    def summary(self, start: float, end: float) -> ResourceSummary:
+        rows = [r for r in self.rows if start <= r[0] <= end]
+        cpu = [r[1] for r in rows if r[1] is not None]
+        rss = [r[2] for r in rows if r[2] is not None]
+        reads = [(r[0], r[3]) for r in rows if r[3] is not None]
+        read_rate = None
+        if len(reads) >= 2 and reads[-1][0] > reads[0][0]:
+            read_rate = (reads[-1][1] - reads[0][1]) / (reads[-1][0] - reads[0][0]) / 1e6
+        host = [r[4] for r in rows]
+        return ResourceSummary(
+            samples=len(rows),
+            worker_cpu_mean_percent=sum(cpu) / len(cpu) if cpu else None,
+            worker_cpu_max_percent=max(cpu) if cpu else None,
+            worker_rss_peak_bytes=max(rss) if rss else None,
+            worker_read_mb_per_s=read_rate,
+            host_cpu_mean_percent=sum(host) / len(host) if host else None,
+            cores=psutil.cpu_count() or 1,
+            host_memory_bytes=psutil.virtual_memory().total,
+        )
+
+
+def bottleneck(cell: CellSpec, metrics: dict[str, Any], resources: ResourceSummary | None) -> str:
+    """What limited the cell, from what was measured (seed 003 asks: CPU, decoding, disk, network).
+
+    CPU: the worker's processes used >= 80% of the cores they could use (min(concurrency, cores)).
+    Slots: utilisation X*S/c >= 0.8 with CPU below that (tasks wait inside: I/O, sleeps, APIs).
+    Arrivals: a sustained cell whose slots were mostly idle kept up with the offered rate.
+    Memory: peak resident memory over 80% of the host's. Network is not measured here."""
+    notes = []
+    resources = resources or ResourceSummary()
+    cores = int(resources.cores or 1)
+    usable = min(cell.concurrency, cores)
+    cpu = resources.worker_cpu_mean_percent
+    rss = resources.worker_rss_peak_bytes
+    utilization = metrics.get("utilization")
+    if rss is not None and resources.host_memory_bytes and rss > 0.8 * resources.host_memory_bytes:
+        notes.append(f"memory: {format_size(rss)} resident")
+    if cpu is not None and cpu >= 80.0 * usable:
+        notes.append(f"worker CPU: {cpu:.0f}% of {usable} usable core(s)")
+    elif utilization is not None and utilization >= 0.8:
+        cpu_text = "" if cpu is None else f", CPU {cpu:.0f}%"
+        notes.append(f"slots: {utilization:.0%} busy{cpu_text}; tasks wait inside (I/O, sleep): more concurrency helps")
+    elif cell.mode.mode != "burst" and utilization is not None:
+        notes.append(f"none: kept up with the arrivals ({utilization:.0%} busy)")
+    read = resources.worker_read_mb_per_s
+    if read:
+        notes.append(f"read {read:.0f} MB/s")
+    return "; ".join(notes) or "not measured"
