@@ -34,7 +34,7 @@ sys.path.insert(0, {root!r})
 from pathlib import Path
 from capacity.measure.metrics import run_metrics
 start = time.perf_counter()
-d = run_metrics([Path({log!r})], [{timings!r}]).as_dict()
+d = run_metrics([Path({log!r})], [{timings!r}]).to_json()
 elapsed = time.perf_counter() - start
 print(json.dumps({{"seconds": elapsed, "rss_mb": {peak}, "completed": d["completed"],
     "S_mean": d["service_time_mean_s"], "S_p95": d["service_time_p95_s"], "W_mean": d["wait_mean_s"],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from capacity.errors import InputError
-from capacity.matrix.analysis import Cell, recommended_concurrency, usl_fits, validate
+from capacity.matrix.analysis import Cell, ValidationCheck, recommended_concurrency, usl_fits, validate
 from capacity.matrix.results import CSV_COLUMNS, CellResult, ResourceSummary, prepare_run_dir, write_results
 from capacity.matrix.sampler import bottleneck
 from capacity.matrix.spec import CellSpec, Matrix, ModeSpec, cells
@@ -152,17 +152,18 @@ def test_model_reproduces_an_fcfs_pool_exactly(tmp_path: Path) -> None:
     check = validate(fcfs_cell(tmp_path, 0.0))
     assert check is not None
     for key in ("throughput_per_min", "service_time_mean_s", "wait_mean_s", "response_time_mean_s"):
-        assert check[key]["error"] == pytest.approx(0, abs=1e-9), key
-    assert check["within_target"] and check["why"] == ""
+        assert getattr(check, key).error == pytest.approx(0, abs=1e-9), key
+    assert check.within_target and check.why == ""
+    assert ValidationCheck.from_json(check.to_json()) == check
 
 
 def test_model_misses_are_named_not_tuned(tmp_path: Path) -> None:
     # every task starts 0.5 s late (delivery): R is 3.5 s against the model's 3 s, -14%
     check = validate(fcfs_cell(tmp_path, 0.5))
     assert check is not None
-    assert check["response_time_mean_s"]["error"] == pytest.approx(3.0 / 3.5 - 1)
-    assert not check["within_target"]
-    assert check["why"].startswith("waits +500 ms over the model")
+    assert check.response_time_mean_s.error == pytest.approx(3.0 / 3.5 - 1)
+    assert not check.within_target
+    assert check.why.startswith("waits +500 ms over the model")
 
 
 def test_reference_worker_behaves_like_the_profile_job_types() -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from capacity.cli import app
 from capacity.errors import CheckFailed, InputError
-from capacity.measure.metrics import check_thresholds, enforce, run_metrics
+from capacity.measure.metrics import Metrics, check_thresholds, enforce, run_metrics
 from capacity.measure.sources import RecordColumns
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -85,16 +85,17 @@ def test_counts_window_throughput_service_wait(four_tasks: tuple[Path, Path]) ->
     assert m.completion_rate == 0.5
     assert m.window_s == pytest.approx(5.0)  # first send T0, last completion T0+5
     assert m.throughput_per_min == pytest.approx(2 / 5 * 60)  # 24 tasks/min
-    assert m.service["mean"] == pytest.approx(3.0)  # (2 + 4) / 2
-    assert m.service["max"] == pytest.approx(4.0)
-    assert m.service["p50"] == pytest.approx(3.0)
-    assert m.wait["mean"] == pytest.approx((1 + 1 + 2) / 3)  # a, b, c started 1, 1, 2 s after send
-    assert m.wait_received["mean"] == pytest.approx(0.5)  # a, b received 0.5 s before starting
-    assert m.response["mean"] == pytest.approx(4.0)  # (3 + 5) / 2
+    assert m.service.mean == pytest.approx(3.0)  # (2 + 4) / 2
+    assert m.service.max == pytest.approx(4.0)
+    assert m.service.p50 == pytest.approx(3.0)
+    assert m.wait.mean == pytest.approx((1 + 1 + 2) / 3)  # a, b, c started 1, 1, 2 s after send
+    assert m.wait_received.mean == pytest.approx(0.5)  # a, b received 0.5 s before starting
+    assert m.response.mean == pytest.approx(4.0)  # (3 + 5) / 2
     assert m.utilization == pytest.approx(24 / 60 * 3.0 / 2)  # X x S / c = 0.6
-    assert m.littles_law["L_from_X_R"] == pytest.approx(0.4 * 4.0)
-    assert m.timeline == [(0, 2)]
-    data = m.as_dict()
+    assert m.littles_law.L_from_X_R == pytest.approx(0.4 * 4.0)
+    assert m.timeline == ((0, 2),)
+    data = m.to_json()
+    assert Metrics.from_json(data) == m  # one to_json/from_json: the JSON holds the whole result
     for key in (
         "sent",
         "completed",
@@ -115,8 +116,8 @@ def test_counts_window_throughput_service_wait(four_tasks: tuple[Path, Path]) ->
 def test_a_missing_timing_stays_missing(tmp_path: Path) -> None:
     log = write_log(tmp_path / "l.log", {"a": T0})
     m = run_metrics([log], [])
-    assert (m.completed, m.missing, m.throughput_per_min, m.service["mean"]) == (0, 1, None, None)
-    assert "no --timings source" in " ".join(m.problems.warnings)
+    assert (m.completed, m.missing, m.throughput_per_min, m.service.mean) == (0, 1, None, None)
+    assert "no --timings source" in " ".join(m.warnings)
 
 
 def test_several_logs_and_sources_combine(tmp_path: Path) -> None:
@@ -138,8 +139,8 @@ def test_duplicates_unknown_ids_and_clock_skew(tmp_path: Path) -> None:
     m = run_metrics([log], [str(probe)])
     assert m.duplicates == 1 and m.sent == 2
     assert m.unknown_timings == 1
-    assert m.clock_skew == {"tasks": 1, "largest_s": pytest.approx(0.25)}
-    text = " ".join(m.problems.warnings)
+    assert (m.clock_skew.tasks, m.clock_skew.largest_s) == (1, pytest.approx(0.25))
+    text = " ".join(m.warnings)
     assert "duplicate task ids" in text and "clock skew" in text and "in no task log" in text
 
 
@@ -148,7 +149,7 @@ def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"bad.log:3: malformed task log line"):
         run_metrics([log], [])
     m = run_metrics([log], [], skip_bad=True)
-    assert m.problems.skipped_lines == 1 and m.sent == 1
+    assert m.skipped_lines == 1 and m.sent == 1
 
 
 def test_task_line_without_sent_at_is_malformed(tmp_path: Path) -> None:
@@ -176,10 +177,10 @@ def test_records_csv_naive_and_mixed_offsets(tmp_path: Path) -> None:
         "b,2023-11-14T23:13:20+01:00,2023-11-14T22:13:40+00:00\n"
     )
     m = run_metrics([log], [str(records)])
-    assert m.sources == ["records"] and m.completed == 2
-    assert m.seed_s["mean"] == pytest.approx((10 + 20) / 2)
-    assert m.service["mean"] is None  # records carry no start of execution: not estimated
-    assert any("without a time zone" in w for w in m.problems.warnings)
+    assert m.sources == ("records",) and m.completed == 2
+    assert m.seed_s.mean == pytest.approx((10 + 20) / 2)
+    assert m.service.mean is None  # records carry no start of execution: not estimated
+    assert any("without a time zone" in w for w in m.warnings)
 
 
 def test_records_from_sqlite_query(tmp_path: Path) -> None:
@@ -194,7 +195,7 @@ def test_records_from_sqlite_query(tmp_path: Path) -> None:
         query="select task, created, done from videos",
         columns=RecordColumns("task", "created", "done"),
     )
-    assert m.completed == 1 and m.seed_s["mean"] == pytest.approx(6.0)
+    assert m.completed == 1 and m.seed_s.mean == pytest.approx(6.0)
 
 
 def test_thresholds() -> None:
@@ -260,11 +261,11 @@ def test_records_parquet_and_jsonl(tmp_path: Path) -> None:
         tmp_path / "r.parquet",
     )
     m = run_metrics([log], [str(tmp_path / "r.parquet")])
-    assert m.seed_s["mean"] == pytest.approx(6.0)
+    assert m.seed_s.mean == pytest.approx(6.0)
     lines = [{"id": "a", "uploaded_at": iso(T0), "updated_at": iso(T0 + 2)}]
     (tmp_path / "r.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     m = run_metrics([log], [f"records:{tmp_path / 'r.jsonl'}"])
-    assert (m.completed, m.missing, m.seed_s["mean"]) == (1, 1, pytest.approx(2.0))
+    assert (m.completed, m.missing, m.seed_s.mean) == (1, 1, pytest.approx(2.0))
 
 
 def test_sustained_run_with_monitor_samples_gets_a_trend_and_littles_law(tmp_path: Path) -> None:
@@ -277,14 +278,14 @@ def test_sustained_run_with_monitor_samples_gets_a_trend_and_littles_law(tmp_pat
         "timestamp,visible,in_flight,sent_so_far\n" + "".join(f"{iso(T0 + i)},1,1,{i}\n" for i in range(0, 61, 2))
     )
     m = run_metrics([log], [str(tmp_path / "p")])
-    assert m.trend is not None and m.trend["verdict"] == "stable"
-    assert m.trend["slope_per_min"] == pytest.approx(0.0, abs=1e-9)
+    assert m.trend is not None and m.trend.verdict == "stable"
+    assert m.trend.slope_per_min == pytest.approx(0.0, abs=1e-9)
     # X = 60 tasks / 61 s; R = 2 s; L = X x R ~ 1.97, observed 2
-    assert m.littles_law["L_from_X_R"] == pytest.approx(60 / 61 * 2)
-    assert m.littles_law["L_observed"] == pytest.approx(2.0)
+    assert m.littles_law.L_from_X_R == pytest.approx(60 / 61 * 2)
+    assert m.littles_law.L_observed == pytest.approx(2.0)
     assert m.throughput_steady_per_min == pytest.approx(60.0, rel=0.05)
     # wall-clock minutes from the first send's minute: T0 is hh:13:20, so the minute ends at T0 + 40
-    assert m.timeline == [(0, 38), (1, 22)]
+    assert m.timeline == ((0, 38), (1, 22))
 
 
 def test_naive_task_log_timestamps_are_utc_with_a_warning(tmp_path: Path) -> None:
@@ -299,5 +300,5 @@ def test_naive_task_log_timestamps_are_utc_with_a_warning(tmp_path: Path) -> Non
     )  # same instant
     probe = write_probe(tmp_path / "p", [done("a", T0 + 1, T0 + 2), done("b", T0 + 1, T0 + 3)])
     m = run_metrics([log], [str(probe)])
-    assert any("without a time zone were taken as UTC" in w for w in m.problems.warnings)
-    assert m.wait["mean"] == pytest.approx(1.0)  # both sent at T0: the naive one read as UTC
+    assert any("without a time zone were taken as UTC" in w for w in m.warnings)
+    assert m.wait.mean == pytest.approx(1.0)  # both sent at T0: the naive one read as UTC

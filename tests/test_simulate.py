@@ -21,8 +21,8 @@ def check_against(analytic: float, result: dict) -> None:  # type: ignore[type-a
     """The replications' mean wait lies within 4 of its own standard errors of theory (the CI
     half-width is ~2 standard errors); a looser bound would hide a wrong model, a tighter one
     would fail on sampling noise."""
-    half = result["ci95_half_width"]["wait_mean_s"]
-    assert abs(result["wait_mean_s"] - analytic) <= 2 * half + 1e-9, (result["wait_mean_s"], analytic, half)
+    half = (result.ci95_half_width or {})["wait_mean_s"]
+    assert abs(result.wait_mean_s - analytic) <= 2 * half + 1e-9, (result.wait_mean_s, analytic, half)
     assert half < 0.1 * analytic  # and the check is sharp: the interval is narrow
 
 
@@ -65,9 +65,9 @@ def test_md1_matches_pollaczek_khinchine() -> None:
 def test_burst_drain_time_is_exact() -> None:
     # 100 tasks of 10 s on 4 slots: 25 rounds, 250 s; task k of each round waits 10 x its round
     result = replicate(Workload(slots=4, arrival="burst", count=100, service="constant", service_time_s=10.0))
-    assert result["drain_time_s"] == 250.0
-    assert result["wait_mean_s"] == pytest.approx(120.0)
-    assert result["throughput_per_min"] == pytest.approx(24.0)
+    assert result.drain_time_s == 250.0
+    assert result.wait_mean_s == pytest.approx(120.0)
+    assert result.throughput_per_min == pytest.approx(24.0)
 
 
 def test_pool_fcfs_by_hand() -> None:
@@ -86,7 +86,7 @@ def test_seeded_and_reproducible() -> None:
         service_cv=0.5,
     )
     assert replicate(workload, seed=5) == replicate(workload, seed=5)
-    assert replicate(workload, seed=5)["wait_mean_s"] != replicate(workload, seed=6)["wait_mean_s"]
+    assert replicate(workload, seed=5).wait_mean_s != replicate(workload, seed=6).wait_mean_s
 
 
 def test_lognormal_has_the_requested_mean() -> None:
@@ -99,7 +99,7 @@ def test_lognormal_has_the_requested_mean() -> None:
         service_time_s=4.0,
         service_cv=2.0,
     )
-    assert replicate(workload, seed=3)["service_time_mean_s"] == pytest.approx(4.0, rel=0.05)
+    assert replicate(workload, seed=3).service_time_mean_s == pytest.approx(4.0, rel=0.05)
 
 
 def test_bad_workloads() -> None:
@@ -143,3 +143,10 @@ def test_cli_json_keys_replay_and_empirical(tmp_path: Path) -> None:
     assert data["tasks"] == 40 and data["wait_mean_s"] == 0.0  # 2 slots, 0.5 s apart, <= 0.59 s each
     result = runner.invoke(app, ["simulate", "--workers", "0", "--arrival", "burst", "--service-time", "1s"])
     assert result.exit_code == 2 and "--workers must be at least 1" in result.stderr
+
+
+def test_replications_round_trip_through_json() -> None:
+    from capacity.sizing.simulate import Replications
+
+    result = replicate(Workload(slots=2, arrival="burst", count=10, service="exponential", service_time_s=1.0), 1, 3)
+    assert Replications.from_json(result.to_json()) == result

@@ -53,24 +53,24 @@ def command(
         empirical_s=read_service_times(from_metrics) if from_metrics else None,
     )
     result = replicate(workload, seed, replications)
-    ci = result["ci95_half_width"] or {}
+    ci = result.ci95_half_width or {}
 
     def show(key: str, seconds: bool = True) -> str:
-        value = result[key]
+        value = getattr(result, key)
         text = format_duration(value) if seconds else f"{value:,.2f}"
         return text + (f" ± {format_duration(ci[key]) if seconds else f'{ci[key]:,.2f}'}" if key in ci else "")
 
     summary = (
-        ("Model", result["model"]),
-        ("Tasks x replications", f"{result['tasks']:,} x {replications}"),
+        ("Model", result.model),
+        ("Tasks x replications", f"{result.tasks:,} x {replications}"),
         ("X throughput", show("throughput_per_min", seconds=False) + " tasks/min"),
         ("S service time mean", show("service_time_mean_s")),
         ("W wait mean / p95 / p99", f"{show('wait_mean_s')} / {show('wait_p95_s')} / {show('wait_p99_s')}"),
         ("R response mean / p95", f"{show('response_time_mean_s')} / {show('response_time_p95_s')}"),
-        ("Utilisation", f"{result['utilization']:.1%}"),
+        ("Utilisation", f"{result.utilization:.1%}"),
         ("Time to drain (first arrival to last finish)", show("drain_time_s")),
     )
-    depth = result["queue_depth"]
+    depth = result.queue_depth
     step = max(1, len(depth) // 20)
     table = Table(
         "Tasks waiting over time (first replication)",
@@ -78,4 +78,4 @@ def command(
         tuple((format_duration(p["t_s"]), str(p["waiting"])) for p in depth[::step]),
     )
     notes = ("± is the 95% confidence half-width across replications (Student's t).",) if ci else ()
-    emit(Report("Simulation", result, summary, (table,), notes), fmt, output)
+    emit(Report("Simulation", result.to_json(), summary, (table,), notes), fmt, output)

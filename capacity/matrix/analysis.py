@@ -149,7 +149,47 @@ def usl_fits(cells: list[Cell]) -> list[GroupFit]:
 # --- the model against the measurement (issue 6) ---------------------------------------------------------
 
 
-def validate(cell: Cell) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Comparison:
+    """One figure, measured and predicted; error = (predicted - measured) / measured."""
+
+    measured: float | None
+    predicted: float | None
+    error: float | None
+
+    def pair(self, scale: float = 1.0) -> str:
+        if self.measured is None or self.predicted is None:
+            return "-"
+        error = "" if self.error is None else f" ({self.error:+.0%})"
+        return f"{self.measured * scale:,.3g} / {self.predicted * scale:,.3g}{error}"
+
+
+#: the figures a validation compares, in the order its JSON and table show them
+VALIDATED = ("throughput_per_min", "service_time_mean_s", "wait_mean_s", "response_time_mean_s")
+
+
+@dataclass(frozen=True)
+class ValidationCheck:
+    """The model against one measured cell (#6): X, S, W, R, whether X and R are within 10%, why not."""
+
+    cell: str
+    throughput_per_min: Comparison
+    service_time_mean_s: Comparison
+    wait_mean_s: Comparison
+    response_time_mean_s: Comparison
+    within_target: bool
+    why: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ValidationCheck:
+        compared = {key: Comparison(**data[key]) for key in VALIDATED}
+        return cls(cell=data["cell"], within_target=data["within_target"], why=data["why"], **compared)
+
+
+def validate(cell: Cell) -> ValidationCheck | None:
     """Simulate the cell (its own send times replayed, its measured service times resampled, c slots)
     and compare X, S, W and R with the measured ones. None when the cell has no per-task timings."""
     offsets, services = cell.per_task
@@ -169,29 +209,29 @@ def validate(cell: Cell) -> dict[str, Any] | None:
     )
     m = cell.metrics
     rows = {}
-    for key in ("throughput_per_min", "service_time_mean_s", "wait_mean_s", "response_time_mean_s"):
-        measured, model = m.get(key), predicted.get(key)
+    for key in VALIDATED:
+        measured, model = m.get(key), getattr(predicted, key)
         error = None if not measured or model is None else (model - measured) / measured
-        rows[key] = {"measured": measured, "predicted": model, "error": error}
-    x_err, r_err = rows["throughput_per_min"]["error"], rows["response_time_mean_s"]["error"]
+        rows[key] = Comparison(measured, model, error)
+    x_err, r_err = rows["throughput_per_min"].error, rows["response_time_mean_s"].error
     within = x_err is not None and r_err is not None and abs(x_err) <= TARGET_ERROR and abs(r_err) <= TARGET_ERROR
-    return {"cell": cell.label, **rows, "within_target": within, "why": _why(cell, rows)}
+    return ValidationCheck(cell=cell.label, **rows, within_target=within, why=_why(cell, rows))
 
 
-def _why(cell: Cell, rows: dict[str, dict[str, Any]]) -> str:
+def _why(cell: Cell, rows: dict[str, Comparison]) -> str:
     """Where the model misses, the measured reason rather than a tuned parameter."""
     m = cell.metrics
     w = rows["wait_mean_s"]
     s_mean = m.get("service_time_mean_s") or 0.0
     reasons = []
-    if w["measured"] is not None and w["predicted"] is not None:
-        gap = w["measured"] - w["predicted"]
+    if w.measured is not None and w.predicted is not None:
+        gap = w.measured - w.predicted
         if gap > 0.1 * max(s_mean, 1e-9):
             reasons.append(f"waits {gap * 1000:+.0f} ms over the model: delivery, prefetch, pool dispatch (see notes)")
-        elif w["measured"] < 0.1 * max(s_mean, 1e-9):
-            reasons.append(f"waits under 10% of S ({w['measured'] * 1000:.0f} ms): their relative error means little")
+        elif w.measured < 0.1 * max(s_mean, 1e-9):
+            reasons.append(f"waits under 10% of S ({w.measured * 1000:.0f} ms): their relative error means little")
     x = rows["throughput_per_min"]
-    if x["error"] is not None and abs(x["error"]) > TARGET_ERROR and (m.get("sent") or 0) < 50:
+    if x.error is not None and abs(x.error) > TARGET_ERROR and (m.get("sent") or 0) < 50:
         reasons.append(f"only {m.get('sent')} tasks: start and end effects weigh on X")
     return "; ".join(reasons)
 
@@ -243,22 +283,16 @@ def usl_table(fits: list[GroupFit]) -> Table:
     return Table("Scalability (USL)", columns, tuple(rows))
 
 
-def validation_table(checks: list[dict[str, Any]]) -> Table:
-    def pair(row: dict[str, Any], scale: float = 1.0) -> str:
-        if row["measured"] is None or row["predicted"] is None:
-            return "-"
-        error = "" if row["error"] is None else f" ({row['error']:+.0%})"
-        return f"{row['measured'] * scale:,.3g} / {row['predicted'] * scale:,.3g}{error}"
-
+def validation_table(checks: list[ValidationCheck]) -> Table:
     rows = tuple(
         (
-            c["cell"],
-            pair(c["throughput_per_min"]),
-            pair(c["service_time_mean_s"]),
-            pair(c["wait_mean_s"]),
-            pair(c["response_time_mean_s"]),
-            "yes" if c["within_target"] else "no",
-            c["why"],
+            c.cell,
+            c.throughput_per_min.pair(),
+            c.service_time_mean_s.pair(),
+            c.wait_mean_s.pair(),
+            c.response_time_mean_s.pair(),
+            "yes" if c.within_target else "no",
+            c.why,
         )
         for c in checks
     )
@@ -279,11 +313,11 @@ def for_terminal(report: Report) -> Report:
     return Report(report.title, report.data, report.summary, tuple(trim(t) for t in report.tables), report.notes)
 
 
-def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], list[dict[str, Any]]]:
+def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], list[ValidationCheck]]:
     cells = load_cells(run_dirs)
     fits = usl_fits(cells)
     checks = [c for c in (validate(cell) for cell in cells) if c is not None]
-    within = sum(1 for c in checks if c["within_target"])
+    within = sum(1 for c in checks if c.within_target)
     data = {
         "runs": [str(p) for p in run_dirs],
         "cells": [{**dataclasses.asdict(cell.spec), **_public(cell)} for cell in cells],
@@ -302,7 +336,7 @@ def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], lis
             }
             for g in fits
         ],
-        "validation": checks,
+        "validation": [c.to_json() for c in checks],
     }
     summary = [("Cells", str(len(cells))), ("Runs", ", ".join(str(p) for p in run_dirs))]
     for g in fits:
@@ -338,7 +372,7 @@ def _finite(value: float) -> float | None:
 # --- plots and HTML --------------------------------------------------------------------------------------
 
 
-def plots(cells: list[Cell], fits: list[GroupFit], checks: list[dict[str, Any]]) -> dict[str, bytes]:
+def plots(cells: list[Cell], fits: list[GroupFit], checks: list[ValidationCheck]) -> dict[str, bytes]:
     """PNG images by file name: throughput vs concurrency with the USL curve and N*, service-time
     distribution per cell, queue depth of sustained cells, worker CPU and memory per cell, and the
     model against the measurement."""
@@ -425,9 +459,9 @@ def plots(cells: list[Cell], fits: list[GroupFit], checks: list[dict[str, Any]])
     if checks:
         figure, ax = plt.subplots(figsize=(max(6, len(checks) * 0.7), 4.2))
         positions = np.arange(len(checks))
-        ax.bar(positions - 0.2, [c["throughput_per_min"]["measured"] or 0 for c in checks], 0.4, label="measured")
-        ax.bar(positions + 0.2, [c["throughput_per_min"]["predicted"] or 0 for c in checks], 0.4, label="model")
-        ax.set_xticks(positions, [c["cell"] for c in checks], rotation=60, fontsize=7)
+        ax.bar(positions - 0.2, [c.throughput_per_min.measured or 0 for c in checks], 0.4, label="measured")
+        ax.bar(positions + 0.2, [c.throughput_per_min.predicted or 0 for c in checks], 0.4, label="model")
+        ax.set_xticks(positions, [c.cell for c in checks], rotation=60, fontsize=7)
         ax.set_ylabel("X (tasks/min)")
         ax.set_title("Throughput: measured vs simulated")
         ax.legend(fontsize=7)

@@ -137,7 +137,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
     metrics = run_metrics(
         [result.log_path], [timings], concurrency=cell.concurrency, per_task_csv=cell_dir / "tasks.csv"
     )
-    data = metrics.as_dict()
+    data = metrics.to_json()
     # the busy part of the cell: the worker's start-up (imports, forks) is not the workload's
     resources = sampler.summary(injecting, finished) if sampler is not None else None
     record = CellResult(

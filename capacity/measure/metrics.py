@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -43,38 +43,98 @@ PUBLIC_KEYS = (
 )
 
 
-@dataclass
+_STATS_PREFIXES = ("service_time", "wait", "wait_from_received", "response_time", "seed_s")
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Mean, p50/p90/p95/p99 (linear interpolation, numpy's default) and max; None if unmeasured."""
+
+    mean: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+    def to_json(self, prefix: str) -> dict[str, float | None]:
+        """The public keys: ``{prefix}_{stat}_s``."""
+        return {f"{prefix}_{f.name}_s": getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], prefix: str) -> Stats:
+        return cls(**{f.name: data.get(f"{prefix}_{f.name}_s") for f in fields(cls)})
+
+    @classmethod
+    def from_figures(cls, figures: dict[str, Any], column: str) -> Stats:
+        quantiles = figures[f"{column}_q"] or [None] * len(PERCENTILES)
+        by_name = dict(zip((f"p{p}" for p in PERCENTILES), quantiles, strict=True))
+        return cls(mean=figures[f"{column}_mean"], max=figures[f"{column}_max"], **by_name)
+
+
+@dataclass(frozen=True)
+class LittlesLaw:
+    """L = X R from the figures, against the number in system the monitor observed (if it ran)."""
+
+    L_from_X_R: float | None = None
+    L_observed: float | None = None
+    observed_from: str | None = None
+
+
+@dataclass(frozen=True)
+class ClockSkew:
+    """Tasks that started or finished before they were sent: the hosts' clocks disagree."""
+
+    tasks: int = 0
+    largest_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class PhaseTrend:
+    """The queue's trend over the sending phase of a sustained run (seed 003's stability)."""
+
+    slope_per_min: float | None
+    verdict: str
+    samples: int
+    tolerance_per_min: float
+
+
+@dataclass(frozen=True)
 class Metrics:
-    """The result; ``as_dict`` gives the public JSON keys."""
+    """The result; ``to_json`` gives the public JSON keys and ``from_json`` reads them back."""
 
     sent: int
     completed: int
     failed: int
     missing: int
-    window_s: float | None
-    throughput_per_min: float | None
-    throughput_steady_per_min: float | None
-    service: dict[str, float | None]
-    wait: dict[str, float | None]
-    wait_received: dict[str, float | None]
-    response: dict[str, float | None]
-    seed_s: dict[str, float | None]
-    timeline: list[tuple[int, int]]
-    utilization: float | None
-    littles_law: dict[str, Any]
-    duplicates: int
-    unknown_timings: int
-    clock_skew: dict[str, Any]
-    trend: dict[str, Any] | None
-    sources: list[str]
-    problems: Problems
+    window_s: float | None = None
+    throughput_per_min: float | None = None
+    throughput_steady_per_min: float | None = None
+    service: Stats = Stats()
+    wait: Stats = Stats()
+    wait_received: Stats = Stats()
+    response: Stats = Stats()
+    seed_s: Stats = Stats()
+    timeline: tuple[tuple[int, int], ...] = ()
+    utilization: float | None = None
+    littles_law: LittlesLaw = LittlesLaw()
+    duplicates: int = 0
+    unknown_timings: int = 0
+    clock_skew: ClockSkew = ClockSkew()
+    trend: PhaseTrend | None = None
+    sources: tuple[str, ...] = ()
+    skipped_lines: int = 0
+    warnings: tuple[str, ...] = ()
     concurrency: int | None = None
 
     @property
     def completion_rate(self) -> float | None:
         return self.completed / self.sent if self.sent else None
 
-    def as_dict(self) -> dict[str, Any]:
+    def _all_stats(self) -> tuple[Stats, ...]:
+        return (self.service, self.wait, self.wait_received, self.response, self.seed_s)
+
+    def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "sent": self.sent,
             "completed": self.completed,
@@ -85,45 +145,99 @@ class Metrics:
             "throughput_per_min": self.throughput_per_min,
             "throughput_steady_per_min": self.throughput_steady_per_min,
         }
-        for prefix, stats in (
-            ("service_time", self.service),
-            ("wait", self.wait),
-            ("wait_from_received", self.wait_received),
-            ("response_time", self.response),
-            ("seed_s", self.seed_s),
-        ):
-            for key, value in stats.items():
-                data[f"{prefix}_{key}_s"] = value
+        for prefix, stats in zip(_STATS_PREFIXES, self._all_stats(), strict=True):
+            data.update(stats.to_json(prefix))
         data.update(
             utilization=self.utilization,
             concurrency=self.concurrency,
-            littles_law=self.littles_law,
+            littles_law=asdict(self.littles_law),
             timeline_per_min=[{"minute": m, "completed": c} for m, c in self.timeline],
             duplicates=self.duplicates,
             unknown_timings=self.unknown_timings,
-            clock_skew=self.clock_skew,
-            trend=self.trend,
-            sources=self.sources,
-            skipped_lines=self.problems.skipped_lines,
-            warnings=self.problems.warnings,
+            clock_skew=asdict(self.clock_skew),
+            trend=asdict(self.trend) if self.trend else None,
+            sources=list(self.sources),
+            skipped_lines=self.skipped_lines,
+            warnings=list(self.warnings),
         )
         return data
 
-
-def _stats(figures: dict[str, Any], column: str) -> dict[str, float | None]:
-    """Mean, p50/p90/p95/p99 (linear interpolation, as numpy's default) and max; None if unmeasured."""
-    quantiles = figures[f"{column}_q"] or [None] * len(PERCENTILES)
-    return {
-        "mean": figures[f"{column}_mean"],
-        **{f"p{p}": q for p, q in zip(PERCENTILES, quantiles, strict=True)},
-        "max": figures[f"{column}_max"],
-    }
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Metrics:
+        stats = [Stats.from_json(data, prefix) for prefix in _STATS_PREFIXES]
+        return cls(
+            sent=data["sent"],
+            completed=data["completed"],
+            failed=data["failed"],
+            missing=data["missing"],
+            window_s=data.get("window_s"),
+            throughput_per_min=data.get("throughput_per_min"),
+            throughput_steady_per_min=data.get("throughput_steady_per_min"),
+            service=stats[0],
+            wait=stats[1],
+            wait_received=stats[2],
+            response=stats[3],
+            seed_s=stats[4],
+            timeline=tuple((p["minute"], p["completed"]) for p in data.get("timeline_per_min") or ()),
+            utilization=data.get("utilization"),
+            littles_law=LittlesLaw(**(data.get("littles_law") or {})),
+            duplicates=data.get("duplicates", 0),
+            unknown_timings=data.get("unknown_timings", 0),
+            clock_skew=ClockSkew(**(data.get("clock_skew") or {})),
+            trend=PhaseTrend(**data["trend"]) if data.get("trend") else None,
+            sources=tuple(data.get("sources") or ()),
+            skipped_lines=data.get("skipped_lines", 0),
+            warnings=tuple(data.get("warnings") or ()),
+            concurrency=data.get("concurrency"),
+        )
 
 
 def read_monitor_samples(log_paths: list[Path]) -> list[Sample]:
     """Monitor samples saved by ``inject --monitor`` beside each log, if any."""
     samples = [s for path in log_paths for s in read_samples(samples_path(path))]
     return sorted(samples, key=lambda s: s.t)
+
+
+_STEADY_MODES = {"sustained", "ramp", "stages"}
+
+
+def _timeline(figures: dict[str, Any], window_start: float) -> tuple[tuple[int, int], ...]:
+    """Completions per wall-clock minute, counted from the minute of the first send."""
+    first_minute = math.floor(window_start / 60)
+    per_minute = {int(k) - first_minute: int(v) for k, v in (figures["per_minute"] or {}).items()}
+    return tuple((m, per_minute.get(m, 0)) for m in range(max(per_minute) + 1)) if per_minute else ()
+
+
+def _steady_throughput(figures: dict[str, Any], completed: int, log: TaskLog) -> float | None:
+    """X over the middle 80% of completions, for the runs that have a steady phase."""
+    modes = {run.get("mode") for run in log.runs}
+    t10, t90 = figures["finished_q"]
+    if completed >= 20 and modes and modes <= _STEADY_MODES and t90 > t10:
+        return float(0.8 * completed / (t90 - t10) * 60)
+    return None
+
+
+def _phase_trend(log: TaskLog, samples: list[Sample], window_start: float, last_sent: float) -> PhaseTrend | None:
+    """Seed 003's stability verdict over the sending phase of a sustained, ramp or stages run."""
+    modes = {run.get("mode") for run in log.runs}
+    if not (modes and modes <= _STEADY_MODES):
+        return None
+    rates = [r.get("rate_per_s") for r in log.runs]
+    rate_per_min = sum(max(r) if isinstance(r, list) else (r or 0) for r in rates) * 60
+    found = trend(samples, window_start, last_sent, rate_per_min)
+    return PhaseTrend(found.slope_per_min, found.verdict, found.samples, found.tolerance_per_min)
+
+
+def _littles_law(
+    throughput: float | None, response: Stats, samples: list[Sample], window_start: float, window_s: float | None
+) -> LittlesLaw:
+    """L = X R, and the mean number in system the monitor saw over the same window."""
+    from_x_r = throughput / 60 * response.mean if throughput is not None and response.mean is not None else None
+    in_window = [s for s in samples if window_s is not None and window_start <= s.t <= window_start + window_s]
+    if not in_window:
+        return LittlesLaw(from_x_r)
+    observed = float(np.mean([s.visible + (s.in_flight or 0) for s in in_window]))
+    return LittlesLaw(from_x_r, observed, "monitor samples (visible + in flight)")
 
 
 def compute(
@@ -149,52 +263,27 @@ def compute(
     completed, failed = int(figures["completed"]), int(figures["failed"])
     window_start = float(figures["first_sent"])
     window_s = throughput = steady = None
-    timeline: list[tuple[int, int]] = []
+    timeline: tuple[tuple[int, int], ...] = ()
     if completed:
         window_s = float(figures["last_finished"]) - window_start
         throughput = completed / window_s * 60 if window_s > 0 else None
-        modes = {run.get("mode") for run in log.runs}
-        t10, t90 = figures["finished_q"]
-        if completed >= 20 and modes and modes <= {"sustained", "ramp", "stages"} and t90 > t10:
-            steady = 0.8 * completed / (t90 - t10) * 60  # the middle 80% of completions
-        # completions per wall-clock minute, counted from the minute of the first send
-        first_minute = math.floor(window_start / 60)
-        per_minute = {int(k) - first_minute: int(v) for k, v in (figures["per_minute"] or {}).items()}
-        timeline = [(m, per_minute.get(m, 0)) for m in range(max(per_minute) + 1)] if per_minute else []
-
-    service = _stats(figures, "s")
-    wait = _stats(figures, "w")
-    response = _stats(figures, "r")
+        steady = _steady_throughput(figures, completed, log)
+        timeline = _timeline(figures, window_start)
+    service = Stats.from_figures(figures, "s")
+    response = Stats.from_figures(figures, "r")
     skewed = int(figures["skewed"])
-    clock_skew = {"tasks": skewed, "largest_s": -float(figures["most_skewed"]) if skewed else 0.0}
+    clock_skew = ClockSkew(skewed, -float(figures["most_skewed"]) if skewed else 0.0)
     if skewed:
         problems.warn(
             f"clock skew: {skewed} tasks started or finished before they were sent, by up to "
-            f"{clock_skew['largest_s']:.3f} s: the injector's and workers' clocks disagree (NTP?)"
+            f"{clock_skew.largest_s:.3f} s: the injector's and workers' clocks disagree (NTP?)"
         )
     utilization = None
-    if concurrency and throughput is not None and service["mean"] is not None:
-        utilization = throughput / 60 * service["mean"] / concurrency
-    littles: dict[str, Any] = {"L_from_X_R": None, "L_observed": None, "observed_from": None}
-    if throughput is not None and response["mean"] is not None:
-        littles["L_from_X_R"] = throughput / 60 * response["mean"]
-    phase_trend = None
-    if samples and window_s is not None:
-        in_window = [s for s in samples if window_start <= s.t <= window_start + window_s]
-        if in_window:
-            littles["L_observed"] = float(np.mean([s.visible + (s.in_flight or 0) for s in in_window]))
-            littles["observed_from"] = "monitor samples (visible + in flight)"
-        modes = {run.get("mode") for run in log.runs}
-        if modes and modes <= {"sustained", "ramp", "stages"}:
-            rates = [r.get("rate_per_s") for r in log.runs]
-            rate_per_min = sum(max(r) if isinstance(r, list) else (r or 0) for r in rates) * 60
-            found = trend(samples, window_start, float(figures["last_sent"]), rate_per_min)
-            phase_trend = {
-                "slope_per_min": found.slope_per_min,
-                "verdict": found.verdict,
-                "samples": found.samples,
-                "tolerance_per_min": found.tolerance_per_min,
-            }
+    if concurrency and throughput is not None and service.mean is not None:
+        utilization = throughput / 60 * service.mean / concurrency
+    samples = samples or []
+    has_phase = samples and window_s is not None
+    phase_trend = _phase_trend(log, samples, window_start, float(figures["last_sent"])) if has_phase else None
     if not sources:
         problems.warn("no --timings source: completions are unknown, every task counts as missing")
     return Metrics(
@@ -206,19 +295,20 @@ def compute(
         throughput_per_min=throughput,
         throughput_steady_per_min=steady,
         service=service,
-        wait=wait,
-        wait_received=_stats(figures, "wr"),
+        wait=Stats.from_figures(figures, "w"),
+        wait_received=Stats.from_figures(figures, "wr"),
         response=response,
-        seed_s=_stats(figures, "ss"),
+        seed_s=Stats.from_figures(figures, "ss"),
         timeline=timeline,
         utilization=utilization,
-        littles_law=littles,
+        littles_law=_littles_law(throughput, response, samples, window_start, window_s),
         duplicates=duplicates,
         unknown_timings=unknown,
         clock_skew=clock_skew,
         trend=phase_trend,
-        sources=list(sources),
-        problems=problems,
+        sources=tuple(sources),
+        skipped_lines=problems.skipped_lines,
+        warnings=tuple(problems.warnings),
         concurrency=concurrency,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from capacity.measure.metrics import Metrics
 from capacity.render.model import Report, Table
 from capacity.sizing.assess import Assessment
 from capacity.sizing.cost import CostRow
@@ -402,9 +403,9 @@ def _secs(value: float | None) -> str:
     return "missing" if value is None else f"{value:.3f} s"
 
 
-def metrics_report(m: Any) -> Report:
+def metrics_report(m: Metrics) -> Report:
     """A Metrics result (capacity.metrics) as a Report."""
-    data = m.as_dict()
+    data = m.to_json()
     rate = m.completion_rate
     summary: list[tuple[str, str]] = [
         ("Sources", ", ".join(m.sources) or "none"),
@@ -417,42 +418,42 @@ def metrics_report(m: Any) -> Report:
         summary.append(("X steady (middle 80% of completions)", f"{m.throughput_steady_per_min:,.2f} tasks/min"))
     s = m.service
     summary += [
-        ("S service time mean (started to finished)", _secs(s["mean"])),
+        ("S service time mean (started to finished)", _secs(s.mean)),
         (
             "S p50 / p90 / p95 / p99 / max",
-            " / ".join("-" if s[k] is None else f"{s[k]:.3f}" for k in ("p50", "p90", "p95", "p99", "max")),
+            " / ".join("-" if v is None else f"{v:.3f}" for v in (s.p50, s.p90, s.p95, s.p99, s.max)),
         ),
-        ("W wait mean / p95 (sent to started)", f"{_secs(m.wait['mean'])} / {_secs(m.wait['p95'])}"),
-        ("R response mean / p95 (sent to finished)", f"{_secs(m.response['mean'])} / {_secs(m.response['p95'])}"),
+        ("W wait mean / p95 (sent to started)", f"{_secs(m.wait.mean)} / {_secs(m.wait.p95)}"),
+        ("R response mean / p95 (sent to finished)", f"{_secs(m.response.mean)} / {_secs(m.response.p95)}"),
     ]
     notes = []
-    if m.seed_s["mean"] is not None:
-        summary.append(("Seed S (records: end - start) mean", _secs(m.seed_s["mean"])))
+    if m.seed_s.mean is not None:
+        summary.append(("Seed S (records: end - start) mean", _secs(m.seed_s.mean)))
         notes.append("Seed S is seed 003's updated_at - uploaded_at per record: a response time, wait included.")
     if m.utilization is not None:
         summary.append(("U utilisation (X x S / concurrency)", f"{m.utilization:.1%} of {m.concurrency} slots"))
-    if m.littles_law["L_from_X_R"] is not None:
-        observed = m.littles_law["L_observed"]
+    if m.littles_law.L_from_X_R is not None:
+        observed = m.littles_law.L_observed
         summary.append(
             (
                 "Little's law L = X x R",
-                f"{m.littles_law['L_from_X_R']:.2f} in system"
-                + ("" if observed is None else f" (observed {observed:.2f}, {m.littles_law['observed_from']})"),
+                f"{m.littles_law.L_from_X_R:.2f} in system"
+                + ("" if observed is None else f" (observed {observed:.2f}, {m.littles_law.observed_from})"),
             )
         )
     if m.trend is not None:
-        slope = m.trend["slope_per_min"]
+        slope = m.trend.slope_per_min
         summary.append(
             (
                 "Queue trend (sustained phase)",
-                f"{'n/a' if slope is None else f'{slope:+.2f}/min'}: {m.trend['verdict']}",
+                f"{'n/a' if slope is None else f'{slope:+.2f}/min'}: {m.trend.verdict}",
             )
         )
-    if m.service["mean"] is None and m.completed:
+    if m.service.mean is None and m.completed:
         notes.append("No start times in these sources: service time and wait are missing, not estimated.")
-    notes += m.problems.warnings
-    if m.problems.skipped_lines:
-        notes.append(f"{m.problems.skipped_lines} malformed lines skipped (--skip-bad).")
+    notes += m.warnings
+    if m.skipped_lines:
+        notes.append(f"{m.skipped_lines} malformed lines skipped (--skip-bad).")
     timeline = Table(
         "Completions per minute",
         ("Minute", "Completed"),

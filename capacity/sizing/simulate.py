@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import heapq
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,45 @@ def _summaries(**columns: np.ndarray) -> dict[str, dict[str, float]]:
     }
 
 
-def replicate(workload: Workload, seed: int = 1, replications: int = 1, depth_points: int = 200) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Replications:
+    """A simulation's result: what was modelled, the figures pooled over replications (means,
+    with 95% confidence half-widths when there are several) and the first run's queue depth."""
+
+    model: str
+    replications: int
+    seed: int
+    tasks: int | None
+    throughput_per_min: float
+    service_time_mean_s: float
+    wait_mean_s: float
+    wait_p50_s: float
+    wait_p95_s: float
+    wait_p99_s: float
+    wait_max_s: float
+    response_time_mean_s: float
+    response_time_p95_s: float
+    response_time_p99_s: float
+    drain_time_s: float
+    utilization: float
+    ci95_half_width: dict[str, float] | None = None
+    queue_depth: tuple[dict[str, float], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["queue_depth"] = list(self.queue_depth)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Replications:
+        return cls(**{**data, "queue_depth": tuple(data.get("queue_depth") or ())})
+
+
+#: the pooled figures, in the order the JSON has them
+FIGURES = tuple(f.name for f in fields(Replications) if f.type == "float")
+
+
+def replicate(workload: Workload, seed: int = 1, replications: int = 1, depth_points: int = 200) -> Replications:
     """Run ``replications`` seeded replications; means, with 95% confidence intervals when > 1."""
     workload.check()
     if replications < 1:
@@ -152,12 +190,6 @@ def replicate(workload: Workload, seed: int = 1, replications: int = 1, depth_po
         half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
         return float(values.mean()), half
 
-    result: dict[str, Any] = {
-        "model": f"c={workload.slots} slots, FCFS, {workload.arrival} arrivals, {workload.service} service",
-        "replications": replications,
-        "seed": seed,
-        "tasks": len(workload.draw(np.random.default_rng(seed))[0]) if workload.arrival == "replay" else workload.count,
-    }
     keys = {
         "throughput_per_min": lambda r: r["throughput_per_min"],
         "service_time_mean_s": lambda r: r["service"]["mean"],
@@ -172,14 +204,21 @@ def replicate(workload: Workload, seed: int = 1, replications: int = 1, depth_po
         "drain_time_s": lambda r: r["drain_time_s"],
         "utilization": lambda r: r["utilization"],
     }
+    figures: dict[str, float] = {}
     intervals = {}
     for key, get in keys.items():
-        result[key], half = pooled(get)
+        figures[key], half = pooled(get)
         if half is not None:
             intervals[key] = half
-    result["ci95_half_width"] = intervals or None
-    result["queue_depth"] = depth
-    return result
+    return Replications(  # figures holds exactly the float fields
+        model=f"c={workload.slots} slots, FCFS, {workload.arrival} arrivals, {workload.service} service",
+        replications=replications,
+        seed=seed,
+        tasks=len(workload.draw(np.random.default_rng(seed))[0]) if workload.arrival == "replay" else workload.count,
+        **figures,
+        ci95_half_width=intervals or None,
+        queue_depth=tuple(depth),
+    )
 
 
 def read_per_task(path: Path) -> tuple[np.ndarray, np.ndarray]:
