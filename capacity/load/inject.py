@@ -67,6 +67,125 @@ class InjectResult:
         return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
+class _Payloads:
+    """The task's arguments with their placeholders, and Celery's message captured once for them."""
+
+    def __init__(self, config: InjectConfig, broker: Broker) -> None:
+        self.config = config
+        self.values: dict[str, Any] = {
+            "$file": config.file_reference,
+            "$size_bytes": config.size_bytes,
+            "$user_id": config.user_id,
+            "$injected_at": None,
+        }
+        self.args = substitute(config.args, self.values)
+        self.template = capture(
+            broker.channel,
+            config.task,
+            config.queue,
+            self.args,
+            substitute(config.kwargs, self.values),
+            config.priority,
+            config.countdown_s,
+        )
+        self.per_batch = _mentions(config.kwargs, "$injected_at") or _mentions(config.args, "$injected_at")
+
+    def arguments(self, now: datetime) -> tuple[list[Any], dict[str, Any]]:
+        """The args and kwargs of the tasks sent at ``now`` ($injected_at is the send time)."""
+        if not self.per_batch:
+            return self.args, substitute(self.config.kwargs, self.values)
+        batch_values = {**self.values, "$injected_at": now.isoformat()}
+        return substitute(self.config.args, batch_values), substitute(self.config.kwargs, batch_values)
+
+    def check_size(self, broker: Broker) -> None:
+        """Refuse, before the log exists or anything is sent, a message larger than the broker takes."""
+        now = datetime.now(UTC)
+        args, kwargs = self.arguments(now)
+        example = broker.encode(self.template.render(["0" * 36], args, kwargs, now)[0])
+        limit = broker.max_message_bytes
+        if limit is not None and len(example.encode()) > limit:
+            raise InputError(
+                f"one message is {len(example.encode()):,} bytes; {broker.name} takes at most "
+                f"{limit:,}: make --kwargs or --payload-template smaller"
+            )
+
+
+def _run_line(config: InjectConfig, broker: Broker, run_id: str, started: float) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "broker": broker.safe_url,
+        "queue": config.queue,
+        "task": config.task,
+        **describe(config.schedule),
+        "size_bytes": config.size_bytes,
+        "file": config.file_reference,
+        "user_id": config.user_id,
+        "priority": config.priority,
+        "countdown_s": config.countdown_s,
+        "host": socket.gethostname(),
+        "started_at": iso(started),
+    }
+
+
+class _Sender:
+    """Sends one batch and logs exactly the ids the broker accepted (the in-doubt ones are kept
+    apart for the end line)."""
+
+    def __init__(
+        self,
+        config: InjectConfig,
+        broker: Broker,
+        payloads: _Payloads,
+        writer: TaskLogWriter,
+        progress: RunProgress,
+        wall0: float,
+        on_progress: Callable[[RunProgress], None] | None,
+    ) -> None:
+        self.config = config
+        self.broker = broker
+        self.payloads = payloads
+        self.writer = writer
+        self.progress = progress
+        self.wall0 = wall0
+        self.on_progress = on_progress
+        self.in_doubt: list[str] = []
+        self._encode = None if type(broker).encode is Broker.encode else broker.encode
+
+    def __call__(self, scheduled: Sequence[float], now_offset: float) -> None:
+        config, wall0 = self.config, self.wall0
+        sent_dt = datetime.fromtimestamp(wall0 + now_offset, UTC)
+        task_ids = new_ids(len(scheduled))
+        batch_args, batch_kwargs = self.payloads.arguments(sent_dt)
+        payloads = self.payloads.template.render(task_ids, batch_args, batch_kwargs, sent_dt)
+        if self._encode is not None:
+            payloads = [self._encode(m) for m in payloads]
+        sent_at = sent_dt.isoformat(timespec="microseconds")
+        scheduled_at: str | list[str]
+        if scheduled[0] == scheduled[-1]:
+            scheduled_at = iso(wall0 + scheduled[0])
+        else:
+            scheduled_at = [iso(wall0 + s) for s in scheduled]
+        try:
+            self.broker.send_batch(task_ids, payloads)
+        except SendFailed as failure:
+            accepted = set(failure.accepted)
+            if accepted:
+                keep = [i for i, t in enumerate(task_ids) if t in accepted]
+                self.writer.write_batch(
+                    [task_ids[i] for i in keep],
+                    scheduled_at if isinstance(scheduled_at, str) else [scheduled_at[i] for i in keep],
+                    sent_at,
+                    config.size_bytes,
+                    config.queue,
+                )
+                self.progress.sent += len(keep)
+            self.in_doubt.extend(failure.in_doubt)
+            raise
+        self.writer.write_batch(task_ids, scheduled_at, sent_at, config.size_bytes, config.queue)
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
+
+
 def inject(
     config: InjectConfig,
     stop: threading.Event | None = None,
@@ -88,113 +207,25 @@ def inject(
     )
     with broker_factory(config.broker_url, options) as broker:
         broker.use_priority(config.priority)
-        values: dict[str, Any] = {
-            "$file": config.file_reference,
-            "$size_bytes": config.size_bytes,
-            "$user_id": config.user_id,
-            "$injected_at": None,
-        }
-        args = substitute(config.args, values)
-        template = capture(
-            broker.channel,
-            config.task,
-            config.queue,
-            args,
-            substitute(config.kwargs, values),
-            config.priority,
-            config.countdown_s,
-        )
-        injected_in_kwargs = _mentions(config.kwargs, "$injected_at") or _mentions(config.args, "$injected_at")
-
-        def payload_for(now: datetime) -> tuple[list[Any], dict[str, Any]]:
-            if not injected_in_kwargs:
-                return args, substitute(config.kwargs, values)
-            batch_values = {**values, "$injected_at": now.isoformat()}
-            return substitute(config.args, batch_values), substitute(config.kwargs, batch_values)
-
-        # Check the size of a real message before the log exists or anything is sent.
-        probe_args, probe_kwargs = payload_for(datetime.now(UTC))
-        example = broker.encode(template.render(["0" * 36], probe_args, probe_kwargs, datetime.now(UTC))[0])
-        limit = broker.max_message_bytes
-        if limit is not None and len(example.encode()) > limit:
-            raise InputError(
-                f"one message is {len(example.encode()):,} bytes; {broker.name} takes at most "
-                f"{limit:,} (256 KiB): make --kwargs or --payload-template smaller"
-            )
-
+        payloads = _Payloads(config, broker)
+        payloads.check_size(broker)
         started = time.time()
         path = log_path(config.log_dir, started)
-        run_line = {
-            "run_id": run_id,
-            "broker": broker.safe_url,
-            "queue": config.queue,
-            "task": config.task,
-            **describe(config.schedule),
-            "size_bytes": config.size_bytes,
-            "file": config.file_reference,
-            "user_id": config.user_id,
-            "priority": config.priority,
-            "countdown_s": config.countdown_s,
-            "host": socket.gethostname(),
-            "started_at": iso(started),
-        }
-        writer = TaskLogWriter(path, run_line)
+        writer = TaskLogWriter(path, _run_line(config, broker, run_id, started))
         progress = RunProgress(target=config.schedule.count)
         monitor = None
         if config.monitor:
             monitor = Monitor(
-                broker.depth,
-                lambda: progress.sent,
-                samples_path(path),
-                config.monitor_interval_s,
-                on_sample,
+                broker.depth, lambda: progress.sent, samples_path(path), config.monitor_interval_s, on_sample
             ).start()
-        in_doubt: list[str] = []
-        status, error = "completed", None
         wall0 = time.time()
-
-        encode = None if type(broker).encode is Broker.encode else broker.encode
-
-        def send(scheduled: Sequence[float], now_offset: float) -> None:
-            sent_wall = wall0 + now_offset
-            sent_dt = datetime.fromtimestamp(sent_wall, UTC)
-            task_ids = new_ids(len(scheduled))
-            batch_args, batch_kwargs = payload_for(sent_dt)
-            payloads = template.render(task_ids, batch_args, batch_kwargs, sent_dt)
-            if encode is not None:
-                payloads = [encode(m) for m in payloads]
-            sent_at = sent_dt.isoformat(timespec="microseconds")
-            scheduled_at: str | list[str]
-            if scheduled[0] == scheduled[-1]:
-                scheduled_at = iso(wall0 + scheduled[0])
-            else:
-                scheduled_at = [iso(wall0 + s) for s in scheduled]
-            try:
-                broker.send_batch(task_ids, payloads)
-            except SendFailed as failure:
-                accepted = set(failure.accepted)
-                if accepted:
-                    keep = [i for i, t in enumerate(task_ids) if t in accepted]
-                    writer.write_batch(
-                        [task_ids[i] for i in keep],
-                        scheduled_at if isinstance(scheduled_at, str) else [scheduled_at[i] for i in keep],
-                        sent_at,
-                        config.size_bytes,
-                        config.queue,
-                    )
-                    progress.sent += len(keep)
-                in_doubt.extend(failure.in_doubt)
-                raise
-            writer.write_batch(task_ids, scheduled_at, sent_at, config.size_bytes, config.queue)
-            if on_progress is not None:
-                on_progress(progress)
-
-        batch = config.batch_size or broker.max_batch
+        sender = _Sender(config, broker, payloads, writer, progress, wall0, on_progress)
+        status, error = "completed", None
         try:
             drive(
                 config.schedule,
-                send,
-                batch,
+                sender,
+                config.batch_size or broker.max_batch,
                 stop,
                 clock,
                 record_lateness=not isinstance(config.schedule, Burst),
@@ -216,23 +247,13 @@ def inject(
                 monitor.sample()
                 monitor.stop()
         lateness = lateness_summary(progress.lateness_s)
-        rate_per_min = _rate_per_min(config.schedule)
         phase_trend = (
-            trend(monitor.samples, wall0, last_send, rate_per_min)
+            trend(monitor.samples, wall0, last_send, _rate_per_min(config.schedule))
             if monitor is not None and not isinstance(config.schedule, Burst)
             else None
         )
-        writer.close(
-            {
-                "status": status,
-                "sent": writer.tasks,
-                "target": progress.target,
-                "ended_at": iso(time.time()),
-                "in_doubt": in_doubt,
-                "lateness": lateness,
-                "error": error,
-            }
-        )
+        end = {"status": status, "sent": writer.tasks, "target": progress.target, "ended_at": iso(time.time())}
+        writer.close({**end, "in_doubt": sender.in_doubt, "lateness": lateness, "error": error})
         return InjectResult(
             log_path=path,
             run_id=run_id,
@@ -240,7 +261,7 @@ def inject(
             sent=writer.tasks,
             target=progress.target,
             elapsed_s=progress.elapsed_s,
-            in_doubt=in_doubt,
+            in_doubt=sender.in_doubt,
             lateness=lateness,
             error=error,
             monitor_csv=monitor.csv_path if monitor else None,
