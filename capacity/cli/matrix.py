@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,13 +21,12 @@ from capacity.cli._common import (
     json_object_option,
 )
 from capacity.errors import InputError, Interrupted
-from capacity.matrix.analysis import build
-from capacity.matrix.processes import WorkerControl
-from capacity.matrix.results import prepare_run_dir, read_results
-from capacity.matrix.run import EVENTS, REFERENCE_WORKER, RunConfig, run_matrix
 from capacity.matrix.spec import CellSpec, Matrix, cells, load_matrix, results_table
 from capacity.render.model import Report
 from capacity.units import parse_duration
+
+if TYPE_CHECKING:  # imported where used: the command line loads without the heavy extras
+    from capacity.matrix.run import RunConfig
 
 HELP = """The test matrix (seed 003: payload sizes x worker concurrency x burst/sustained), from
 profiles/matrix.yaml or your own FILE."""
@@ -76,6 +75,9 @@ def plan(file: MatrixFile = None, fmt: FormatOption = "markdown", output: Output
 
 
 def execute(config: RunConfig, fresh: bool, quiet: bool) -> None:
+    from capacity.matrix.results import prepare_run_dir, read_results
+    from capacity.matrix.run import run_matrix
+
     """Run the matrix with a progress display across cells; Ctrl-C stops it (exit 130)."""
     prepare_run_dir(config.run_dir, config.matrix, fresh)
     console = Console(stderr=True)
@@ -110,6 +112,8 @@ def execute(config: RunConfig, fresh: bool, quiet: bool) -> None:
 
 
 def show(run_dir: Path, fmt: str, output: str) -> None:
+    from capacity.matrix.analysis import build
+
     report = build([run_dir])[0]
     emit(Report(report.title, report.data, report.summary, report.tables[:1], ()), fmt, output)
     Console(stderr=True).print(f"run directory: {run_dir}", highlight=False)
@@ -149,6 +153,9 @@ def run(
     fmt: RunFormat = "table",
     output: OutputOption = "-",
 ) -> None:
+    from capacity.matrix.processes import REFERENCE_WORKER, WorkerControl
+    from capacity.matrix.run import EVENTS, RunConfig
+
     matrix: Matrix = load_matrix(file)
     url, _ = resolve_broker_url(broker)
     if worker_cmd and (worker_up or worker_down):

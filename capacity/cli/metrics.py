@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from capacity.cli._common import OutputOption, emit, format_option, handle_errors
-from capacity.measure.metrics import enforce, run_metrics
-from capacity.measure.sources import RecordColumns
 from capacity.render.builders import metrics_report
 
 HELP = """Throughput X, service time S, wait W and response time R (mean and percentiles),
@@ -43,6 +41,9 @@ def command(
     fmt: MetricsFormat = "table",
     output: OutputOption = "-",
 ) -> None:
+    from capacity.measure.metrics import enforce, run_metrics  # DuckDB and pyarrow: the measure extra
+    from capacity.measure.sources import RecordColumns
+
     result = run_metrics(
         tasks_log,
         timings or [],

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 from capacity.cli._common import OutputOption, ProfilesOption, emit, format_option, handle_errors, profiles
 from capacity.errors import InputError
+from capacity.profiles import Profiles
 from capacity.render.builders import photos_report, resources_report, scaleout_report, topology_report
 from capacity.render.model import Report
 from capacity.sizing.recommend import (
@@ -23,7 +25,8 @@ from capacity.sizing.recommend import (
 )
 from capacity.units import SIZE_HELP, parse_duration, parse_rate, parse_size
 
-HELP = """Recommend concurrency and worker counts. The mode follows the flags given:
+HELP = """Recommend concurrency and worker counts. Name the mode with a sub-command (recommend
+resources|photos|topology|scale-out), or let the flags pick it:
 
 resources (--cpu/--memory, --instance, --job-type): seed 002's formula;
 photos (--photos): seed 000's tiers; topology (--users, --task-type, --replicas): seeds 004
@@ -83,109 +86,257 @@ def _slots(text: str) -> tuple[int, int]:
 
 RecommendFormat = Annotated[str, format_option("json", "yaml", "markdown", "csv", "env", "k8s")]
 
+# One alias per flag, shared by the sub-commands and the flag-selected form.
+Cpu = Annotated[float | None, Opt(help="CPUs on the worker machine.")]
+Memory = Annotated[str | None, Opt(help=f"Memory on the worker machine; {SIZE_HELP}.")]
+MemPerJob = Annotated[str | None, Opt(help="Memory one job holds [default: 0.5GiB, seed 002].")]
+CpuPerJob = Annotated[float | None, Opt(help=f"CPU one job uses [default: {DEFAULT_CPU_PER_JOB:g}].")]
+TenantShare = Annotated[
+    float | None, Opt(help=f"Share of global concurrency per tenant [default: {DEFAULT_TENANT_SHARE}].")
+]
+Instance = Annotated[str | None, Opt(help="Instance type from the profile (small, medium, large, xlarge).")]
+JobType = Annotated[str | None, Opt(help='Job type from the profile, e.g. "2D Render".')]
+Photos = Annotated[int | None, Opt(help="Number of photos to process (seed 000 tiers).")]
+ApiRateLimit = Annotated[str | None, Opt(help="LLM API rate limit, e.g. 60/min.")]
+ServiceTime = Annotated[str | None, Opt(help="Time one job takes, e.g. 8s.")]
+Users = Annotated[int | None, Opt(help="Number of users (seed 004 scenarios).")]
+TaskType = Annotated[str | None, Opt(help="Task type for per-slot throughput (seed 004).")]
+Replicas = Annotated[int | None, Opt(help="Worker replicas (seed 001: replicas x threads).")]
+Threads = Annotated[int | None, Opt(help="Threads per replica [default: profile, 4].")]
+App = Annotated[str | None, Opt(help="Celery app for the worker command lines.")]
+QueueDepth = Annotated[int | None, Opt(help="Jobs waiting in the queue.")]
+Concurrency = Annotated[str | None, Opt(help="Concurrency per worker (a range like 2-4 in topology mode).")]
+Utilization = Annotated[float | None, Opt(help="Target utilisation [default: 0.8].")]
+Buffer = Annotated[float | None, Opt(help="Extra capacity [default: 0.2].")]
+Latency = Annotated[str | None, Opt(help="Acceptable latency for AWS's backlog per instance, e.g. 60s.")]
+Scaler = Annotated[str | None, Opt(help="KEDA scaler for --format k8s: sqs or redis [default: sqs].")]
+Queue = Annotated[str | None, Opt(help="Queue name or URL for the KEDA trigger [default: celery].")]
+Name = Annotated[str | None, Opt(help="Deployment name for --format k8s.")]
 
+
+def resources(
+    loaded: Profiles,
+    cpu: float | None = None,
+    memory: str | None = None,
+    mem_per_job: str | None = None,
+    cpu_per_job: float | None = None,
+    tenant_share: float | None = None,
+    instance: str | None = None,
+    job_type: str | None = None,
+) -> Report:
+    inst = loaded.instance(instance) if instance else None
+    job = loaded.job_type(job_type) if job_type else None
+    if inst is None and (cpu is None or memory is None):
+        raise InputError("resources mode needs --cpu and --memory, or --instance")
+    return resources_report(
+        concurrency_from_resources(
+            cpu=cpu if cpu is not None else inst.cpu,  # type: ignore[union-attr]
+            memory_bytes=parse_size(memory, "--memory") if memory else inst.memory,  # type: ignore[union-attr]
+            cpu_per_job=cpu_per_job if cpu_per_job is not None else (job.cpu[1] if job else DEFAULT_CPU_PER_JOB),
+            mem_per_job_bytes=(
+                parse_size(mem_per_job, "--mem-per-job")
+                if mem_per_job
+                else (job.memory[1] if job else DEFAULT_MEM_PER_JOB_BYTES)
+            ),
+            tenant_share=tenant_share if tenant_share is not None else DEFAULT_TENANT_SHARE,
+            instance=inst,
+            job_type=job,
+        )
+    )
+
+
+def photos(
+    loaded: Profiles,
+    photos: int,
+    memory: str | None = None,
+    api_rate_limit: str | None = None,
+    service_time: str | None = None,
+) -> Report:
+    return photos_report(
+        recommend_photos(
+            photos,
+            loaded.photos,
+            memory_bytes=parse_size(memory, "--memory") if memory else None,
+            api_rate_limit_per_s=parse_rate(api_rate_limit, "--api-rate-limit") if api_rate_limit else None,
+            service_time_s=parse_duration(service_time, "--service-time") if service_time else None,
+        ),
+        loaded.photos.contradictions,
+        loaded.photos.worked_example,
+    )
+
+
+def topology(
+    loaded: Profiles,
+    users: int | None = None,
+    task_type: str | None = None,
+    replicas: int | None = None,
+    threads: int | None = None,
+    concurrency: str | None = None,
+    app: str | None = None,
+) -> Report:
+    topo = loaded.topologies
+    if users is None and task_type is None and replicas is None:
+        raise InputError("topology needs --users, --task-type or --replicas")
+    if users is not None and users < 0:
+        raise InputError(f"--users must be zero or more, got {users}")
+    return topology_report(
+        topology_for_users(users, topo.user_scenarios, app) if users is not None else None,
+        replica_topology(replicas, threads, topo.replica_tiers) if replicas is not None else None,
+        task_throughput(loaded.job_type(task_type), _slots(concurrency or "1")) if task_type else None,
+    )
+
+
+def scale_out(
+    queue_depth: int,
+    concurrency: str | None = None,
+    utilization: float | None = None,
+    buffer: float | None = None,
+    latency: str | None = None,
+    service_time: str | None = None,
+    scaler: str | None = None,
+    queue: str | None = None,
+    name: str | None = None,
+) -> Report:
+    if concurrency is None:
+        raise InputError("scale-out mode needs --concurrency (jobs one worker runs at once)")
+    slots = _slots(concurrency)
+    if slots[0] != slots[1]:
+        raise InputError("--concurrency takes one number in scale-out mode")
+    if scaler not in (None, "sqs", "redis"):
+        raise InputError(f"--scaler: {scaler!r} is not sqs or redis")
+    return scaleout_report(
+        required_workers(
+            queue_depth,
+            slots[0],
+            utilization=0.8 if utilization is None else utilization,
+            buffer=0.2 if buffer is None else buffer,
+            acceptable_latency_s=parse_duration(latency, "--latency") if latency else None,
+            service_time_s=parse_duration(service_time, "--service-time") if service_time else None,
+        ),
+        queue=queue or "celery",
+        scaler=scaler or "sqs",
+        name=name or "capacity-worker",
+    )
+
+
+app = typer.Typer(help=HELP, no_args_is_help=False, invoke_without_command=True)
+
+
+@app.callback(invoke_without_command=True)
 @handle_errors
 def command(
-    cpu: Annotated[float | None, Opt(help="CPUs on the worker machine.")] = None,
-    memory: Annotated[str | None, Opt(help=f"Memory on the worker machine; {SIZE_HELP}.")] = None,
-    mem_per_job: Annotated[str | None, Opt(help="Memory one job holds [default: 0.5GiB, seed 002].")] = None,
-    cpu_per_job: Annotated[float | None, Opt(help=f"CPU one job uses [default: {DEFAULT_CPU_PER_JOB:g}].")] = None,
-    tenant_share: Annotated[
-        float | None, Opt(help=f"Share of global concurrency per tenant [default: {DEFAULT_TENANT_SHARE}].")
-    ] = None,
-    instance: Annotated[str | None, Opt(help="Instance type from the profile (small, medium, large, xlarge).")] = None,
-    job_type: Annotated[str | None, Opt(help='Job type from the profile, e.g. "2D Render".')] = None,
-    photos: Annotated[int | None, Opt(help="Number of photos to process (seed 000 tiers).")] = None,
-    api_rate_limit: Annotated[str | None, Opt(help="LLM API rate limit, e.g. 60/min.")] = None,
-    service_time: Annotated[str | None, Opt(help="Time one job takes, e.g. 8s.")] = None,
-    users: Annotated[int | None, Opt(help="Number of users (seed 004 scenarios).")] = None,
-    task_type: Annotated[str | None, Opt(help="Task type for per-slot throughput (seed 004).")] = None,
-    replicas: Annotated[int | None, Opt(help="Worker replicas (seed 001: replicas x threads).")] = None,
-    threads: Annotated[int | None, Opt(help="Threads per replica [default: profile, 4].")] = None,
-    app: Annotated[str | None, Opt(help="Celery app for the worker command lines.")] = None,
-    queue_depth: Annotated[int | None, Opt(help="Jobs waiting in the queue.")] = None,
-    concurrency: Annotated[str | None, Opt(help="Concurrency per worker (a range like 2-4 in topology mode).")] = None,
-    utilization: Annotated[float | None, Opt(help="Target utilisation [default: 0.8].")] = None,
-    buffer: Annotated[float | None, Opt(help="Extra capacity [default: 0.2].")] = None,
-    latency: Annotated[str | None, Opt(help="Acceptable latency for AWS's backlog per instance, e.g. 60s.")] = None,
-    scaler: Annotated[str | None, Opt(help="KEDA scaler for --format k8s: sqs or redis [default: sqs].")] = None,
-    queue: Annotated[str | None, Opt(help="Queue name or URL for the KEDA trigger [default: celery].")] = None,
-    name: Annotated[str | None, Opt(help="Deployment name for --format k8s.")] = None,
+    ctx: typer.Context,
+    cpu: Cpu = None,
+    memory: Memory = None,
+    mem_per_job: MemPerJob = None,
+    cpu_per_job: CpuPerJob = None,
+    tenant_share: TenantShare = None,
+    instance: Instance = None,
+    job_type: JobType = None,
+    photos: Photos = None,
+    api_rate_limit: ApiRateLimit = None,
+    service_time: ServiceTime = None,
+    users: Users = None,
+    task_type: TaskType = None,
+    replicas: Replicas = None,
+    threads: Threads = None,
+    app: App = None,
+    queue_depth: QueueDepth = None,
+    concurrency: Concurrency = None,
+    utilization: Utilization = None,
+    buffer: Buffer = None,
+    latency: Latency = None,
+    scaler: Scaler = None,
+    queue: Queue = None,
+    name: Name = None,
     profiles_dir: ProfilesOption = None,
     fmt: RecommendFormat = "table",
     output: OutputOption = "-",
 ) -> None:
-    given = {
-        key for key, value in locals().items() if value is not None and key not in {"profiles_dir", "fmt", "output"}
-    }
-    mode = pick_mode(given)
-    loaded = profiles(profiles_dir)
-    report: Report
-    if mode == "resources":
-        inst = loaded.instance(instance) if instance else None
-        job = loaded.job_type(job_type) if job_type else None
-        if inst is None and (cpu is None or memory is None):
-            raise InputError("resources mode needs --cpu and --memory, or --instance")
-        report = resources_report(
-            concurrency_from_resources(
-                cpu=cpu if cpu is not None else inst.cpu,  # type: ignore[union-attr]
-                memory_bytes=parse_size(memory, "--memory") if memory else inst.memory,  # type: ignore[union-attr]
-                cpu_per_job=cpu_per_job if cpu_per_job is not None else (job.cpu[1] if job else DEFAULT_CPU_PER_JOB),
-                mem_per_job_bytes=(
-                    parse_size(mem_per_job, "--mem-per-job")
-                    if mem_per_job
-                    else (job.memory[1] if job else DEFAULT_MEM_PER_JOB_BYTES)
-                ),
-                tenant_share=tenant_share if tenant_share is not None else DEFAULT_TENANT_SHARE,
-                instance=inst,
-                job_type=job,
-            )
-        )
-    elif mode == "photos":
-        assert photos is not None
-        report = photos_report(
-            recommend_photos(
-                photos,
-                loaded.photos,
-                memory_bytes=parse_size(memory, "--memory") if memory else None,
-                api_rate_limit_per_s=parse_rate(api_rate_limit, "--api-rate-limit") if api_rate_limit else None,
-                service_time_s=parse_duration(service_time, "--service-time") if service_time else None,
-            ),
-            loaded.photos.contradictions,
-            loaded.photos.worked_example,
-        )
-    elif mode == "topology":
-        topo = loaded.topologies
-        if users is not None and users < 0:
-            raise InputError(f"--users must be zero or more, got {users}")
-        report = topology_report(
-            topology_for_users(users, topo.user_scenarios, app) if users is not None else None,
-            replica_topology(replicas, threads, topo.replica_tiers) if replicas is not None else None,
-            task_throughput(loaded.job_type(task_type), _slots(concurrency or "1")) if task_type else None,
-        )
-    else:
-        assert queue_depth is not None
-        if concurrency is None:
-            raise InputError("scale-out mode needs --concurrency (jobs one worker runs at once)")
-        slots = _slots(concurrency)
-        if slots[0] != slots[1]:
-            raise InputError("--concurrency takes one number in scale-out mode")
-        if scaler not in (None, "sqs", "redis"):
-            raise InputError(f"--scaler: {scaler!r} is not sqs or redis")
-        report = scaleout_report(
-            required_workers(
-                queue_depth,
-                slots[0],
-                utilization=0.8 if utilization is None else utilization,
-                buffer=0.2 if buffer is None else buffer,
-                acceptable_latency_s=parse_duration(latency, "--latency") if latency else None,
-                service_time_s=parse_duration(service_time, "--service-time") if service_time else None,
-            ),
-            queue=queue or "celery",
-            scaler=scaler or "sqs",
-            name=name or "capacity-worker",
-        )
+    """Recommend concurrency and worker counts: a sub-command names the mode, or the flags pick it."""
+    given = {key: value for key, value in locals().items() if value is not None and key in _FLAGS}
+    if ctx.invoked_subcommand is not None:
+        if given:
+            raise InputError(f"give {', '.join(_flag(k) for k in given)} after {ctx.invoked_subcommand}")
+        return
+    mode = pick_mode(set(given))
+    report = scale_out(**given) if mode == "scale-out" else _BY_MODE[mode](profiles(profiles_dir), **given)
     emit(report, fmt, output)
 
 
-__all__ = ["HELP", "command", "pick_mode"]
+_BY_MODE: dict[str, Callable[..., Report]] = {"resources": resources, "photos": photos, "topology": topology}
+_FLAGS = {flag for primary, secondary in _MODES.values() for flag in primary | secondary}
+
+
+@app.command("resources")
+@handle_errors
+def resources_command(
+    cpu: Cpu = None,
+    memory: Memory = None,
+    mem_per_job: MemPerJob = None,
+    cpu_per_job: CpuPerJob = None,
+    tenant_share: TenantShare = None,
+    instance: Instance = None,
+    job_type: JobType = None,
+    profiles_dir: ProfilesOption = None,
+    fmt: RecommendFormat = "table",
+    output: OutputOption = "-",
+) -> None:
+    """Concurrency from CPU and memory (seed 002's calculateConcurrency)."""
+    loaded = profiles(profiles_dir)
+    emit(resources(loaded, cpu, memory, mem_per_job, cpu_per_job, tenant_share, instance, job_type), fmt, output)
+
+
+@app.command("photos")
+@handle_errors
+def photos_command(
+    count: Annotated[int, typer.Argument(help="Number of photos to process (seed 000 tiers).")],
+    memory: Memory = None,
+    api_rate_limit: ApiRateLimit = None,
+    service_time: ServiceTime = None,
+    profiles_dir: ProfilesOption = None,
+    fmt: RecommendFormat = "table",
+    output: OutputOption = "-",
+) -> None:
+    """WORKER_CONCURRENCY and FACE_WORKER_CONCURRENCY for a photo count (seed 000's tiers)."""
+    emit(photos(profiles(profiles_dir), count, memory, api_rate_limit, service_time), fmt, output)
+
+
+@app.command("topology")
+@handle_errors
+def topology_command(
+    users: Users = None,
+    task_type: TaskType = None,
+    replicas: Replicas = None,
+    threads: Threads = None,
+    concurrency: Concurrency = None,
+    app: App = None,
+    profiles_dir: ProfilesOption = None,
+    fmt: RecommendFormat = "table",
+    output: OutputOption = "-",
+) -> None:
+    """Celery topologies: workers and queues for a user count (seed 004), replicas x threads (seed 001)."""
+    emit(topology(profiles(profiles_dir), users, task_type, replicas, threads, concurrency, app), fmt, output)
+
+
+@app.command("scale-out")
+@handle_errors
+def scale_out_command(
+    queue_depth: Annotated[int, typer.Argument(help="Jobs waiting in the queue.")],
+    concurrency: Concurrency = None,
+    utilization: Utilization = None,
+    buffer: Buffer = None,
+    latency: Latency = None,
+    service_time: ServiceTime = None,
+    scaler: Scaler = None,
+    queue: Queue = None,
+    name: Name = None,
+    fmt: RecommendFormat = "table",
+    output: OutputOption = "-",
+) -> None:
+    """Workers for a backlog: seed 002's formula, AWS's backlog per instance and the KEDA target."""
+    report = scale_out(queue_depth, concurrency, utilization, buffer, latency, service_time, scaler, queue, name)
+    emit(report, fmt, output)
+
+
+__all__ = ["HELP", "app", "command", "pick_mode"]

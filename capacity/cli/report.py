@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from capacity.cli._common import OutputOption, RunFormat, emit, handle_errors
-from capacity.matrix.analysis import for_terminal, write
 
 HELP = """Report on one or more matrix run directories: seed 003's results table, the USL fit and
 recommended concurrency per size and mode, the queueing model's predictions against the
@@ -25,6 +24,8 @@ def command(
     fmt: RunFormat = "table",
     output: OutputOption = "-",
 ) -> None:
+    from capacity.matrix.analysis import for_terminal, write  # the matrix extra
+
     report, written = write(run_dirs, out or run_dirs[0] / "report")
     emit(for_terminal(report) if fmt == "table" else report, fmt, output)
     Console(stderr=True).print(f"report: {written['report.html']}", highlight=False)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
 from capacity.errors import InputError
-from capacity.measure.inputs import sent_offsets
 from capacity.render.model import Report, Table
 from capacity.sizing.simulate import Workload, read_service_times, replicate
 from capacity.units import format_duration, parse_duration, parse_rate
@@ -49,7 +48,7 @@ def command(
         service=service,
         service_time_s=parse_duration(service_time, "--service-time") if service_time else None,
         service_cv=service_cv,
-        replay_offsets_s=sent_offsets(tasks_log) if arrival == "replay" and tasks_log else None,
+        replay_offsets_s=_sent_offsets(tasks_log) if arrival == "replay" and tasks_log else None,
         empirical_s=read_service_times(from_metrics) if from_metrics else None,
     )
     result = replicate(workload, seed, replications)
@@ -79,3 +78,9 @@ def command(
     )
     notes = ("± is the 95% confidence half-width across replications (Student's t).",) if ci else ()
     emit(Report("Simulation", result.to_json(), summary, (table,), notes), fmt, output)
+
+
+def _sent_offsets(tasks_log: list[Path]) -> Any:
+    from capacity.measure.inputs import sent_offsets  # DuckDB and pyarrow: the measure extra
+
+    return sent_offsets(tasks_log)

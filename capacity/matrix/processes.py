@@ -18,6 +18,12 @@ from capacity.measure.sources import split_kind
 from capacity.secrets import mask, redact_url
 from capacity.workerside.probe import ENV_VAR as PROBE_ENV_VAR
 
+#: the reference worker, as ``capacity bench`` starts it ({python} is this interpreter)
+REFERENCE_WORKER = (
+    "{python} -m celery -A capacity.worker worker --pool prefork --concurrency {concurrency} -Q {queue} "
+    "--without-gossip --without-mingle --without-heartbeat --loglevel INFO --hostname bench-{cell}@%h {events}"
+)
+
 
 @dataclass(frozen=True)
 class WorkerControl:

@@ -32,11 +32,6 @@ from capacity.matrix.spec import CellSpec, Matrix, cells
 from capacity.measure.metrics import run_metrics
 from capacity.secrets import redact_url
 
-#: the reference worker, as ``capacity bench`` starts it ({python} is this interpreter)
-REFERENCE_WORKER = (
-    "{python} -m celery -A capacity.worker worker --pool prefork --concurrency {concurrency} -Q {queue} "
-    "--without-gossip --without-mingle --without-heartbeat --loglevel INFO --hostname bench-{cell}@%h {events}"
-)
 #: --timings events: Celery events recorded per cell by capacity collect (workers need -E)
 EVENTS = "events"
 

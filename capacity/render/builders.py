@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from capacity.measure.metrics import Metrics
 from capacity.render.model import Report, Table
 from capacity.sizing.assess import Assessment
 from capacity.sizing.cost import CostRow
@@ -18,6 +17,9 @@ from capacity.sizing.recommend import (
     implied_cpu_per_job,
 )
 from capacity.units import format_duration, format_size
+
+if TYPE_CHECKING:  # the metrics result is built where DuckDB and pyarrow are installed
+    from capacity.measure.metrics import Metrics
 
 
 def _range(pair: tuple[float, float], fmt: Any = str) -> str:

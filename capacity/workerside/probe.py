@@ -14,6 +14,7 @@ Deliberately light: no pandas, no rich; a sink error is reported once and never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -21,8 +22,6 @@ import sys
 import threading
 import time
 from typing import Any
-
-from celery.signals import task_postrun, task_prerun, task_received
 
 ENV_VAR = "CAPACITY_TIMINGS"
 STREAM = "capacity:timings"
@@ -79,14 +78,12 @@ def _emit(record: dict[str, Any]) -> None:
             print(f"capacity.probe: cannot write timings to ${ENV_VAR}: {exc}", file=sys.stderr)
 
 
-@task_received.connect  # type: ignore[untyped-decorator]
 def _on_received(request: Any = None, **_: Any) -> None:
     task_id = getattr(request, "id", None)
     if task_id:
         _emit({"task_id": task_id, "event": "received", "t": time.time(), "host": HOST, "pid": os.getpid()})
 
 
-@task_prerun.connect  # type: ignore[untyped-decorator]
 def _on_prerun(task_id: str | None = None, **_: Any) -> None:
     starts = getattr(_local, "starts", None)
     if starts is None:
@@ -95,7 +92,6 @@ def _on_prerun(task_id: str | None = None, **_: Any) -> None:
         starts[task_id] = time.time()
 
 
-@task_postrun.connect  # type: ignore[untyped-decorator]
 def _on_postrun(task_id: str | None = None, state: str | None = None, **_: Any) -> None:
     finished = time.time()
     starts = getattr(_local, "starts", {})
@@ -112,3 +108,16 @@ def _on_postrun(task_id: str | None = None, state: str | None = None, **_: Any) 
                 "pid": os.getpid(),
             }
         )
+
+
+def _connect() -> None:
+    """Hook the three signals (strong references: the handlers live as long as the worker)."""
+    from celery.signals import task_postrun, task_prerun, task_received
+
+    task_received.connect(_on_received, weak=False)
+    task_prerun.connect(_on_prerun, weak=False)
+    task_postrun.connect(_on_postrun, weak=False)
+
+
+with contextlib.suppress(ImportError):  # the planner reads ENV_VAR and STREAM without Celery
+    _connect()
