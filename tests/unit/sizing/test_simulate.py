@@ -112,7 +112,7 @@ def test_bad_workloads() -> None:
 
 
 def test_cli_json_keys_replay_and_empirical(tmp_path: Path) -> None:
-    from tests.test_metrics_units import T0, write_log
+    from tests.unit.measure.test_metrics_units import T0, write_log
 
     log = write_log(tmp_path / "l.log", {f"t{i}": T0 + i * 0.5 for i in range(40)})
     per_task = tmp_path / "per_task.csv"

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from capacity.cli import app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def run(runner: CliRunner, *args: str) -> tuple[int, str, str]:

@@ -1,0 +1,1 @@
+"""Part of the test tree that mirrors the package (tests/README.md)."""
