@@ -13,6 +13,7 @@ from rich.console import Console
 from capacity.cli._common import OutputOption, RunFormat, emit, handle_errors, json_object_option
 from capacity.cli.matrix import DrainTimeout, Purge, Quiet, TransportOptions, WorkerCmd, execute
 from capacity.errors import InputError
+from capacity.load.tasklog import RESULTS_DIR
 from capacity.matrix.embedded import EmbeddedRedis
 from capacity.matrix.spec import load_matrix
 from capacity.profiles import DEFAULT_DIR
@@ -34,7 +35,7 @@ def command(
     matrix_file: Annotated[Path | None, Opt("--matrix", help="Your own matrix YAML instead.")] = None,
     broker: Annotated[str | None, Opt(help="Your broker URL instead of the embedded Redis.")] = None,
     worker_cmd: WorkerCmd = None,
-    run_dir: Annotated[Path | None, Opt(help="Run directory [default: load_tests/results/bench-<time>].")] = None,
+    run_dir: Annotated[Path | None, Opt(help=f"Run directory [default: {RESULTS_DIR}/bench-<time>].")] = None,
     drain_timeout: DrainTimeout = "5m",
     transport_options: TransportOptions = None,
     purge: Purge = False,
@@ -49,7 +50,7 @@ def command(
     from capacity.matrix.run import RunConfig
 
     matrix = load_matrix(matrix_file or DEFAULT_DIR / ("matrix.yaml" if full else "bench.yaml"))
-    directory = run_dir or Path("load_tests/results") / time.strftime("bench-%Y%m%d-%H%M%S")
+    directory = run_dir or RESULTS_DIR / time.strftime("bench-%Y%m%d-%H%M%S")
     started = time.monotonic()
     with EmbeddedRedis() if broker is None else nullcontext() as embedded:
         config = RunConfig(

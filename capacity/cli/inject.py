@@ -17,13 +17,14 @@ from capacity.load.monitor import Sample
 from capacity.load.payload import default_payload, existing_file, load_template, synthetic_file
 from capacity.load.runner import RunProgress
 from capacity.load.schedules import build_schedule
+from capacity.load.tasklog import RESULTS_DIR
 from capacity.units import SIZE_HELP, parse_duration, parse_size
 
 if TYPE_CHECKING:  # imported where used: the command line loads without the heavy extras
     from capacity.load.inject import InjectConfig, InjectResult
 
-HELP = """Put real Celery tasks on Redis or SQS (burst, sustained, ramp or stages) and write a task
-log of every task id the broker accepted (load_tests/results/worker_tasks_YYYYMMDD_HHMMSS.log).
+HELP = f"""Put real Celery tasks on Redis or SQS (burst, sustained, ramp or stages) and write a task
+log of every task id the broker accepted ({RESULTS_DIR}/worker_tasks_YYYYMMDD_HHMMSS.log).
 
 A bare --rate is per minute, as in seed 003 (--rate 10 is 10/min). Exit codes: 0 done,
 2 bad input, 3 broker unreachable (the log holds what was sent), 130 interrupted by Ctrl-C
@@ -64,7 +65,7 @@ def command(
     ] = None,
     priority: Annotated[int | None, Opt(help="Message priority (0-9).")] = None,
     countdown: Annotated[str | None, Opt(help="Countdown (ETA) for every task, e.g. 30s.")] = None,
-    log_dir: Annotated[Path, Opt(help="Where the task log goes.")] = Path("load_tests/results"),
+    log_dir: Annotated[Path, Opt(help="Where the task log goes.")] = RESULTS_DIR,
     monitor: Annotated[bool, Opt("--monitor", help="Sample queue depth while injecting and until drained.")] = False,
     monitor_for: Annotated[str, Opt(help="Longest wait for the queue to drain after sending.")] = "10m",
     monitor_interval: Annotated[str, Opt(help="Time between depth samples.")] = "1s",

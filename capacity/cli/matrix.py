@@ -21,6 +21,7 @@ from capacity.cli._common import (
     json_object_option,
 )
 from capacity.errors import InputError, Interrupted
+from capacity.load.tasklog import RESULTS_DIR
 from capacity.matrix.spec import CellSpec, Matrix, cells, load_matrix, results_table
 from capacity.render.model import Report
 from capacity.units import parse_duration
@@ -120,7 +121,7 @@ def show(run_dir: Path, fmt: str, output: str) -> None:
 
 
 def default_run_dir(matrix_file: Path | None) -> Path:
-    return Path("load_tests/results") / f"matrix-{(matrix_file.stem if matrix_file else 'matrix')}"
+    return RESULTS_DIR / f"matrix-{(matrix_file.stem if matrix_file else 'matrix')}"
 
 
 @app.command("run", help=RUN_HELP, short_help="Run every cell against a real worker and fill the results table.")
@@ -138,7 +139,7 @@ def run(
             "(Celery events per cell; workers need -E), or backend:URL [default: a probe directory per cell]."
         ),
     ] = None,
-    run_dir: Annotated[Path | None, Opt(help="Run directory [default: load_tests/results/matrix-<FILE stem>].")] = None,
+    run_dir: Annotated[Path | None, Opt(help=f"Run directory [default: {RESULTS_DIR}/matrix-<FILE stem>].")] = None,
     fresh: Annotated[bool, Opt("--fresh", help="Start over: delete the run directory's earlier cells.")] = False,
     purge: Purge = False,
     drain_timeout: DrainTimeout = "5m",

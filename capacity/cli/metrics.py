@@ -9,12 +9,13 @@ import typer
 
 from capacity.cli._common import OutputOption, emit, format_option, handle_errors
 from capacity.render.builders import metrics_report
+from capacity.workerside.probe import ENV_VAR as PROBE_ENV_VAR
 
-HELP = """Throughput X, service time S, wait W and response time R (mean and percentiles),
+HELP = f"""Throughput X, service time S, wait W and response time R (mean and percentiles),
 completion rate, per-minute timeline, utilisation, Little's law and the queue's trend, from
 task logs (capacity inject) joined by task id with timings.
 
---timings SOURCE (repeatable; default $CAPACITY_TIMINGS): a probe directory or Redis URL
+--timings SOURCE (repeatable; default ${PROBE_ENV_VAR}): a probe directory or Redis URL
 (capacity.probe), an events file (capacity collect), a Redis result backend URL, or records
 (CSV, JSON Lines, Parquet, sqlite:///file.db with --query). Prefix probe:, events:, backend: or
 records: to say which. --fail-if "X<10/min", "p95>30s", "completion<0.95" exits 1 when broken."""
