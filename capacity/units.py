@@ -111,6 +111,25 @@ def parse_rate(text: str | int | float, what: str = "rate", bare_unit: str | Non
     return value / _RATE_UNITS[unit]
 
 
+def parse_instant(text: str, what: str = "time") -> float:
+    """An instant as epoch seconds: ISO 8601 (an offset, or UTC when none) or epoch seconds."""
+    from datetime import UTC, datetime
+
+    try:
+        epoch = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(epoch):
+            raise InputError(f"{what}: {text!r} is not a time")
+        return epoch
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"{what}: {text!r} is not an ISO 8601 time or epoch seconds") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def _scaled(value: float, base: int, units: tuple[str, ...]) -> str:
     for unit in units:
         if abs(value) < base or unit == units[-1]:

@@ -11,14 +11,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from capacity.brokers import resolve_broker_url
-from capacity.cli._common import Interrupts, handle_errors, json_object_option
+from capacity.cli._common import Interrupts, OutputOption, emit, format_option, handle_errors, json_object_option
 from capacity.errors import EXIT_INTERRUPTED, BrokerError, InputError
+from capacity.load import s3
 from capacity.load.monitor import Sample
 from capacity.load.payload import default_payload, existing_file, load_template, synthetic_file
 from capacity.load.runner import RunProgress
-from capacity.load.schedules import build_schedule
+from capacity.load.schedules import Shard, build_schedule, parse_shard
 from capacity.load.tasklog import RESULTS_DIR
-from capacity.units import SIZE_HELP, parse_duration, parse_size
+from capacity.render.jobs import indexed_job_report
+from capacity.units import SIZE_HELP, parse_duration, parse_instant, parse_size
 
 if TYPE_CHECKING:  # imported where used: the command line loads without the heavy extras
     from capacity.load.inject import InjectConfig, InjectResult
@@ -31,10 +33,12 @@ A bare --rate is per minute, as in seed 003 (--rate 10 is 10/min). Exit codes: 0
 (the log holds what was sent)."""
 
 Opt = typer.Option
+InjectFormat = Annotated[str, format_option("k8s")]
 
 
 @handle_errors
 def command(
+    ctx: typer.Context,
     broker: Annotated[
         str | None,
         Opt(
@@ -65,7 +69,9 @@ def command(
     ] = None,
     priority: Annotated[int | None, Opt(help="Message priority (0-9).")] = None,
     countdown: Annotated[str | None, Opt(help="Countdown (ETA) for every task, e.g. 30s.")] = None,
-    log_dir: Annotated[Path, Opt(help="Where the task log goes.")] = RESULTS_DIR,
+    log_dir: Annotated[
+        str, Opt(help="Where the task log goes: a folder, or s3://bucket/prefix/ (copied there when the run ends).")
+    ] = str(RESULTS_DIR),
     monitor: Annotated[bool, Opt("--monitor", help="Sample queue depth while injecting and until drained.")] = False,
     monitor_for: Annotated[str, Opt(help="Longest wait for the queue to drain after sending.")] = "10m",
     monitor_interval: Annotated[str, Opt(help="Time between depth samples.")] = "1s",
@@ -76,6 +82,21 @@ def command(
     batch_size: Annotated[int | None, Opt(help="Messages per send [default: 1000 Redis, 10 x threads SQS].")] = None,
     retry_for: Annotated[str, Opt(help="How long to retry a broker outage before stopping (exit 3).")] = "30s",
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress display; print only the log path.")] = False,
+    shard: Annotated[
+        str | None, Opt(help="Send shard I of N (I from 0): every N-th task of the schedule, 1/N of its rate.")
+    ] = None,
+    run_id: Annotated[str | None, Opt(help="Run id shared by every shard's log [default: a new one].")] = None,
+    start_at: Annotated[
+        str | None, Opt(help="Start the schedule at this instant (ISO 8601 or epoch seconds): all shards at once.")
+    ] = None,
+    shards: Annotated[
+        int | None, Opt(help="With --format k8s: print a Kubernetes Indexed Job running N shards of this run.")
+    ] = None,
+    image: Annotated[str, Opt(help="--format k8s: the container image (with worker-capacity installed).")] = (
+        "python:3.12-slim"
+    ),
+    fmt: InjectFormat = "table",
+    output: OutputOption = "-",
 ) -> None:
     url, env_queue = resolve_broker_url(broker)
     options = json_object_option(transport_options, "--transport-options")
@@ -91,6 +112,20 @@ def command(
     from capacity.load.inject import InjectConfig  # kombu: the brokers extra
 
     schedule = build_schedule(mode, count, rate, duration, ramp_to, stages)
+    if (fmt == "k8s") != (shards is not None):
+        raise InputError("--shards N and --format k8s go together: they print the Job instead of injecting")
+    if shards is not None:
+        if shard is not None:
+            raise InputError("--shards prints the Job for every shard; --shard runs one of them")
+        if shards < 1:
+            raise InputError(f"--shards must be at least 1, got {shards}")
+        emit(indexed_job_report(_shard_argv(ctx), shards, image, run_id, start_at, log_dir), fmt, output)
+        return
+    shard_pair = parse_shard(shard) if shard is not None else None
+    if shard_pair is not None:
+        schedule = Shard(schedule, *shard_pair)
+    start = parse_instant(start_at, "--start-at") if start_at is not None else None
+    upload_to = log_dir if s3.is_s3(log_dir) else None
     if size is not None and file is not None:
         raise InputError("--size and --file exclude each other")
     payload = None
@@ -110,7 +145,7 @@ def command(
         schedule=schedule,
         task=task,
         queue=queue,
-        log_dir=log_dir,
+        log_dir=RESULTS_DIR if upload_to else Path(log_dir),
         args=args,
         kwargs=kw,
         file_reference=payload.reference if payload else None,
@@ -125,11 +160,17 @@ def command(
         monitor=monitor,
         monitor_interval_s=max(0.05, parse_duration(monitor_interval, "--monitor-interval")),
         monitor_for_s=parse_duration(monitor_for, "--monitor-for"),
+        run_id=run_id,
+        shard=shard_pair,
+        start_at=start,
+        upload_to=upload_to,
     )
     console = Console(stderr=True)
     with Interrupts() as interrupts:
         result = _run(config, interrupts.stop, console, quiet)
     _report(result, console, quiet)
+    if result.upload_error:
+        raise BrokerError(f"{result.upload_error}; the task log is kept at {result.log_path}")
     if result.status == "broker_unreachable":
         raise BrokerError(f"{result.error}; the task log holds the {result.sent} tasks sent: {result.log_path}")
     if result.status == "interrupted":
@@ -174,8 +215,31 @@ def _run(config: InjectConfig, stop: threading.Event, console: Console, quiet: b
             bar.stop()
 
 
+def _shard_argv(ctx: typer.Context) -> list[str]:
+    """The options given on this command line, as each shard runs them: without --shards,
+    --format, --output, --image, --run-id, --start-at and --broker (the pods read the broker URL
+    from a Secret, so no password is printed)."""
+    dropped = {"shards", "fmt", "output", "image", "broker", "run_id", "start_at"}
+    argv: list[str] = []
+    for param in ctx.command.params:
+        name = param.name or ""
+        source = ctx.get_parameter_source(name)
+        if name in dropped or source is None or source.name != "COMMANDLINE":
+            continue
+        value = ctx.params[name]
+        flag = param.opts[0]
+        if isinstance(value, bool):
+            if value:
+                argv.append(flag)
+        elif value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
 def _report(result: InjectResult, console: Console, quiet: bool) -> None:
     typer.echo(str(result.log_path))
+    for url in result.uploaded:
+        typer.echo(url)
     if quiet:
         return
     lines = [

@@ -28,7 +28,9 @@ MetricsFormat = Annotated[str, format_option("json", "csv", "markdown")]
 
 @handle_errors
 def command(
-    tasks_log: Annotated[list[Path], Opt("--tasks-log", help="Task log from capacity inject (repeatable).")],
+    tasks_log: Annotated[
+        list[str], Opt("--tasks-log", help="Task log from capacity inject, or an s3://bucket/prefix/ (repeatable).")
+    ],
     timings: Annotated[list[str] | None, Opt("--timings", help="Timings source (repeatable).")] = None,
     concurrency: Annotated[int | None, Opt(help="Worker slots, for utilisation U = X x S / concurrency.")] = None,
     query: Annotated[str | None, Opt(help="SQL for a database records source.")] = None,

@@ -19,7 +19,7 @@ from capacity.load.messages import capture, new_ids
 from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
 from capacity.load.payload import substitute
 from capacity.load.runner import Clock, RunProgress, drive
-from capacity.load.schedules import Burst, Schedule, describe, lateness_summary
+from capacity.load.schedules import Schedule, describe, lateness_summary
 from capacity.load.tasklog import RESULTS_DIR, TaskLogWriter, iso, log_path
 
 
@@ -44,6 +44,12 @@ class InjectConfig:
     monitor: bool = False
     monitor_interval_s: float = 1.0
     monitor_for_s: float = 600.0
+    #: one run sent from several machines: the same run id, shard (index, total), a common start
+    run_id: str | None = None
+    shard: tuple[int, int] | None = None
+    start_at: float | None = None  # epoch seconds
+    #: where the finished log (and monitor samples) are copied: an s3://bucket/prefix/
+    upload_to: str | None = None
 
 
 @dataclass
@@ -61,6 +67,8 @@ class InjectResult:
     samples: list[Sample] = field(default_factory=list)
     trend: Trend | None = None
     drained_after_s: float | None = None
+    uploaded: list[str] = field(default_factory=list)
+    upload_error: str | None = None
 
     @property
     def rate_per_s(self) -> float:
@@ -110,13 +118,17 @@ class _Payloads:
             )
 
 
-def _run_line(config: InjectConfig, broker: Broker, run_id: str, started: float) -> dict[str, Any]:
+def _run_line(
+    config: InjectConfig, schedule: Schedule, broker: Broker, run_id: str, started: float
+) -> dict[str, Any]:
+    extra = {"start_at": iso(config.start_at)} if config.start_at is not None else {}
     return {
         "run_id": run_id,
         "broker": broker.safe_url,
         "queue": config.queue,
         "task": config.task,
-        **describe(config.schedule),
+        **describe(schedule),
+        **extra,
         "size_bytes": config.size_bytes,
         "file": config.file_reference,
         "user_id": config.user_id,
@@ -154,7 +166,7 @@ class _Sender:
     def __call__(self, scheduled: Sequence[float], now_offset: float) -> None:
         config, wall0 = self.config, self.wall0
         sent_dt = datetime.fromtimestamp(wall0 + now_offset, UTC)
-        task_ids = new_ids(len(scheduled))
+        task_ids = new_ids(len(scheduled), self.config.shard[0] if self.config.shard else None)
         batch_args, batch_kwargs = self.payloads.arguments(sent_dt)
         payloads = self.payloads.template.render(task_ids, batch_args, batch_kwargs, sent_dt)
         if self._encode is not None:
@@ -197,7 +209,8 @@ def inject(
     """Run one injection. Raises CapacityError before anything is sent when the input or the
     broker is wrong; once sending has started, problems end the run with the log intact."""
     stop = stop or threading.Event()
-    run_id = uuid.uuid4().hex[:12]
+    run_id = config.run_id or uuid.uuid4().hex[:12]
+    schedule = config.schedule  # a Shard of the whole schedule when config.shard is set
     options = BrokerOptions(
         queue=config.queue,
         transport_options=config.transport_options,
@@ -210,26 +223,29 @@ def inject(
         payloads = _Payloads(config, broker)
         payloads.check_size(broker)
         started = time.time()
-        path = log_path(config.log_dir, started)
-        writer = TaskLogWriter(path, _run_line(config, broker, run_id, started))
-        progress = RunProgress(target=config.schedule.count)
+        path = log_path(config.log_dir, started, config.shard)
+        writer = TaskLogWriter(path, _run_line(config, schedule, broker, run_id, started))
+        progress = RunProgress(target=schedule.count)
         monitor = None
         if config.monitor:
             monitor = Monitor(
                 broker.depth, lambda: progress.sent, samples_path(path), config.monitor_interval_s, on_sample
             ).start()
-        wall0 = time.time()
+        if config.start_at is not None:
+            _wait_until(config.start_at, stop)
+        wall0 = time.time() if config.start_at is None else config.start_at
         sender = _Sender(config, broker, payloads, writer, progress, wall0, on_progress)
         status, error = "completed", None
         try:
             drive(
-                config.schedule,
+                schedule,
                 sender,
                 config.batch_size or broker.max_batch,
                 stop,
                 clock,
-                record_lateness=not isinstance(config.schedule, Burst),
+                record_lateness=schedule.mode != "burst",
                 progress=progress,
+                started_ago_s=time.time() - wall0,
             )
             if stop.is_set() and progress.sent < progress.target:
                 status = "interrupted"
@@ -248,12 +264,13 @@ def inject(
                 monitor.stop()
         lateness = lateness_summary(progress.lateness_s)
         phase_trend = (
-            trend(monitor.samples, wall0, last_send, _rate_per_min(config.schedule))
-            if monitor is not None and not isinstance(config.schedule, Burst)
+            trend(monitor.samples, wall0, last_send, _rate_per_min(schedule))
+            if monitor is not None and schedule.mode != "burst"
             else None
         )
         end = {"status": status, "sent": writer.tasks, "target": progress.target, "ended_at": iso(time.time())}
         writer.close({**end, "in_doubt": sender.in_doubt, "lateness": lateness, "error": error})
+        uploaded, upload_error = _upload(config.upload_to, [path, monitor.csv_path if monitor else None])
         return InjectResult(
             log_path=path,
             run_id=run_id,
@@ -268,7 +285,37 @@ def inject(
             samples=monitor.samples if monitor else [],
             trend=phase_trend,
             drained_after_s=None if drained_at is None else max(0.0, drained_at - wall0),
+            uploaded=uploaded,
+            upload_error=upload_error,
         )
+
+
+def _upload(prefix: str | None, files: list[Path | None]) -> tuple[list[str], str | None]:
+    """Copy the finished files to ``prefix`` (s3://); the URLs, or the error (the local files stay)."""
+    if prefix is None:
+        return [], None
+    from capacity.errors import BrokerError
+    from capacity.load import s3
+
+    urls = []
+    try:
+        for local in files:
+            if local is not None and local.is_file():
+                urls.append(s3.upload(local, prefix.rstrip("/") + "/"))
+    except BrokerError as exc:
+        return urls, str(exc)
+    return urls, None
+
+
+def _wait_until(instant: float, stop: threading.Event) -> None:
+    """Sleep until the wall clock reads ``instant`` (the shards' common start): coarse waits,
+    then a short spin for the last 2 ms; returns early when ``stop`` is set."""
+    while not stop.is_set():
+        remaining = instant - time.time()
+        if remaining <= 0:
+            return
+        if remaining > 0.002:
+            stop.wait(min(remaining - 0.002, 0.5))
 
 
 def _mentions(value: Any, placeholder: str) -> bool:

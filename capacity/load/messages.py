@@ -64,14 +64,18 @@ class Template:
         return [task_id.join(pieces) for task_id in task_ids]
 
 
-def new_ids(n: int) -> list[str]:
+def new_ids(n: int, shard: int | None = None) -> list[str]:
     """``n`` unique UUID-4-shaped ids, fast: a random 70-bit prefix per call and a counter.
 
     ``str(uuid.uuid4())`` costs ~3 us each, the largest part of building a message; ids from
     one call share a random prefix (version and variant bits set as in RFC 4122) and differ in
     the last 12 hex digits, so they are unique within the call and, by the prefix, across calls.
+    A shard's ids carry its index in the three hex digits after the variant digit, so ids of
+    different shards (up to 4096) cannot collide whatever the random draws.
     """
     prefix = str(uuid.uuid4())[:24]
+    if shard is not None:
+        prefix = f"{prefix[:20]}{shard:03x}-"
     return [f"{prefix}{i:012x}" for i in range(n)]
 
 

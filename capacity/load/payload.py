@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from capacity.errors import BrokerError, InputError
+from capacity.load import s3
 
 CHUNK = 1 << 20
 
@@ -21,25 +21,16 @@ class PayloadFile:
     created: bool
 
 
-def _s3_parts(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.netloc, parts.path.lstrip("/")
-
-
-def _s3_client() -> Any:
-    import boto3
-
-    return boto3.client("s3")
 
 
 def existing_file(reference: str) -> PayloadFile:
     """Check that ``--file`` exists (locally or on S3) and read its size."""
-    if reference.startswith("s3://"):
-        bucket, key = _s3_parts(reference)
+    if s3.is_s3(reference):
+        bucket, key = s3.parts(reference)
         if not bucket or not key:
             raise InputError(f"--file: {reference!r} is not an s3://bucket/key URL")
         try:
-            head = _s3_client().head_object(Bucket=bucket, Key=key)
+            head = s3.client().head_object(Bucket=bucket, Key=key)
         except Exception as exc:  # botocore's errors: not found, forbidden, unreachable
             raise InputError(f"--file: cannot find {reference}: {exc}") from None
         return PayloadFile(reference, int(head["ContentLength"]), created=False)
@@ -66,10 +57,10 @@ def synthetic_file(size_bytes: int, upload_dir: str) -> PayloadFile:
     if size_bytes < 0:
         raise InputError(f"--size must be zero or more, got {size_bytes}")
     name = f"capacity_payload_{size_bytes}.bin"
-    if upload_dir.startswith("s3://"):
-        bucket, prefix = _s3_parts(upload_dir)
+    if s3.is_s3(upload_dir):
+        bucket, prefix = s3.parts(upload_dir)
         key = f"{prefix.rstrip('/')}/{name}" if prefix else name
-        client = _s3_client()
+        client = s3.client()
         try:
             head = client.head_object(Bucket=bucket, Key=key)
             if int(head["ContentLength"]) == size_bytes:

@@ -61,17 +61,19 @@ def drive(
     clock: Clock | None = None,
     record_lateness: bool = True,
     progress: RunProgress | None = None,
+    started_ago_s: float = 0.0,
 ) -> RunProgress:
     """Send every task of ``schedule`` when due, in batches of at most ``max_batch``.
 
     Returns when the schedule is done or ``stop`` is set (checked between batches, so the batch
-    being sent always completes and is logged).
+    being sent always completes and is logged). ``started_ago_s`` anchors the schedule that long
+    before now (a shard that starts after the agreed instant catches up instead of shifting).
     """
     clock = clock or SystemClock()
     state = progress or RunProgress(target=schedule.count)
     offsets = iter(schedule.offsets())
     pending = next(offsets, None)
-    start = clock.monotonic()
+    start = clock.monotonic() - max(0.0, started_ago_s)
     max_sleep = 0.05
     while pending is not None and not stop.is_set():
         now = clock.monotonic() - start

@@ -108,6 +108,45 @@ class Stages:
             start += stage.duration_s
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``total`` (0-based, as Kubernetes' JOB_COMPLETION_INDEX): every
+    ``total``-th task of the whole schedule, starting at task ``index``.
+
+    Interleaving keeps each shard's share of the count and of the rate (1/total, for every shape,
+    ramps and stages included) and makes the shards' sends together exactly the whole schedule,
+    so several machines started at one instant send what one machine would have sent."""
+
+    whole: Schedule
+    index: int
+    total: int
+
+    @property
+    def mode(self) -> str:
+        return self.whole.mode
+
+    @property
+    def count(self) -> int:
+        return len(range(self.index, self.whole.count, self.total))
+
+    def offsets(self) -> Iterator[float]:
+        for i, offset in enumerate(self.whole.offsets()):
+            if i % self.total == self.index:
+                yield offset
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``I/N`` (0 <= I < N) into (I, N)."""
+    index, sep, total = text.partition("/")
+    try:
+        pair = (int(index), int(total))
+    except ValueError:
+        raise InputError(f"--shard: {text!r} is not I/N, e.g. 0/4 (I counts from 0, as JOB_COMPLETION_INDEX)") from None
+    if not sep or pair[1] < 1 or not 0 <= pair[0] < pair[1]:
+        raise InputError(f"--shard: {text!r} needs 0 <= I < N (I counts from 0, as JOB_COMPLETION_INDEX)")
+    return pair
+
+
 def load_stages(path: Path) -> Stages:
     """Stages from YAML: a list of ``{duration: 1m, rate: 10/s}`` or ``{duration, from, to}``."""
     try:
@@ -137,7 +176,21 @@ def load_stages(path: Path) -> Stages:
 
 
 def describe(schedule: Schedule) -> dict[str, object]:
-    """The schedule's parameters for the task log's run line."""
+    """The schedule's parameters for the task log's run line (a shard's: its own share)."""
+    if isinstance(schedule, Shard):
+        whole = describe(schedule.whole)
+        share = 1 / schedule.total
+        whole_rate = whole.get("rate_per_s")
+        if isinstance(whole_rate, (int, float)):
+            whole["rate_per_s"] = whole_rate * share
+        elif isinstance(whole_rate, list):
+            whole["rate_per_s"] = [r * share for r in whole_rate]
+        stages = whole.get("stages")
+        if isinstance(stages, list):
+            whole["stages"] = [
+                {**s, "from_per_s": s["from_per_s"] * share, "to_per_s": s["to_per_s"] * share} for s in stages
+            ]
+        return {**whole, "count": schedule.count, "shard": [schedule.index, schedule.total]}
     if isinstance(schedule, Burst):
         return {"mode": "burst", "count": schedule.n}
     if isinstance(schedule, Ramp):

@@ -26,9 +26,12 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
 
 
-def log_path(log_dir: Path, started: float) -> Path:
-    """``worker_tasks_YYYYMMDD_HHMMSS.log`` (seed 003), with a suffix if that name is taken."""
+def log_path(log_dir: Path, started: float, shard: tuple[int, int] | None = None) -> Path:
+    """``worker_tasks_YYYYMMDD_HHMMSS.log`` (seed 003; ``..._shard-I-of-N.log`` for a shard), with
+    a number added if that name is taken."""
     stamp = datetime.fromtimestamp(started, UTC).strftime("%Y%m%d_%H%M%S")
+    if shard is not None:
+        stamp += f"_shard-{shard[0]}-of-{shard[1]}"
     path = log_dir / f"worker_tasks_{stamp}.log"
     n = 1
     while path.exists():

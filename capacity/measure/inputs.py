@@ -191,9 +191,27 @@ def read_task_logs(
             problems.warn(f"{path}: timestamps without a time zone were taken as UTC")
         runs += found_runs
         ends += found_ends
+    _check_shards(runs, problems)
     store = store or Store()
     store.log_files.extend(paths)
     return TaskLog(store, runs, ends, list(paths), problems, skip_bad)
+
+
+def _check_shards(runs: list[dict[str, Any]], problems: Problems) -> None:
+    """The shards of a sharded run (``inject --shard I/N``) should all be given: say which are not."""
+    found: dict[str, tuple[int, set[int]]] = {}
+    for run in runs:
+        shard = run.get("shard")
+        if isinstance(shard, list) and len(shard) == 2:
+            total, seen = found.setdefault(str(run.get("run_id")), (int(shard[1]), set()))
+            seen.add(int(shard[0]))
+    for run_id, (total, seen) in found.items():
+        missing = sorted(set(range(total)) - seen)
+        if missing:
+            problems.warn(
+                f"run {run_id}: {len(seen)} of {total} shard logs given; missing shard "
+                f"{', '.join(map(str, missing))}: the figures are for the shards given only"
+            )
 
 
 def sent_offsets(paths: list[Path]) -> Any:

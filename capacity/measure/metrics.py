@@ -18,7 +18,6 @@ from capacity.load.monitor import Sample, read_samples, samples_path, trend
 from capacity.measure.inputs import Problems, TaskLog, read_task_logs
 from capacity.measure.sources import RecordColumns, SourceSettings, load_source
 from capacity.units import parse_duration, parse_rate
-from capacity.workerside.probe import ENV_VAR as PROBE_ENV_VAR
 
 SUCCESS = "SUCCESS"
 PERCENTILES = (50, 90, 95, 99)
@@ -314,7 +313,7 @@ def compute(
 
 
 def run_metrics(
-    tasks_log: list[Path],
+    tasks_log: list[Path] | list[str] | list[Path | str],
     timings: list[str],
     concurrency: int | None = None,
     query: str | None = None,
@@ -322,19 +321,27 @@ def run_metrics(
     skip_bad: bool = False,
     per_task_csv: Path | None = None,
 ) -> Metrics:
-    """Read the task logs and every timings source (default $CAPACITY_TIMINGS), and compute."""
+    """Read the task logs (local files, or s3:// objects and prefixes: the shards of one run) and
+    every timings source (default $CAPACITY_TIMINGS), and compute."""
+    import tempfile
+
+    from capacity.load import s3
+    from capacity.workerside.probe import ENV_VAR as PROBE_ENV_VAR
+
     problems = Problems()
-    log = read_task_logs(tasks_log, problems, skip_bad)
-    sources = timings or ([os.environ[PROBE_ENV_VAR]] if os.environ.get(PROBE_ENV_VAR) else [])
-    settings = SourceSettings(columns or RecordColumns(), query, skip_bad)
-    try:
-        kinds = [load_source(s, log, settings) for s in sources]
-        result = compute(log, kinds, problems, concurrency, read_monitor_samples(log.paths))
-        if per_task_csv is not None:
-            log.store.write_per_task(per_task_csv)
-        return result
-    finally:
-        log.store.close()
+    with tempfile.TemporaryDirectory(prefix="capacity-logs-") as downloads:
+        paths = s3.local_copies(list(tasks_log), downloads)
+        log = read_task_logs(paths, problems, skip_bad)
+        sources = timings or ([os.environ[PROBE_ENV_VAR]] if os.environ.get(PROBE_ENV_VAR) else [])
+        settings = SourceSettings(columns or RecordColumns(), query, skip_bad)
+        try:
+            kinds = [load_source(s, log, settings) for s in sources]
+            result = compute(log, kinds, problems, concurrency, read_monitor_samples(log.paths))
+            if per_task_csv is not None:
+                log.store.write_per_task(per_task_csv)
+            return result
+        finally:
+            log.store.close()
 
 
 # --- --fail-if ---------------------------------------------------------------------------------------
