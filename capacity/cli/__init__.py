@@ -5,7 +5,21 @@ from __future__ import annotations
 import typer
 
 from capacity import __version__
-from capacity.cli import assess, bench, collect, cost, inject, matrix, metrics, plan, recommend, report, simulate, usl
+from capacity.cli import (
+    assess,
+    bench,
+    collect,
+    compare,
+    cost,
+    inject,
+    matrix,
+    metrics,
+    plan,
+    recommend,
+    report,
+    simulate,
+    usl,
+)
 
 
 def _short(text: str) -> str:
@@ -32,6 +46,7 @@ app.command("usl", help=usl.HELP, short_help=_short(usl.HELP))(usl.command)
 app.add_typer(matrix.app, name="matrix", help=matrix.HELP, short_help=_short(matrix.HELP))
 app.command("report", help=report.HELP, short_help=_short(report.HELP))(report.command)
 app.command("bench", help=bench.HELP, short_help=_short(bench.HELP))(bench.command)
+app.command("compare", help=compare.HELP, short_help=_short(compare.HELP))(compare.command)
 
 
 def _version(value: bool) -> None:

@@ -63,7 +63,7 @@ def command(
             purge=purge,
         )
         execute(config, fresh=False, quiet=quiet)
-    report, written = write([directory], directory / "report")
+    report, written, _ = write([directory], directory / "report")
     emit(for_terminal(report) if fmt == "table" else report, fmt, output)
     console = Console(stderr=True)
     console.print(f"bench took {time.monotonic() - started:.0f} s; run directory: {directory}", highlight=False)

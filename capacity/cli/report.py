@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from capacity.cli._common import OutputOption, RunFormat, emit, handle_errors
+from capacity.errors import CheckFailed
 
 HELP = """Report on one or more matrix run directories: seed 003's results table, the USL fit and
 recommended concurrency per size and mode, the queueing model's predictions against the
@@ -21,11 +22,17 @@ report.json, report.html (plots embedded; opens offline) and the PNG files to --
 def command(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories from capacity matrix run or bench.")],
     out: Annotated[Path | None, typer.Option(help="Report directory [default: FIRST_RUN_DIR/report].")] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="An earlier run directory: compare the first run with it (exit 1 on a regression)."),
+    ] = None,
     fmt: RunFormat = "table",
     output: OutputOption = "-",
 ) -> None:
     from capacity.matrix.analysis import for_terminal, write  # the matrix extra
 
-    report, written = write(run_dirs, out or run_dirs[0] / "report")
+    report, written, regressions = write(run_dirs, out or run_dirs[0] / "report", baseline)
     emit(for_terminal(report) if fmt == "table" else report, fmt, output)
     Console(stderr=True).print(f"report: {written['report.html']}", highlight=False)
+    if regressions:
+        raise CheckFailed(f"{regressions} regressions against the baseline {baseline} (see the comparison table)")

@@ -367,8 +367,30 @@ def _finite(value: float) -> float | None:
     return None if math.isinf(value) else value
 
 
-def write(run_dirs: list[Path], out_dir: Path) -> tuple[Report, dict[str, Path]]:
-    """Write report.md, report.csv, report.json, report.html and the PNG files to ``out_dir``."""
+def with_baseline(report: Report, baseline: Path, run_dir: Path) -> tuple[Report, int]:
+    """The report with the comparison of ``run_dir`` against ``baseline`` (capacity compare's
+    rules, default tolerances): its table after the others, its data under "comparison", its
+    distribution plot; and the number of regressions."""
+    from capacity.matrix.compare import compare_run_dirs, pooled_tasks
+    from capacity.measure.compare import parse_tolerances
+    from capacity.render.comparison import comparison_report
+
+    comparison = compare_run_dirs(baseline, run_dir, parse_tolerances([]))
+    shown = comparison_report(comparison, pooled_tasks(baseline), pooled_tasks(run_dir))
+    notes = (*report.notes, f"Compared with the baseline {baseline}: {comparison.method}.", *shown.notes)
+    report = dataclasses.replace(
+        report,
+        data={**report.data, "comparison": comparison.to_json()},
+        tables=(*report.tables, *shown.tables),
+        notes=notes,
+        images=(*report.images, *shown.images),
+    )
+    return report, comparison.regressions
+
+
+def write(run_dirs: list[Path], out_dir: Path, baseline: Path | None = None) -> tuple[Report, dict[str, Path], int]:
+    """Write report.md, report.csv, report.json, report.html and the PNG files to ``out_dir``;
+    with a ``baseline`` run directory, the first run compared with it (and its regressions)."""
     from capacity.matrix.plots import plots
     from capacity.render.formats import write_to
 
@@ -376,12 +398,15 @@ def write(run_dirs: list[Path], out_dir: Path) -> tuple[Report, dict[str, Path]]
     out_dir.mkdir(parents=True, exist_ok=True)
     images = plots(cells, fits, checks)
     report = dataclasses.replace(report, images=tuple(images.items()))
+    regressions = 0
+    if baseline is not None:
+        report, regressions = with_baseline(report, baseline, run_dirs[0])
     written: dict[str, Path] = {}
-    for name, png in images.items():
+    for name, png in report.images:
         (out_dir / name).write_bytes(png)
         written[name] = out_dir / name
     for fmt in ("markdown", "json", "csv", "html"):
         name = "report." + {"markdown": "md"}.get(fmt, fmt)
         write_to(report, fmt, out_dir / name)
         written[name] = out_dir / name
-    return report, written
+    return report, written, regressions
