@@ -66,3 +66,33 @@ def test_start_at_takes_iso_and_epoch() -> None:
     for bad in ("tomorrow", "nan", "inf"):
         with pytest.raises(InputError, match="--start-at"):
             parse_instant(bad, "--start-at")
+
+
+def test_shards_print_an_indexed_job_without_the_broker_password() -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from capacity.cli import app
+
+    args = ["inject", "--broker", "redis://:hunter2@10.0.0.5:6379/0", "--mode", "sustained", "--rate", "400/s"]
+    args += ["--count", "800", "--queue", "my q", "--shards", "4", "-f", "k8s", "--start-at", "2026-12-01T10:00:00Z"]
+    result = CliRunner().invoke(app, [*args, "--log-dir", "s3://bucket/run1/", "--run-id", "launch-1"])
+    assert result.exit_code == 0, result.output
+    assert "hunter2" not in result.output
+    job = yaml.safe_load(result.stdout)
+    spec = job["spec"]
+    assert (job["kind"], spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Job", "Indexed", 4, 4)
+    assert spec["backoffLimit"] == 0
+    container = spec["template"]["spec"]["containers"][0]
+    command = container["command"][2]
+    assert "--shard $(JOB_COMPLETION_INDEX)/4 --run-id launch-1 --start-at 2026-12-01T10:00:00Z" in command
+    assert "--queue 'my q'" in command and "--log-dir s3://bucket/run1/" in command and "--broker" not in command
+    assert container["env"] == [
+        {"name": "CAPACITY_BROKER_URL", "valueFrom": {"secretKeyRef": {"name": "capacity-broker", "key": "url"}}}
+    ]
+    # without an s3:// prefix, the logs go to a shared volume
+    shared = yaml.safe_load(CliRunner().invoke(app, args).stdout)["spec"]["template"]["spec"]
+    assert shared["volumes"][0]["persistentVolumeClaim"] == {"claimName": "capacity-results"}
+    assert "--log-dir /results" in shared["containers"][0]["command"][2]
+    refused = CliRunner().invoke(app, ["inject", "--broker", "redis://h/0", "--count", "5", "--shards", "2"])
+    assert refused.exit_code == 2 and "go together" in refused.stderr
