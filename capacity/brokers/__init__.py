@@ -16,6 +16,12 @@ from capacity.errors import BrokerError, InputError
 from capacity.secrets import redact_url
 
 # scheme -> "module:Class"; imported lazily so a Redis user never imports boto3 and vice versa.
+# Other protocols than Celery's on the same URL schemes are found by (protocol, scheme).
+PROTOCOLS: dict[tuple[str, str], str] = {
+    ("bullmq", "redis"): "capacity.brokers.bullmq:BullMQBroker",
+    ("bullmq", "rediss"): "capacity.brokers.bullmq:BullMQBroker",
+    ("bullmq", "redis+socket"): "capacity.brokers.bullmq:BullMQBroker",
+}
 REGISTRY: dict[str, str] = {
     "redis": "capacity.brokers.redis:RedisBroker",
     "rediss": "capacity.brokers.redis:RedisBroker",
@@ -26,10 +32,13 @@ REGISTRY: dict[str, str] = {
 
 @dataclass(frozen=True)
 class QueueDepth:
-    """Messages waiting (visible) and taken by workers but not yet acknowledged (in flight)."""
+    """Messages waiting (visible) and taken by workers but not yet acknowledged (in flight); for
+    brokers that keep them apart, jobs scheduled for later (delayed) and failed ones."""
 
     visible: int
     in_flight: int | None
+    delayed: int | None = None
+    failed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,11 @@ class BrokerOptions:
     retry_for_s: float = 30.0
     threads: int = 8
     run_id: str = ""
+    #: the job protocol on that broker: "celery" (kombu's messages) or "bullmq" (BullMQ's jobs)
+    protocol: str = "celery"
+    #: BullMQ: the key prefix of the user's queues, and the job options their producer sets
+    prefix: str | None = None
+    job_options: dict[str, Any] = field(default_factory=dict)
 
 
 class SendFailed(BrokerError):
@@ -82,6 +96,21 @@ class Broker(ABC):
     def encode(self, message_json: str) -> str:
         """The broker payload for kombu's JSON message (what the transport's ``_put`` sends)."""
         return message_json
+
+    def template(
+        self,
+        task: str,
+        queue: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        priority: int | None,
+        countdown_s: float | None,
+    ) -> Any:
+        """What renders a batch's messages (``.render(task_ids, args, kwargs, now)``): Celery's own
+        message, captured once on this broker's kombu channel."""
+        from capacity.load.messages import capture
+
+        return capture(self.channel, task, queue, args, kwargs, priority, countdown_s)
 
     @abstractmethod
     def send_batch(self, task_ids: Sequence[str], payloads: Sequence[str]) -> None:
@@ -142,18 +171,28 @@ def is_redis_url(url: str) -> bool:
     return _scheme(url) in ("redis", "rediss", "redis+socket", "unix")
 
 
-def broker_class(url: str) -> type[Broker]:
-    """The Broker class for the URL's scheme; InputError with a did-you-mean for an unknown scheme."""
+def broker_class(url: str, protocol: str = "celery") -> type[Broker]:
+    """The Broker class for the URL's scheme (and protocol); InputError with a did-you-mean."""
     scheme = _scheme(url)
     if scheme not in REGISTRY:
         close = difflib.get_close_matches(scheme, list(REGISTRY), n=1)
         hint = f"; did you mean {close[0]}://?" if close else f"; supported: {', '.join(s + '://' for s in REGISTRY)}"
         raise InputError(f"unsupported broker URL {redact_url(url)!r}{hint}")
-    module_name, _, class_name = REGISTRY[scheme].partition(":")
+    entry = REGISTRY[scheme]
+    if protocol != "celery":
+        known = sorted({p for p, _ in PROTOCOLS} | {"celery"})
+        if protocol not in known:
+            close = difflib.get_close_matches(protocol, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"use one of {', '.join(known)}"
+            raise InputError(f"--protocol {protocol!r} is unknown; {hint}")
+        if (protocol, scheme) not in PROTOCOLS:
+            raise InputError(f"--protocol {protocol} runs on Redis, not on {scheme}://")
+        entry = PROTOCOLS[(protocol, scheme)]
+    module_name, _, class_name = entry.partition(":")
     found: type[Broker] = getattr(importlib.import_module(module_name), class_name)
     return found
 
 
 def open_broker(url: str, options: BrokerOptions) -> Broker:
-    """The broker for the URL's scheme, connected for ``options.queue``."""
-    return broker_class(url)(url, options)
+    """The broker for the URL's scheme and ``options.protocol``, connected for ``options.queue``."""
+    return broker_class(url, options.protocol)(url, options)

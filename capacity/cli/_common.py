@@ -72,6 +72,8 @@ EXTRAS = {
     "kombu": "brokers",
     "redis": "brokers",
     "boto3": "brokers",
+    "bullmq": "brokers",
+    "msgpack": "brokers",
     "botocore": "brokers",
     "duckdb": "measure",
     "pyarrow": "measure",

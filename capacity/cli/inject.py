@@ -47,7 +47,15 @@ def command(
         ),
     ] = None,
     queue: Annotated[str | None, Opt(help="Queue name [default: celery, or $SQS_QUEUE_NAME].")] = None,
-    task: Annotated[str, Opt(help="Celery task name.")] = "capacity.worker.process_file",
+    task: Annotated[str, Opt(help="Celery task name (BullMQ: the job name).")] = "capacity.worker.process_file",
+    protocol: Annotated[
+        str, Opt(help="celery, or bullmq: jobs for BullMQ's Node workers on Redis (the data object: --kwargs).")
+    ] = "celery",
+    bullmq_prefix: Annotated[str, Opt(help="BullMQ: the queues' key prefix, as your Queue's prefix option.")] = "bull",
+    job_options: Annotated[
+        str | None,
+        Opt(help='BullMQ: job options as your producer sets them, e.g. {"attempts": 3, "removeOnComplete": true}.'),
+    ] = None,
     mode: Annotated[str, Opt(help="burst, sustained or ramp.")] = "burst",
     count: Annotated[int | None, Opt(help="Number of tasks.")] = None,
     rate: Annotated[str | None, Opt(help="Rate for sustained (or ramp start): 10/min, 2/s; bare = per minute.")] = None,
@@ -107,8 +115,15 @@ def command(
         options.setdefault("predefined_queues", {})[queue] = {"url": queue_url}
     if threads < 1 or (batch_size is not None and batch_size < 1):
         raise InputError("--threads and --batch-size must be at least 1")
-    if priority is not None and not 0 <= priority <= 255:
+    if protocol not in ("celery", "bullmq"):
+        raise InputError(f"--protocol {protocol!r}: use celery or bullmq")
+    if priority is not None and protocol == "celery" and not 0 <= priority <= 255:
         raise InputError(f"--priority must be 0-255, got {priority}")
+    if priority is not None and protocol == "bullmq" and not 0 <= priority <= 2_097_152:
+        raise InputError(f"--priority must be 0-2097152 for BullMQ, got {priority}")
+    bullmq_options = json_object_option(job_options, "--job-options")
+    if bullmq_options and protocol != "bullmq":
+        raise InputError("--job-options are BullMQ's: give --protocol bullmq")
     from capacity.load.inject import InjectConfig  # kombu: the brokers extra
 
     schedule = build_schedule(mode, count, rate, duration, ramp_to, stages)
@@ -164,6 +179,9 @@ def command(
         shard=shard_pair,
         start_at=start,
         upload_to=upload_to,
+        protocol=protocol,
+        prefix=bullmq_prefix if protocol == "bullmq" else None,
+        job_options=bullmq_options,
     )
     console = Console(stderr=True)
     with Interrupts() as interrupts:

@@ -15,7 +15,7 @@ from typing import Any
 
 from capacity.brokers import Broker, BrokerOptions, SendFailed, open_broker
 from capacity.errors import InputError
-from capacity.load.messages import capture, new_ids
+from capacity.load.messages import new_ids
 from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
 from capacity.load.payload import substitute
 from capacity.load.runner import Clock, RunProgress, drive
@@ -50,6 +50,10 @@ class InjectConfig:
     start_at: float | None = None  # epoch seconds
     #: where the finished log (and monitor samples) are copied: an s3://bucket/prefix/
     upload_to: str | None = None
+    #: "celery", or "bullmq" (jobs for BullMQ's Node workers) with its key prefix and job options
+    protocol: str = "celery"
+    prefix: str | None = None
+    job_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,8 +91,7 @@ class _Payloads:
             "$injected_at": None,
         }
         self.args = substitute(config.args, self.values)
-        self.template = capture(
-            broker.channel,
+        self.template = broker.template(
             config.task,
             config.queue,
             self.args,
@@ -121,7 +124,10 @@ class _Payloads:
 def _run_line(
     config: InjectConfig, schedule: Schedule, broker: Broker, run_id: str, started: float
 ) -> dict[str, Any]:
-    extra = {"start_at": iso(config.start_at)} if config.start_at is not None else {}
+    extra: dict[str, Any] = {"start_at": iso(config.start_at)} if config.start_at is not None else {}
+    if config.protocol != "celery":
+        extra |= {"protocol": config.protocol, "prefix": getattr(broker, "prefix", None)}
+        extra |= {"job_options": config.job_options}
     return {
         "run_id": run_id,
         "broker": broker.safe_url,
@@ -217,6 +223,9 @@ def inject(
         retry_for_s=config.retry_for_s,
         threads=config.threads,
         run_id=run_id,
+        protocol=config.protocol,
+        prefix=config.prefix,
+        job_options=config.job_options,
     )
     with broker_factory(config.broker_url, options) as broker:
         broker.use_priority(config.priority)

@@ -16,7 +16,7 @@ from capacity.brokers import QueueDepth
 from capacity.errors import BrokerError
 from capacity.load.tasklog import iso
 
-SAMPLES_COLUMNS = ("timestamp", "visible", "in_flight", "sent_so_far")
+SAMPLES_COLUMNS = ("timestamp", "visible", "in_flight", "sent_so_far", "delayed", "failed")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Sample:
     visible: int
     in_flight: int | None
     sent_so_far: int
+    delayed: int | None = None  # brokers that keep scheduled jobs apart (BullMQ)
+    failed: int | None = None
 
 
 def samples_path(log_path: Path) -> Path:
@@ -47,6 +49,8 @@ def read_samples(path: Path) -> list[Sample]:
                     int(row["visible"]),
                     int(row["in_flight"]) if row["in_flight"] else None,
                     int(row["sent_so_far"]),
+                    int(row["delayed"]) if row.get("delayed") else None,
+                    int(row["failed"]) if row.get("failed") else None,
                 )
             )
     return sorted(samples, key=lambda s: s.t)
@@ -114,11 +118,11 @@ class Monitor:
         except BrokerError:
             self.errors += 1
             return None
-        sample = Sample(time.time(), depth.visible, depth.in_flight, self._sent())
+        sample = Sample(time.time(), depth.visible, depth.in_flight, self._sent(), depth.delayed, depth.failed)
         self.samples.append(sample)
-        self._writer.writerow(
-            (iso(sample.t), sample.visible, "" if sample.in_flight is None else sample.in_flight, sample.sent_so_far)
-        )
+        optional = ("" if v is None else v for v in (sample.in_flight, sample.delayed, sample.failed))
+        in_flight, delayed, failed = optional
+        self._writer.writerow((iso(sample.t), sample.visible, in_flight, sample.sent_so_far, delayed, failed))
         self._file.flush()
         if self._on_sample:
             self._on_sample(sample)
