@@ -121,6 +121,10 @@ class Broker(ABC):
         broker without priorities ignores it, as Celery's own ``apply_async`` does)."""
         return None
 
+    def consumers(self) -> int | None:
+        """How many workers consume the queue now; None where the broker cannot tell."""
+        return None
+
     @abstractmethod
     def depth(self) -> QueueDepth:
         """The queue's depth now."""

@@ -240,6 +240,18 @@ class BullMQBroker(Broker):
             failed=int(failed),
         )
 
+    def consumers(self) -> int:
+        """Workers connected to the queue: Redis clients named as BullMQ names them (its
+        Queue.getWorkers: ``prefix:base64(queue)``, or that and ``:w:NAME``)."""
+        import base64
+
+        name = f"{self.prefix}:{base64.b64encode(self.options.queue.encode()).decode()}"
+        try:
+            clients = self._client.client_list()
+        except self._errors as exc:
+            raise BrokerError(f"cannot list clients on {self.safe_url}: {exc}") from None
+        return sum(1 for c in clients if c.get("name") == name or str(c.get("name", "")).startswith(name + ":w:"))
+
     def purge(self) -> int:
         """Remove the queue's waiting, prioritized, paused and delayed jobs (BullMQ's drain)."""
         keys = self.keys

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from capacity.cli._common import OutputOption, RunFormat, emit, handle_errors, json_object_option
-from capacity.cli.matrix import DrainTimeout, Purge, Quiet, TransportOptions, WorkerCmd, execute
+from capacity.cli.matrix import BullMQPrefix, DrainTimeout, Protocol, Purge, Quiet, TransportOptions, WorkerCmd, execute
 from capacity.errors import InputError
 from capacity.load.tasklog import RESULTS_DIR
 from capacity.matrix.embedded import EmbeddedRedis
@@ -40,13 +40,15 @@ def command(
     transport_options: TransportOptions = None,
     purge: Purge = False,
     quiet: Quiet = False,
+    protocol: Protocol = "celery",
+    bullmq_prefix: BullMQPrefix = "bull",
     fmt: RunFormat = "table",
     output: OutputOption = "-",
 ) -> None:
     if full and matrix_file:
         raise InputError("--full and --matrix exclude each other")
     from capacity.matrix.analysis import for_terminal, write  # the matrix extra
-    from capacity.matrix.processes import REFERENCE_WORKER, WorkerControl
+    from capacity.matrix.processes import WorkerControl, reference_worker
     from capacity.matrix.run import RunConfig
 
     matrix = load_matrix(matrix_file or DEFAULT_DIR / ("matrix.yaml" if full else "bench.yaml"))
@@ -57,10 +59,12 @@ def command(
             matrix=matrix,
             broker_url=broker or embedded.url,  # type: ignore[union-attr]
             run_dir=directory,
-            worker=WorkerControl(command=worker_cmd or REFERENCE_WORKER),
+            worker=WorkerControl(command=worker_cmd or reference_worker(protocol)),
             transport_options=json_object_option(transport_options, "--transport-options"),
             drain_timeout_s=parse_duration(drain_timeout, "--drain-timeout"),
             purge=purge,
+            protocol=protocol,
+            prefix=bullmq_prefix if protocol == "bullmq" else None,
         )
         execute(config, fresh=False, quiet=quiet)
     report, written, _ = write([directory], directory / "report")

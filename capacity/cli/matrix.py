@@ -53,6 +53,11 @@ DrainTimeout = Annotated[str, Opt(help="How long a cell may take to finish after
 TransportOptions = Annotated[str | None, Opt(help="JSON broker_transport_options for the injector.")]
 Purge = Annotated[bool, Opt("--purge", help="Empty the queue before a cell when it holds messages.")]
 Quiet = Annotated[bool, Opt("--quiet", "-q", help="No progress display.")]
+Protocol = Annotated[
+    str,
+    Opt(help="celery, or bullmq: BullMQ jobs for a Node worker (default: the project's), timed by BullMQ itself."),
+]
+BullMQPrefix = Annotated[str, Opt(help="BullMQ: the queues' key prefix.")]
 
 
 @app.command("plan", help="Print the matrix's empty results table in seed 003's shape.")
@@ -151,10 +156,12 @@ def run(
     transport_options: TransportOptions = None,
     upload_dir: Annotated[str, Opt(help="Where payload files are created.")] = "load_tests/uploads",
     quiet: Quiet = False,
+    protocol: Protocol = "celery",
+    bullmq_prefix: BullMQPrefix = "bull",
     fmt: RunFormat = "table",
     output: OutputOption = "-",
 ) -> None:
-    from capacity.matrix.processes import REFERENCE_WORKER, WorkerControl
+    from capacity.matrix.processes import WorkerControl, reference_worker
     from capacity.matrix.run import EVENTS, RunConfig
 
     matrix: Matrix = load_matrix(file)
@@ -165,10 +172,10 @@ def run(
         raise InputError("--worker-up and --worker-down go together")
     if worker_up and not timings:
         raise InputError("--worker-up needs --timings: the probe sink your workers write to (a directory or Redis URL)")
-    if timings == EVENTS and not broker_class(url).supports_events:
-        raise InputError("--timings events: Celery has no events on SQS; use the probe (the default)")
+    if timings == EVENTS and not broker_class(url, protocol).supports_events:
+        raise InputError(f"--timings events: no Celery events on {url.split(':')[0]} with {protocol}; use the default")
     control = WorkerControl(
-        command=None if worker_up else (worker_cmd or REFERENCE_WORKER),
+        command=None if worker_up else (worker_cmd or reference_worker(protocol)),
         up=worker_up,
         down=worker_down,
         ready_timeout_s=parse_duration(ready_timeout, "--ready-timeout"),
@@ -185,6 +192,8 @@ def run(
         drain_timeout_s=parse_duration(drain_timeout, "--drain-timeout"),
         purge=purge,
         cooldown_s=parse_duration(cooldown, "--cooldown") if cooldown else None,
+        protocol=protocol,
+        prefix=bullmq_prefix if protocol == "bullmq" else None,
     )
     execute(config, fresh, quiet)
     show(config.run_dir, fmt, output)

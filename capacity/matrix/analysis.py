@@ -342,9 +342,10 @@ def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], lis
             summary.append((f"Recommended concurrency ({group_label(g.group)})", f"{g.recommended} ({g.note})"))
     if checks:
         summary.append(("Model within 10% (X and R)", f"{within} of {len(checks)} cells"))
+    sources = sorted({s for cell in cells for s in cell.metrics.get("sources") or ()}) or ["none"]
     notes = (
         "X is completed tasks per minute over first send to last completion; S is started to finished "
-        "(worker probe), W sent to started, R sent to finished.",
+        f"(timings: {', '.join(sources)}), W sent to started, R sent to finished.",
         "USL fits use burst cells only: a sustained cell's X is its arrival rate while the workers keep up.",
         f"Recommended concurrency: the smallest N whose fitted throughput reaches {PEAK_SHARE:.0%} of the peak.",
         "Model: capacity simulate with the cell's own send times and its measured service times resampled "

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +26,23 @@ REFERENCE_WORKER = (
 )
 
 
+#: the reference BullMQ worker (Node), for ``--protocol bullmq`` ({node_worker} is its script)
+REFERENCE_NODE_WORKER = (
+    "node {node_worker} --queue {queue} --concurrency {concurrency} --redis {broker} --job-types {job_types}"
+)
+NODE_WORKER_DIR = Path(__file__).resolve().parent.parent / "workerside" / "node"
+
+
+def reference_worker(protocol: str) -> str:
+    return REFERENCE_NODE_WORKER if protocol == "bullmq" else REFERENCE_WORKER
+
+
 @dataclass(frozen=True)
 class WorkerControl:
     """How a cell gets its worker: a command we start and stop, or the user's up/down templates.
 
-    Templates take {concurrency}, {queue}, {broker}, {cell}, {timings}, {python}. ``command`` is
+    Templates take {concurrency}, {queue}, {broker}, {cell}, {timings}, {python} (and for BullMQ
+    {node_worker}, {job_types}). ``command`` is
     split like a shell line and run without a shell (its process tree is sampled with psutil);
     ``up``/``down`` run in a shell (``kubectl scale ...``, ``systemctl restart ...``)."""
 
@@ -39,6 +52,9 @@ class WorkerControl:
     ready_timeout_s: float = 60.0
     settle_s: float = 5.0  # after ``up``: no log to watch, so wait this long
     env: dict[str, str] = field(default_factory=dict)
+    #: how readiness is seen: Celery's "ready." log line, or for BullMQ a worker connected to the
+    #: queue (its named Redis client, as BullMQ's Queue.getWorkers counts them)
+    ready: Callable[[], bool] | None = None
 
 
 class EventsCollector:
@@ -127,11 +143,18 @@ class WorkerProcess:
         while time.monotonic() < deadline and not stop.is_set():
             if self.process.poll() is not None:
                 raise RunFailed(f"the worker exited with code {self.process.returncode}: {self._tail()}")
-            if b" ready." in self.log.read_bytes():
+            if self.control.ready is not None:
+                if self.control.ready():
+                    return
+            elif b" ready." in self.log.read_bytes():
                 return
             stop.wait(0.1)
         if stop.is_set():
             raise Interrupted("interrupted; finished cells are kept, rerun to go on")
+        if self.control.ready is not None:
+            raise RunFailed(
+                f"no worker connected to the queue within {self.control.ready_timeout_s:.0f} s: {self._tail()}"
+            )
         raise RunFailed(
             f"the worker did not log 'ready.' within {self.control.ready_timeout_s:.0f} s "
             f"(run it with --loglevel INFO): {self._tail()}"

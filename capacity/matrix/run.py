@@ -10,6 +10,8 @@ so a rerun skips the finished cells and an interrupted cell is simply run again.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -25,7 +27,7 @@ from capacity.errors import BrokerError, InputError, Interrupted, RunFailed
 from capacity.load.inject import InjectConfig, InjectResult, inject
 from capacity.load.payload import default_payload, synthetic_file
 from capacity.load.schedules import build_schedule
-from capacity.matrix.processes import EventsCollector, WorkerControl, WorkerProcess
+from capacity.matrix.processes import NODE_WORKER_DIR, EventsCollector, WorkerControl, WorkerProcess
 from capacity.matrix.results import CellInfo, CellResult, is_finished, write_result, write_results
 from capacity.matrix.sampler import ResourceSampler, bottleneck
 from capacity.matrix.spec import CellSpec, Matrix, cells
@@ -49,12 +51,15 @@ class RunConfig:
     purge: bool = False
     #: pause between cells; None: as long as the broker's idle polls last (Broker.idle_poll_s)
     cooldown_s: float | None = None
+    #: "celery", or "bullmq": BullMQ jobs for a Node worker, timed from BullMQ's own job hashes
+    protocol: str = "celery"
+    prefix: str | None = None
 
     @property
     def cooldown(self) -> float:
         if self.cooldown_s is not None:
             return self.cooldown_s
-        return broker_class(self.broker_url).idle_poll_s
+        return broker_class(self.broker_url, self.protocol).idle_poll_s
 
 Progress = Callable[[CellSpec, str], None]  # (cell, phase): "skipped", "worker", "inject", "drain", "metrics", "done"
 
@@ -92,6 +97,8 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
     if config.timings == EVENTS:
         collector = EventsCollector(config.broker_url, cell_dir / "events.jsonl")
         timings = f"events:{(cell_dir / 'events.jsonl').resolve()}"
+    elif config.protocol == "bullmq":
+        timings = config.timings or f"bullmq:{config.broker_url}"  # BullMQ's own job hashes
     else:
         timings = config.timings or str((cell_dir / "timings").resolve())
     fields = {
@@ -102,10 +109,12 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         "timings": timings,
         "python": sys.executable,
         "events": "-E" if collector is not None else "",
+        "node_worker": str(NODE_WORKER_DIR / "worker.js"),
+        "job_types": str(_job_types_file(config.run_dir)),
     }
     started = time.time()
     progress(cell, "worker")
-    worker = WorkerProcess(config.worker, fields, cell_dir / "worker.log", config.broker_url, timings)
+    worker = WorkerProcess(_worker_control(config), fields, cell_dir / "worker.log", config.broker_url, timings)
     sampler: ResourceSampler | None = None
     try:
         if collector is not None:
@@ -157,8 +166,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
 
 
 def _check_queue_empty(config: RunConfig, cell: CellSpec) -> None:
-    options = BrokerOptions(queue=config.matrix.queue, transport_options=config.transport_options, retry_for_s=5)
-    with open_broker(config.broker_url, options) as broker:
+    with open_broker(config.broker_url, _options(config)) as broker:
         visible = broker.depth().visible
         if visible and config.purge:
             broker.purge()
@@ -167,6 +175,44 @@ def _check_queue_empty(config: RunConfig, cell: CellSpec) -> None:
                 f"queue {config.matrix.queue!r} holds {visible} messages before cell {cell.cell_id} "
                 "(left by an interrupted run?): they would be measured too; drain it or pass --purge"
             )
+
+
+def _options(config: RunConfig) -> BrokerOptions:
+    return BrokerOptions(
+        queue=config.matrix.queue,
+        transport_options=config.transport_options,
+        retry_for_s=5,
+        protocol=config.protocol,
+        prefix=config.prefix,
+    )
+
+
+def _worker_control(config: RunConfig) -> WorkerControl:
+    """The worker control, with BullMQ's readiness (a worker connected to the queue) where the
+    worker is a command we start: a Node worker prints no line we could rely on."""
+    control = config.worker
+    if config.protocol != "bullmq" or not control.command or control.ready is not None:
+        return control
+
+    def connected() -> bool:
+        with open_broker(config.broker_url, _options(config)) as broker:
+            return bool(broker.consumers())
+
+    return dataclasses.replace(control, ready=connected)
+
+
+def _job_types_file(run_dir: Path) -> Path:
+    """The profiles' job types as JSON for the Node worker (--job-types), written once per run."""
+    path = run_dir / "job_types.json"
+    if not path.is_file():
+        from capacity.profiles import load_profiles
+
+        types = {
+            job.name: {"duration": list(job.duration), "cpu": list(job.cpu), "memory": list(job.memory)}
+            for job in load_profiles().job_types.job_types
+        }
+        path.write_text(json.dumps(types, indent=2), encoding="utf-8")
+    return path
 
 
 def _inject(
@@ -186,6 +232,8 @@ def _inject(
             file_reference=reference,
             size_bytes=size_bytes,
             transport_options=config.transport_options,
+            protocol=config.protocol,
+            prefix=config.prefix,
             monitor=True,
             monitor_interval_s=config.sample_interval_s,
             monitor_for_s=config.drain_timeout_s,

@@ -3,7 +3,7 @@
 One small interface (``TimingSource``: can it read this SOURCE, and load it into the store with
 its problems reported), one module per source, one registry of kinds with a did-you-mean, as for
 brokers. A SOURCE is detected from its shape or named with a prefix: ``probe:``, ``events:``,
-``backend:``, ``records:``.
+``backend:``, ``records:``, ``bullmq:``.
 
 | kind    | module          | what it reads                                                  |
 |---------|-----------------|----------------------------------------------------------------|
@@ -12,6 +12,7 @@ brokers. A SOURCE is detected from its shape or named with a prefix: ``probe:``,
 | backend | result_backend  | Celery's Redis result backend (state and date_done per id)     |
 | events  | celery_events   | a ``capacity collect`` events file                             |
 | records | records         | application records: CSV, JSON Lines, Parquet, SQLite + query  |
+| bullmq  | bullmq_jobs     | BullMQ's job hashes (and events stream) for a BullMQ run's log |
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ class TimingSource(ABC):
         """Whether SOURCE, given with no kind, is this source's (may look inside it)."""
         return cls.accepts(source)
 
+    @classmethod
+    def claims_for(cls, source: str, log: TaskLog | None) -> bool:
+        """``claims``, knowing the task logs the timings are for (a source can depend on them)."""
+        return cls.claims(source)
+
     @abstractmethod
     def load(self, source: str, log: TaskLog, settings: SourceSettings) -> None:
         """Put SOURCE's timings into the log's store; what it notices goes to ``log.problems``."""
@@ -70,13 +76,14 @@ class TimingSource(ABC):
 # In detection order: the first source that claims a SOURCE reads it. "module:Class", imported
 # lazily so reading a probe directory never imports redis.
 REGISTRY: tuple[str, ...] = (
+    "capacity.measure.sources.bullmq_jobs:BullMQJobs",
     "capacity.measure.sources.probe_stream:ProbeStream",
     "capacity.measure.sources.result_backend:ResultBackend",
     "capacity.measure.sources.probe_files:ProbeFiles",
     "capacity.measure.sources.celery_events:CeleryEvents",
     "capacity.measure.sources.records:Records",
 )
-KINDS = ("probe", "events", "backend", "records")
+KINDS = ("probe", "events", "backend", "records", "bullmq")
 
 
 def _classes() -> list[type[TimingSource]]:
@@ -101,13 +108,13 @@ def split_kind(source: str) -> tuple[str, str]:
     return "", source
 
 
-def find(source: str) -> tuple[type[TimingSource], str]:
+def find(source: str, log: TaskLog | None = None) -> tuple[type[TimingSource], str]:
     """The source class for SOURCE (named by its prefix, or detected) and SOURCE without prefix."""
     kind, rest = split_kind(source)
     for cls in _classes():
         if kind and cls.kind == kind and cls.accepts(rest):
             return cls, rest
-        if not kind and cls.claims(rest):
+        if not kind and cls.claims_for(rest, log):
             return cls, rest
     if kind:
         raise InputError(f"timings source {rest} does not exist or is not a {kind} source")
@@ -116,7 +123,7 @@ def find(source: str) -> tuple[type[TimingSource], str]:
 
 def load_source(source: str, log: TaskLog, settings: SourceSettings) -> str:
     """Load one ``--timings`` SOURCE into the log's store; the label of the source used."""
-    cls, rest = find(source)
+    cls, rest = find(source, log)
     cls().load(rest, log, settings)
     return cls.label
 
