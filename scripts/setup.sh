@@ -23,3 +23,14 @@ spec=".[all]"
 pip_quietly -e "$spec"
 rm -f "$log"
 .venv/bin/python -c "import capacity" # fail loudly if the install did not work
+# The reference BullMQ worker (Node): its packages from the lockfile, where Node and npm are present
+if command -v npm >/dev/null; then
+  if ! npm ci --prefix capacity/workerside/node --no-audit --no-fund --loglevel=error >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
+else
+  echo "scripts/setup.sh: npm not found: the BullMQ worker (capacity/workerside/node) is not installed" >&2
+fi
