@@ -8,9 +8,12 @@ sending) and the timestamp change; both have fixed-width encodings in the packed
 they are spliced into the template's bytes (checked against ``addJobArgs`` in the tests), which
 is what makes a burst faster than ``Queue.addBulk``.
 
-Each batch runs in one MULTI/EXEC with a marker key, as for Celery on Redis: after a broken
-connection the marker says whether the batch landed, so a retry never adds a job twice and the
-task log names exactly the jobs Redis accepted. redis-py's own retries are off (a retried EXEC
+Each batch is one pipeline (not MULTI/EXEC: that halved the rate) ending with a marker key. Redis
+runs a connection's commands in order, so after a broken connection the jobs that landed are a
+prefix of the batch: all of it when the marker exists, else up to the last job whose hash or
+``added`` event is there. The rest is sent again; a tail that cannot be told (its events trimmed
+and its hashes removed since) is reported in doubt, never sent twice. A job Redis refuses (an
+error reply) is not logged and ends the run. redis-py's own retries are off (a retried pipeline
 after a timeout would be a second batch).
 """
 
@@ -89,9 +92,11 @@ class BullMQBroker(Broker):
             redis_py_url(url), socket_timeout=5, socket_connect_timeout=5, health_check_interval=0, retry=no_retry
         )
         try:
-            self._client.ping()
+            seconds, micros = self._client.time()
         except self._errors as exc:
             raise BrokerError(f"cannot reach broker {self.safe_url}: {exc}") from None
+        # the events stream's ids are the server's milliseconds: how far its clock is from ours
+        self._clock_offset_ms = round(int(seconds) * 1000 + int(micros) / 1000 - time.time() * 1000)
         self.prefix = options.prefix or DEFAULT_PREFIX
         self.job_options: dict[str, Any] = dict(options.job_options)
         self.keys: dict[str, str] = QueueKeys(self.prefix).getKeys(options.queue)
@@ -102,6 +107,7 @@ class BullMQBroker(Broker):
         self._scripts.keys = self.keys
         self._seq = 0
         self.task = "job"
+        self._template: tuple[bytes, int, int, bytes] | None = None
 
     # --- messages ---------------------------------------------------------------------------------------
 
@@ -119,6 +125,7 @@ class BullMQBroker(Broker):
         countdown_s: float | None,
     ) -> JobTemplate:
         self.task = task
+        self._template = None
         if priority is not None:
             self.job_options["priority"] = priority
         if countdown_s:
@@ -146,14 +153,17 @@ class BullMQBroker(Broker):
         # addStandardJob and addPrioritizedJob get the job's timestamp; addDelayedJob its delay
         return int(self.job_options.get("delay") or 0) if self.script_name() == "addDelayedJob" else job.timestamp
 
-    def _splicer(self, data: str) -> tuple[bytes, int, int, bytes, bytes]:
-        """The template job's packed arguments and where its id and timestamp sit in them."""
-        packed, data_json, opts, _ = self.job_arguments(_TEMPLATE_ID, data, _TEMPLATE_TIMESTAMP)
-        assert isinstance(packed, bytes) and isinstance(opts, bytes) and isinstance(data_json, str)
-        id_at = packed.index(_TEMPLATE_ID.encode())
-        stamp = b"\xcf" + _TEMPLATE_TIMESTAMP.to_bytes(8, "big")
-        stamp_at = packed.index(stamp)
-        return packed, id_at, stamp_at, data_json.encode(), opts
+    def _splicer(self) -> tuple[bytes, int, int, bytes]:
+        """The template job's packed arguments, where its id and timestamp sit in them, and its
+        packed options. The packed arguments do not hold the data (a separate ARGV), so one
+        template serves every job of the run."""
+        if self._template is None:
+            packed, _, opts, _ = self.job_arguments(_TEMPLATE_ID, "{}", _TEMPLATE_TIMESTAMP)
+            assert isinstance(packed, bytes) and isinstance(opts, bytes)
+            id_at = packed.index(_TEMPLATE_ID.encode())
+            stamp_at = packed.index(b"\xcf" + _TEMPLATE_TIMESTAMP.to_bytes(8, "big"))
+            self._template = (packed, id_at, stamp_at, opts)
+        return self._template
 
     # --- sending --------------------------------------------------------------------------------------------
 
@@ -170,52 +180,104 @@ class BullMQBroker(Broker):
     def send_batch(self, task_ids: Sequence[str], payloads: Sequence[str]) -> None:
         if not payloads:
             return
-        self._seq += 1
-        marker = self._marker(self._seq)
-        maybe_landed = False
+        pending = list(zip(task_ids, payloads, strict=True))
+        accepted: list[str] = []
+        unknown = False  # a pipeline broke mid-way: a prefix of ``pending`` may have landed
+        marker, since_ms = "", 0
         last_error: BaseException | None = None
-        name = self.script_name()
-        for attempt in attempts(self.options.retry_for_s):
+        for _attempt in attempts(self.options.retry_for_s):
             try:
-                if attempt and maybe_landed:
-                    if self._client.exists(marker):
+                if unknown:
+                    landed = self._landed_prefix([i for i, _ in pending], marker, since_ms)
+                    if landed is None:
+                        break  # the evidence is gone (events trimmed, hashes removed): in doubt
+                    accepted += [i for i, _ in pending[:landed]]
+                    pending, unknown = pending[landed:], False
+                    if not pending:
                         return
-                    maybe_landed = False  # marker and jobs are one MULTI/EXEC: no marker, no jobs
+                self._seq += 1
+                marker = self._marker(self._seq)
+                since_ms = round(time.time() * 1000) + self._clock_offset_ms - 1000
+                name = self.script_name()
                 sha = self._script_sha(name)
-                keys = [self.keys[k] for k in _SCRIPT_KEYS[name]]
-                pipe = self._client.pipeline(transaction=True)
-                self._add_jobs(pipe, sha, keys, task_ids, payloads)
-                pipe.set(marker, 1, ex=MARKER_TTL_S)
-                maybe_landed = True
-                pipe.execute()
-                return
+                pipe = self._client.pipeline(transaction=False)
+                self._add_jobs(pipe, sha, [self.keys[k] for k in _SCRIPT_KEYS[name]], *zip(*pending, strict=True))
+                pipe.set(marker, 1, ex=MARKER_TTL_S)  # runs after every job of the batch, or not at all
+                unknown = True
+                results = pipe.execute(raise_on_error=False)
+                unknown = False
             except self._errors as exc:
                 last_error = exc
-            except self._response_error as exc:  # NOSCRIPT after a restart: load and retry
-                if "NOSCRIPT" not in str(exc):
-                    raise BrokerError(f"{self.safe_url} refused the batch: {exc}") from None
-                self._shas = {}
-                maybe_landed = False
+                continue
+            refused = [(item, r) for item, r in zip(pending, results, strict=False) if isinstance(r, Exception)]
+            accepted += [item[0] for item, r in zip(pending, results, strict=False) if not isinstance(r, Exception)]
+            if not refused:
+                return
+            pending = [item for item, _ in refused]
+            if all("NOSCRIPT" in str(r) for _, r in refused):
+                self._shas = {}  # the server restarted without its script cache: load and send the rest
+                continue
+            reason = " ".join(str(refused[0][1]).split())
+            raise SendFailed(f"{self.safe_url} refused {len(refused)} jobs: {reason}", accepted=accepted)
         raise SendFailed(
             f"broker {self.safe_url} unreachable for {self.options.retry_for_s:g} s: {last_error}",
-            in_doubt=list(task_ids) if maybe_landed else [],
+            accepted=accepted,
+            in_doubt=[i for i, _ in pending] if unknown else [],
         )
 
+    def _landed_prefix(self, ids: list[str], marker: str, since_ms: int) -> int | None:
+        """How many of ``ids`` (sent in this order on one connection, which Redis runs in order)
+        landed before the connection broke: all when the marker set after them exists; else up to
+        the last one whose hash exists or whose added/waiting/delayed event is in the queue's
+        events stream. None when the stream no longer reaches back to the batch and the tail
+        after that last one could have landed and been removed since (then they are in doubt)."""
+        client: Any = self._client
+        if client.exists(marker):
+            return len(ids)
+        pipe = client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.exists(self.keys[""] + job_id)
+        hashes = pipe.execute()
+        wanted, seen = set(ids), set()
+        events = self.keys["events"]
+        last = f"{since_ms}-0"
+        while True:
+            entries = client.xrange(events, min=last, max="+", count=10_000)
+            if last != f"{since_ms}-0":
+                entries = entries[1:]
+            if not entries:
+                break
+            for _, fields in entries:
+                job = fields.get(b"jobId", b"").decode()
+                if job in wanted and fields.get(b"event") in (b"added", b"waiting", b"delayed"):
+                    seen.add(job)
+            last = entries[-1][0].decode()
+        known = [bool(h) or job_id in seen for job_id, h in zip(ids, hashes, strict=True)]
+        count = max((i + 1 for i, k in enumerate(known) if k), default=0)
+        if count == len(ids):
+            return count
+        first = client.xrange(events, min="-", max="+", count=1)
+        complete = not first or int(first[0][0].split(b"-")[0]) <= since_ms
+        return count if complete else None
+
     def _add_jobs(self, pipe: Any, sha: str, keys: list[str], task_ids: Sequence[str], payloads: Sequence[str]) -> None:
-        timestamp = round(time.time() * 1000).to_bytes(8, "big")
-        cache: dict[str, tuple[bytes, int, int, bytes, bytes]] = {}
+        packed, id_at, stamp_at, opts = self._splicer()
+        now_ms = round(time.time() * 1000)
+        timestamp = now_ms.to_bytes(8, "big")
         delayed = self.script_name() == "addDelayedJob"
-        last = int(self.job_options.get("delay") or 0) if delayed else int.from_bytes(timestamp, "big")
+        last = str(int(self.job_options.get("delay") or 0) if delayed else now_ms).encode()
+        head = (b"EVALSHA", sha.encode(), str(len(keys)).encode(), *(k.encode() for k in keys))
+        encoded: dict[str, bytes] = {}
+        execute = pipe.execute_command
+        id_end, stamp_start, stamp_end = id_at + _ID_WIDTH, stamp_at + 1, stamp_at + 9
         for task_id, data in zip(task_ids, payloads, strict=True):
             if len(task_id) != _ID_WIDTH:
                 raise InputError(f"job id {task_id!r}: expected {_ID_WIDTH} characters")
-            if data not in cache:
-                cache[data] = self._splicer(data)
-            packed, id_at, stamp_at, data_bytes, opts = cache[data]
-            spliced = bytearray(packed)
-            spliced[id_at : id_at + _ID_WIDTH] = task_id.encode()
-            spliced[stamp_at + 1 : stamp_at + 9] = timestamp
-            pipe.evalsha(sha, len(keys), *keys, bytes(spliced), data_bytes, opts, last)
+            data_bytes = encoded.get(data)
+            if data_bytes is None:
+                data_bytes = encoded[data] = data.encode()
+            spliced = packed[:id_at] + task_id.encode() + packed[id_end:stamp_start] + timestamp + packed[stamp_end:]
+            execute(*head, spliced, data_bytes, opts, last)
 
     # --- watching -------------------------------------------------------------------------------------------
 

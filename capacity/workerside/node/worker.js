@@ -98,7 +98,9 @@ function main() {
   const stop = async () => {
     if (closing) return;
     closing = true;
-    await worker.close(); // lets the jobs in hand finish
+    // lets the jobs in hand finish; a worker that cannot reach Redis any more must still go
+    setTimeout(() => process.exit(1), 15000).unref();
+    await worker.close();
     process.exit(0);
   };
   process.on('SIGTERM', stop);
