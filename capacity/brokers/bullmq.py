@@ -8,12 +8,12 @@ sending) and the timestamp change; both have fixed-width encodings in the packed
 they are spliced into the template's bytes (checked against ``addJobArgs`` in the tests), which
 is what makes a burst faster than ``Queue.addBulk``.
 
-Each batch is one pipeline (not MULTI/EXEC: that halved the rate) ending with a marker key. Redis
-runs a connection's commands in order, so after a broken connection the jobs that landed are a
-prefix of the batch: all of it when the marker exists, else up to the last job whose hash or
-``added`` event is there. The rest is sent again; a tail that cannot be told (its events trimmed
-and its hashes removed since) is reported in doubt, never sent twice. A job Redis refuses (an
-error reply) is not logged and ends the run. redis-py's own retries are off (a retried pipeline
+Each batch is one pipeline (not MULTI/EXEC: that halved the rate) in which a counter is raised
+after every 100 jobs. Redis runs a connection's commands in order, so after a broken connection the
+counter says how many jobs landed, give or take the next 100, which their hashes or the queue's
+events stream decide. The rest is sent again; a job that cannot be told
+(its event trimmed and its hash removed by a worker since) is reported in doubt, never sent twice.
+A job Redis refuses (an error reply) is not logged and ends the run. redis-py's own retries are off (a retried pipeline
 after a timeout would be a second batch).
 """
 
@@ -40,6 +40,7 @@ _SCRIPT_KEYS = {
     "addDelayedJob": ("marker", "meta", "id", "delayed", "completed", "events"),
 }
 _ID_WIDTH = 36  # our ids are UUID-shaped
+_COUNTER_STEP = 100  # the batch's counter is raised after every 100 jobs (1% more commands)
 _TEMPLATE_ID = "0" * _ID_WIDTH
 _TEMPLATE_TIMESTAMP = 0x7FFF_FFFF_FFFF  # msgpack packs it as uint64: 0xcf + 8 bytes, like any ms epoch
 
@@ -183,28 +184,31 @@ class BullMQBroker(Broker):
         pending = list(zip(task_ids, payloads, strict=True))
         accepted: list[str] = []
         unknown = False  # a pipeline broke mid-way: a prefix of ``pending`` may have landed
-        marker, since_ms = "", 0
+        counter, since_ms = "", 0
         last_error: BaseException | None = None
         for _attempt in attempts(self.options.retry_for_s):
             try:
                 if unknown:
-                    landed = self._landed_prefix([i for i, _ in pending], marker, since_ms)
+                    landed = self._landed(pending, counter, since_ms)
                     if landed is None:
-                        break  # the evidence is gone (events trimmed, hashes removed): in doubt
+                        break  # one job's evidence is gone (event trimmed, hash removed): in doubt
                     accepted += [i for i, _ in pending[:landed]]
                     pending, unknown = pending[landed:], False
                     if not pending:
                         return
                 self._seq += 1
-                marker = self._marker(self._seq)
+                counter = self._marker(self._seq)
                 since_ms = round(time.time() * 1000) + self._clock_offset_ms - 1000
                 name = self.script_name()
                 sha = self._script_sha(name)
+                keys = [self.keys[k] for k in _SCRIPT_KEYS[name]]
                 pipe = self._client.pipeline(transaction=False)
-                self._add_jobs(pipe, sha, [self.keys[k] for k in _SCRIPT_KEYS[name]], *zip(*pending, strict=True))
-                pipe.set(marker, 1, ex=MARKER_TTL_S)  # runs after every job of the batch, or not at all
+                self._add_jobs(pipe, sha, keys, counter, [i for i, _ in pending], [d for _, d in pending])
+                pipe.expire(counter, MARKER_TTL_S)
                 unknown = True
-                results = pipe.execute(raise_on_error=False)
+                replies = pipe.execute(raise_on_error=False)[:-1]
+                # the jobs' replies, without the counter's (one after every STEP jobs)
+                results = [r for i, r in enumerate(replies) if (i + 1) % (_COUNTER_STEP + 1)]
                 unknown = False
             except self._errors as exc:
                 last_error = exc
@@ -225,42 +229,49 @@ class BullMQBroker(Broker):
             in_doubt=[i for i, _ in pending] if unknown else [],
         )
 
-    def _landed_prefix(self, ids: list[str], marker: str, since_ms: int) -> int | None:
-        """How many of ``ids`` (sent in this order on one connection, which Redis runs in order)
-        landed before the connection broke: all when the marker set after them exists; else up to
-        the last one whose hash exists or whose added/waiting/delayed event is in the queue's
-        events stream. None when the stream no longer reaches back to the batch and the tail
-        after that last one could have landed and been removed since (then they are in doubt)."""
+    def _landed(self, pending: list[tuple[str, str]], counter: str, since_ms: int) -> int | None:
+        """How many of the pending jobs landed before the connection broke.
+
+        Redis runs one connection's commands in order, and the batch's counter is raised by
+        STEP after every STEP jobs, so a counter at c says jobs 1..c landed and jobs past c+STEP
+        did not. In between, the landed ones are a prefix: up to the last job whose hash exists
+        or whose added/waiting/delayed event is in the queue's events stream, read from the newest
+        entry back until the event of a job known to have landed (or the batch's start). Where the
+        stream was trimmed past that, only a worker could have removed their hashes: with no
+        worker connected the others did not land, and with one they are in doubt (None)."""
         client: Any = self._client
-        if client.exists(marker):
-            return len(ids)
+        count = int(client.get(counter) or 0)
+        if count >= len(pending):
+            return len(pending)
+        window = [job_id for job_id, _ in pending[count : count + _COUNTER_STEP]]
         pipe = client.pipeline(transaction=False)
-        for job_id in ids:
+        for job_id in window:
             pipe.exists(self.keys[""] + job_id)
-        hashes = pipe.execute()
-        wanted, seen = set(ids), set()
-        events = self.keys["events"]
-        last = f"{since_ms}-0"
+        known = max((i + 1 for i, hit in enumerate(pipe.execute()) if hit), default=0)
+        if known == len(window):
+            return count + known
+        anchor = window[known - 1] if known else (pending[count - 1][0] if count else None)
+        position = {job_id: i for i, job_id in enumerate(window)}
+        landing = (b"added", b"waiting", b"delayed")
+        newest = "+"
         while True:
-            entries = client.xrange(events, min=last, max="+", count=10_000)
-            if last != f"{since_ms}-0":
+            entries = client.xrevrange(self.keys["events"], max=newest, min="-", count=10_000)
+            if newest != "+":
                 entries = entries[1:]
             if not entries:
                 break
-            for _, fields in entries:
+            for entry_id, fields in entries:
                 job = fields.get(b"jobId", b"").decode()
-                if job in wanted and fields.get(b"event") in (b"added", b"waiting", b"delayed"):
-                    seen.add(job)
-            last = entries[-1][0].decode()
-        known = [bool(h) or job_id in seen for job_id, h in zip(ids, hashes, strict=True)]
-        count = max((i + 1 for i, k in enumerate(known) if k), default=0)
-        if count == len(ids):
-            return count
-        first = client.xrange(events, min="-", max="+", count=1)
-        complete = not first or int(first[0][0].split(b"-")[0]) <= since_ms
-        return count if complete else None
+                if job in position and position[job] >= known and fields.get(b"event") in landing:
+                    return count + position[job] + 1  # the newest landed one: the prefix ends there
+                if (anchor is not None and job == anchor) or int(entry_id.split(b"-")[0]) < since_ms:
+                    return count + known  # back before them: none of the rest landed
+            newest = entries[-1][0].decode()
+        return count + known if not self.consumers() else None
 
-    def _add_jobs(self, pipe: Any, sha: str, keys: list[str], task_ids: Sequence[str], payloads: Sequence[str]) -> None:
+    def _add_jobs(
+        self, pipe: Any, sha: str, keys: list[str], counter: str, task_ids: Sequence[str], payloads: Sequence[str]
+    ) -> None:
         packed, id_at, stamp_at, opts = self._splicer()
         now_ms = round(time.time() * 1000)
         timestamp = now_ms.to_bytes(8, "big")
@@ -268,6 +279,7 @@ class BullMQBroker(Broker):
         last = str(int(self.job_options.get("delay") or 0) if delayed else now_ms).encode()
         head = (b"EVALSHA", sha.encode(), str(len(keys)).encode(), *(k.encode() for k in keys))
         encoded: dict[str, bytes] = {}
+        counter_key, step, since_step = counter.encode(), str(_COUNTER_STEP).encode(), 0
         execute = pipe.execute_command
         id_end, stamp_start, stamp_end = id_at + _ID_WIDTH, stamp_at + 1, stamp_at + 9
         for task_id, data in zip(task_ids, payloads, strict=True):
@@ -278,6 +290,12 @@ class BullMQBroker(Broker):
                 data_bytes = encoded[data] = data.encode()
             spliced = packed[:id_at] + task_id.encode() + packed[id_end:stamp_start] + timestamp + packed[stamp_end:]
             execute(*head, spliced, data_bytes, opts, last)
+            since_step += 1
+            if since_step == _COUNTER_STEP:
+                execute(b"INCRBY", counter_key, step)
+                since_step = 0
+        if since_step:
+            execute(b"INCRBY", counter_key, str(since_step).encode())
 
     # --- watching -------------------------------------------------------------------------------------------
 
