@@ -111,6 +111,23 @@ def parse_rate(text: str | int | float, what: str = "rate", bare_unit: str | Non
     return value / _RATE_UNITS[unit]
 
 
+def parse_rate_limit(text: str, what: str = "--rate-limit") -> tuple[int, float]:
+    """BullMQ's limiter as written by users: ``100/min``, ``100/60s``, ``5/250ms`` (max jobs per
+    duration); (max, duration in seconds)."""
+    count, sep, window = text.strip().partition("/")
+    try:
+        jobs = int(count)
+    except ValueError:
+        raise InputError(f"{what}: {text!r} is not N/DURATION, e.g. 100/min or 10/1s") from None
+    if not sep or jobs < 1:
+        raise InputError(f"{what}: {text!r} is not N/DURATION with N >= 1, e.g. 100/min")
+    units = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0}
+    duration = units[window] if window in units else parse_duration(window, what)
+    if not duration > 0:
+        raise InputError(f"{what}: {text!r} needs a duration above zero")
+    return jobs, duration
+
+
 def parse_instant(text: str, what: str = "time") -> float:
     """An instant as epoch seconds: ISO 8601 (an offset, or UTC when none) or epoch seconds."""
     from datetime import UTC, datetime

@@ -15,7 +15,7 @@ from capacity.render.builders import plan_report
 from capacity.sizing.cost import monthly_cost
 from capacity.sizing.queueing import MMc, Target, required_slots
 from capacity.sizing.recommend import concurrency_from_resources
-from capacity.units import parse_duration, parse_rate
+from capacity.units import parse_duration, parse_rate, parse_rate_limit
 
 HELP = """Predict before you load-test (M/M/c, Erlang C): offered load, utilisation, P(wait), mean
 and percentile waits, service level, response time and queue length for --workers slots, or the
@@ -53,6 +53,9 @@ def command(
     max_utilization: Annotated[float | None, Opt(help="Highest acceptable utilisation, e.g. 0.85.")] = None,
     concurrency: Annotated[int | None, Opt(help="Slots per worker [default: 1, or the instance's formula].")] = None,
     instance: Annotated[str | None, Opt(help="Instance type for workers and monthly cost.")] = None,
+    rate_limit: Annotated[
+        str | None, Opt(help="A BullMQ limiter, max jobs per duration: 100/min (seed 002), 10/1s.")
+    ] = None,
     profiles_dir: ProfilesOption = None,
     fmt: FormatOption = "table",
     output: OutputOption = "-",
@@ -100,4 +103,5 @@ def command(
         if inst is not None:
             row = monthly_cost(inst, count)
             cost.update(instance=inst.name, hourly_usd=row.hourly_usd, monthly_usd=row.monthly_usd)
-    emit(plan_report(MMc(rate, service_s, slots), answer_s, required, nearby, cost), fmt, output)
+    limit = parse_rate_limit(rate_limit) if rate_limit else None
+    emit(plan_report(MMc(rate, service_s, slots), answer_s, required, nearby, cost, limit), fmt, output)

@@ -23,7 +23,7 @@ from capacity.sizing.recommend import (
     task_throughput,
     topology_for_users,
 )
-from capacity.units import SIZE_HELP, parse_duration, parse_rate, parse_size
+from capacity.units import SIZE_HELP, parse_duration, parse_rate, parse_rate_limit, parse_size
 
 HELP = """Recommend concurrency and worker counts. Name the mode with a sub-command (recommend
 resources|photos|topology|scale-out), or let the flags pick it:
@@ -43,7 +43,7 @@ _MODES: dict[str, tuple[set[str], set[str]]] = {
     "topology": ({"users", "task_type", "replicas"}, {"threads", "concurrency", "app"}),
     "scale-out": (
         {"queue_depth"},
-        {"concurrency", "utilization", "buffer", "latency", "service_time", "scaler", "queue", "name"},
+        {"concurrency", "utilization", "buffer", "latency", "service_time", "scaler", "queue", "name", "rate_limit"},
     ),
 }
 
@@ -84,7 +84,7 @@ def _slots(text: str) -> tuple[int, int]:
     return pair
 
 
-RecommendFormat = Annotated[str, format_option("json", "yaml", "markdown", "csv", "env", "k8s")]
+RecommendFormat = Annotated[str, format_option("json", "yaml", "markdown", "csv", "env", "k8s", "bullmq")]
 
 # One alias per flag, shared by the sub-commands and the flag-selected form.
 Cpu = Annotated[float | None, Opt(help="CPUs on the worker machine.")]
@@ -112,6 +112,9 @@ Latency = Annotated[str | None, Opt(help="Acceptable latency for AWS's backlog p
 Scaler = Annotated[str | None, Opt(help="KEDA scaler for --format k8s: sqs or redis [default: sqs].")]
 Queue = Annotated[str | None, Opt(help="Queue name or URL for the KEDA trigger [default: celery].")]
 Name = Annotated[str | None, Opt(help="Deployment name for --format k8s.")]
+RateLimitOption = Annotated[
+    str | None, Opt("--rate-limit", help="A BullMQ limiter, max jobs per duration: 100/min (seed 002), 10/1s.")
+]
 
 
 def resources(
@@ -196,6 +199,7 @@ def scale_out(
     scaler: str | None = None,
     queue: str | None = None,
     name: str | None = None,
+    rate_limit: str | None = None,
 ) -> Report:
     if concurrency is None:
         raise InputError("scale-out mode needs --concurrency (jobs one worker runs at once)")
@@ -216,6 +220,7 @@ def scale_out(
         queue=queue or "celery",
         scaler=scaler or "sqs",
         name=name or "capacity-worker",
+        rate_limit=parse_rate_limit(rate_limit) if rate_limit else None,
     )
 
 
@@ -249,6 +254,7 @@ def command(
     scaler: Scaler = None,
     queue: Queue = None,
     name: Name = None,
+    rate_limit: RateLimitOption = None,
     profiles_dir: ProfilesOption = None,
     fmt: RecommendFormat = "table",
     output: OutputOption = "-",
@@ -331,11 +337,14 @@ def scale_out_command(
     scaler: Scaler = None,
     queue: Queue = None,
     name: Name = None,
+    rate_limit: RateLimitOption = None,
     fmt: RecommendFormat = "table",
     output: OutputOption = "-",
 ) -> None:
     """Workers for a backlog: seed 002's formula, AWS's backlog per instance and the KEDA target."""
-    report = scale_out(queue_depth, concurrency, utilization, buffer, latency, service_time, scaler, queue, name)
+    report = scale_out(
+        queue_depth, concurrency, utilization, buffer, latency, service_time, scaler, queue, name, rate_limit
+    )
     emit(report, fmt, output)
 
 

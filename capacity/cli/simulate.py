@@ -10,8 +10,8 @@ import typer
 from capacity.cli._common import FormatOption, OutputOption, emit, handle_errors
 from capacity.errors import InputError
 from capacity.render.model import Report, Table
-from capacity.sizing.simulate import Workload, read_service_times, replicate
-from capacity.units import format_duration, parse_duration, parse_rate
+from capacity.sizing.simulate import RateLimit, Workload, read_service_times, replicate
+from capacity.units import format_duration, parse_duration, parse_rate, parse_rate_limit
 
 HELP = """Simulate C worker slots, FCFS: arrivals as a burst (N at t=0), a fixed rate, Poisson, or
 replayed from task logs; service times constant, exponential, lognormal (--service-cv) or
@@ -35,6 +35,9 @@ def command(
     from_metrics: Annotated[Path | None, Opt(help="Per-task CSV from `capacity metrics --csv` (empirical).")] = None,
     seed: Annotated[int, Opt(help="Random seed (replication k uses seed + k).")] = 1,
     replications: Annotated[int, Opt(help="Independent replications, for confidence intervals.")] = 1,
+    rate_limit: Annotated[
+        str | None, Opt(help="A BullMQ limiter, max jobs started per duration: 100/min, 10/1s.")
+    ] = None,
     fmt: FormatOption = "table",
     output: OutputOption = "-",
 ) -> None:
@@ -50,6 +53,7 @@ def command(
         service_cv=service_cv,
         replay_offsets_s=_sent_offsets(tasks_log) if arrival == "replay" and tasks_log else None,
         empirical_s=read_service_times(from_metrics) if from_metrics else None,
+        rate_limit=RateLimit(*parse_rate_limit(rate_limit)) if rate_limit else None,
     )
     result = replicate(workload, seed, replications)
     ci = result.ci95_half_width or {}

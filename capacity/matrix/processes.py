@@ -28,7 +28,7 @@ REFERENCE_WORKER = (
 
 #: the reference BullMQ worker (Node), for ``--protocol bullmq`` ({node_worker} is its script)
 REFERENCE_NODE_WORKER = (
-    "node {node_worker} --queue {queue} --concurrency {concurrency} --redis {broker} --job-types {job_types}"
+    "node {node_worker} --queue {queue} --concurrency {concurrency} --redis {broker} --job-types {job_types} {limiter}"
 )
 NODE_WORKER_DIR = Path(__file__).resolve().parent.parent / "workerside" / "node"
 

@@ -33,6 +33,7 @@ from capacity.matrix.sampler import ResourceSampler, bottleneck
 from capacity.matrix.spec import CellSpec, Matrix, cells
 from capacity.measure.metrics import run_metrics
 from capacity.secrets import redact_url
+from capacity.units import parse_rate_limit
 
 #: --timings events: Celery events recorded per cell by capacity collect (workers need -E)
 EVENTS = "events"
@@ -111,6 +112,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         "events": "-E" if collector is not None else "",
         "node_worker": str(NODE_WORKER_DIR / "worker.js"),
         "job_types": str(_job_types_file(config.run_dir)),
+        "limiter": _limiter_flags(config.matrix.rate_limit),
     }
     started = time.time()
     progress(cell, "worker")
@@ -159,7 +161,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         resource_samples=tuple(dict(zip(ResourceSampler.COLUMNS, row, strict=True)) for row in sampler.rows)
         if sampler
         else (),
-        bottleneck=bottleneck(cell, data, resources),
+        bottleneck=bottleneck(cell, data, resources, config.matrix.rate_limit),
     )
     write_result(cell_dir, record)
     return record
@@ -199,6 +201,14 @@ def _worker_control(config: RunConfig) -> WorkerControl:
             return bool(broker.consumers())
 
     return dataclasses.replace(control, ready=connected)
+
+
+def _limiter_flags(rate_limit: str | None) -> str:
+    """The reference Node worker's flags for the matrix's limiter ({limiter} in templates)."""
+    if rate_limit is None:
+        return ""
+    max_jobs, duration_s = parse_rate_limit(rate_limit, "rate_limit")
+    return f"--limiter-max {max_jobs} --limiter-duration {round(duration_s * 1000)}"
 
 
 def _job_types_file(run_dir: Path) -> Path:

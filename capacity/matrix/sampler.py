@@ -117,7 +117,9 @@ class ResourceSampler:
         )
 
 
-def bottleneck(cell: CellSpec, metrics: dict[str, Any], resources: ResourceSummary | None) -> str:
+def bottleneck(
+    cell: CellSpec, metrics: dict[str, Any], resources: ResourceSummary | None, rate_limit: str | None = None
+) -> str:
     """What limited the cell, from what was measured (seed 003 asks: CPU, decoding, disk, network).
 
     CPU: the worker's processes used >= 80% of the cores they could use (min(concurrency, cores)).
@@ -125,6 +127,14 @@ def bottleneck(cell: CellSpec, metrics: dict[str, Any], resources: ResourceSumma
     Arrivals: a sustained cell whose slots were mostly idle kept up with the offered rate.
     Memory: peak resident memory over 80% of the host's. Network is not measured here."""
     notes = []
+    throughput = metrics.get("throughput_per_min")
+    if rate_limit is not None and throughput is not None:
+        from capacity.units import parse_rate_limit
+
+        max_jobs, duration_s = parse_rate_limit(rate_limit, "rate_limit")
+        limit_per_min = max_jobs / duration_s * 60
+        if throughput >= 0.9 * limit_per_min:
+            notes.append(f"rate-limited: X {throughput:,.0f}/min at the limiter's {limit_per_min:,.0f}/min")
     resources = resources or ResourceSummary()
     cores = int(resources.cores or 1)
     usable = min(cell.concurrency, cores)

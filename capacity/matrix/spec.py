@@ -53,6 +53,21 @@ class Matrix(_Frozen):
     #: merged into each task's kwargs (beside $file, $size_bytes, $user_id, $injected_at), e.g.
     #: {sleep_s: 0.2} or {job_type: "2D Render", time_scale: 0.01} for the reference worker
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: a BullMQ limiter the worker runs with (max jobs per duration, e.g. 100/min): given to the
+    #: reference Node worker ({limiter}), and named in the notes when X plateaus at it
+    rate_limit: str | None = None
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _valid_rate_limit(cls, rate_limit: str | None) -> str | None:
+        if rate_limit is not None:
+            from capacity.units import parse_rate_limit
+
+            try:
+                parse_rate_limit(rate_limit, "rate_limit")
+            except InputError as exc:
+                raise ValueError(str(exc)) from None
+        return rate_limit
     sizes: tuple[Bytes, ...] = Field(min_length=1)
     concurrencies: tuple[int, ...] = Field(min_length=1)
     modes: tuple[ModeSpec, ...] = Field(min_length=1)

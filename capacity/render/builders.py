@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from capacity.render.model import Report, Table
@@ -93,7 +94,10 @@ def resources_report(r: ResourceRecommendation) -> Report:
         "DEFAULT_TENANT_CONCURRENCY": str(r.per_tenant_concurrency),
     }
     manifest = _deployment("capacity-worker", 1, env, cpu=r.cpu, memory_bytes=r.memory_bytes)
-    return Report("Concurrency from resources", data, tuple(summary), (), tuple(notes), env, (manifest,))
+    options = {"concurrency": r.global_concurrency}
+    return Report(
+        "Concurrency from resources", data, tuple(summary), (), tuple(notes), env, (manifest,), worker_options=options
+    )
 
 
 def _deployment(
@@ -182,7 +186,21 @@ def photos_report(r: PhotoRecommendation, contradictions: tuple[str, ...], examp
         "FACE_WORKER_CONCURRENCY": str(r.face_worker_concurrency),
     }
     manifest = _deployment("capacity-photo-worker", 1, env)
-    return Report("Concurrency for a photo count", data, tuple(summary), (), tuple(notes), env, (manifest,))
+    photo: dict[str, Any] = {"concurrency": r.worker_concurrency}
+    if r.api_rate_limit_per_min:
+        # seed 000's API rate limit as the photo worker's BullMQ limiter (per minute)
+        photo["limiter"] = {"max": math.floor(r.api_rate_limit_per_min), "duration": 60_000}
+    options = {"photo": photo, "face": {"concurrency": r.face_worker_concurrency}}
+    return Report(
+        "Concurrency for a photo count",
+        data,
+        tuple(summary),
+        (),
+        tuple(notes),
+        env,
+        (manifest,),
+        worker_options=options,
+    )
 
 
 def topology_report(
@@ -279,7 +297,9 @@ def topology_report(
     return Report("Celery topology", data, tuple(summary), tuple(tables), tuple(notes), env or None, None)
 
 
-def scaleout_report(r: ScaleOut, queue: str, scaler: str, name: str) -> Report:
+def scaleout_report(
+    r: ScaleOut, queue: str, scaler: str, name: str, rate_limit: tuple[int, float] | None = None
+) -> Report:
     data: dict[str, Any] = {
         "mode": "scale-out",
         "required_workers": r.required_workers,
@@ -336,8 +356,35 @@ def scaleout_report(r: ScaleOut, queue: str, scaler: str, name: str) -> Report:
         },
     }
     env = {"WORKER_CONCURRENCY": str(r.concurrency), "REQUIRED_WORKERS": str(r.required_workers)}
+    options: dict[str, Any] = {"concurrency": r.concurrency}
+    if rate_limit is not None:
+        max_jobs, duration_s = rate_limit
+        options["limiter"] = {"max": max_jobs, "duration": round(duration_s * 1000)}
+        drain_s = r.queue_depth / (max_jobs / duration_s)
+        data["limiter_drain_time_s"] = drain_s
+        summary.append(("Backlog drain at the limiter", format_duration(drain_s)))
+        if r.service_time_s:
+            extra, lines, limiter_notes = limiter_lines(
+                None, r.required_workers * r.concurrency, r.service_time_s, rate_limit
+            )
+            data.update(extra)
+            summary += lines
+            notes += limiter_notes
+        notes.append(
+            f"BullMQ's limiter is per queue, across all workers: the backlog takes at least {format_duration(drain_s)} "
+            "whatever the replicas."
+        )
     deployment = _deployment(name, r.required_workers, {"WORKER_CONCURRENCY": str(r.concurrency)})
-    return Report("Workers for a backlog", data, tuple(summary), (), tuple(notes), env, (deployment, scaled))
+    return Report(
+        "Workers for a backlog",
+        data,
+        tuple(summary),
+        (),
+        tuple(notes),
+        env,
+        (deployment, scaled),
+        worker_options=options,
+    )
 
 
 def assessment_report(a: Assessment, source: str) -> Report:
@@ -477,8 +524,49 @@ def _scalars_table(data: dict[str, Any]) -> Table:
     return Table("Figures", tuple(scalars), (tuple("" if v is None else str(v) for v in scalars.values()),))
 
 
+def limiter_lines(
+    arrival_per_s: float | None, slots: int, service_time_s: float, rate_limit: tuple[int, float]
+) -> tuple[dict[str, Any], list[tuple[str, str]], list[str]]:
+    """What a BullMQ limiter (max jobs per duration, whatever the concurrency) does to a pool of
+    ``slots``: its JSON figures, summary lines and notes. The limiter binds when it allows fewer
+    jobs per second than the slots can run (slots / S)."""
+    max_jobs, duration_s = rate_limit
+    limit_per_s = max_jobs / duration_s
+    slots_per_s = slots / service_time_s
+    binds = "limiter" if limit_per_s < slots_per_s else "slots"
+    data: dict[str, Any] = {
+        "rate_limit": {"max": max_jobs, "duration_ms": round(duration_s * 1000)},
+        "capacity_slots_per_min": slots_per_s * 60,
+        "capacity_limit_per_min": limit_per_s * 60,
+        "throughput_cap_per_min": min(limit_per_s, slots_per_s) * 60,
+        "binds": binds,
+        "useful_slots": math.ceil(limit_per_s * service_time_s),
+    }
+    summary = [
+        ("Limiter", f"{max_jobs} jobs per {format_duration(duration_s)} ({limit_per_s * 60:,.1f}/min)"),
+        ("Throughput cap", f"{min(limit_per_s, slots_per_s) * 60:,.1f}/min: the {binds} bind"),
+    ]
+    notes = []
+    if binds == "limiter":
+        notes.append(
+            f"The limiter binds, not the slots: {slots} slots could run {slots_per_s * 60:,.1f} jobs/min, the "
+            f"limiter lets {limit_per_s * 60:,.1f}/min through; more than {data['useful_slots']} slots add nothing."
+        )
+    if arrival_per_s is not None and arrival_per_s >= limit_per_s:
+        notes.append(
+            f"Arrivals ({arrival_per_s * 60:,.1f}/min) reach the limiter's {limit_per_s * 60:,.1f}/min: the queue "
+            "grows without bound whatever the slots."
+        )
+    return data, summary, notes
+
+
 def plan_report(
-    queue: Any, answer_time_s: float, required: int | None, nearby: list[Any], workers: dict[str, Any] | None
+    queue: Any,
+    answer_time_s: float,
+    required: int | None,
+    nearby: list[Any],
+    workers: dict[str, Any] | None,
+    rate_limit: tuple[int, float] | None = None,
 ) -> Report:
     """An Erlang C evaluation (capacity.queueing.MMc), the slots a target needs and their cost."""
     percentiles = {f"wait_p{p}_s": queue.wait_percentile_s(p / 100) for p in (50, 90, 95, 99)}
@@ -545,4 +633,11 @@ def plan_report(
         notes += (
             f"Overloaded: offered load {queue.offered_load:.2f} >= {queue.slots} slots; the queue grows without bound.",
         )
+    if rate_limit is not None:
+        extra, lines, limiter_notes = limiter_lines(
+            queue.arrival_rate_per_s, queue.slots, queue.service_time_s, rate_limit
+        )
+        data.update(extra)
+        summary += lines
+        notes += (*limiter_notes, "Erlang C's figures are for the slots alone; the limiter adds its own waits.")
     return Report("Queueing plan", data, tuple(summary), tables, notes)

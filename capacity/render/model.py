@@ -34,4 +34,6 @@ class Report:
     env: dict[str, str] | None = None
     manifests: tuple[dict[str, Any], ...] | None = field(default=None)
     csv_table: Table | None = None
+    #: the BullMQ Worker options a Node user pastes ({concurrency, limiter}), where the result has them
+    worker_options: dict[str, Any] | None = None
     images: tuple[tuple[str, bytes], ...] = ()

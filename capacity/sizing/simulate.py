@@ -23,6 +23,20 @@ SERVICES = ("constant", "exponential", "lognormal", "empirical")
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """BullMQ's limiter: at most ``max_jobs`` started per ``duration_s`` window, whatever the
+    concurrency. A window opens at the first start after the last one closed (BullMQ's limiter
+    key expires ``duration`` after its first job)."""
+
+    max_jobs: int
+    duration_s: float
+
+    @property
+    def per_s(self) -> float:
+        return self.max_jobs / self.duration_s
+
+
+@dataclass(frozen=True)
 class Workload:
     """How tasks arrive and how long each takes."""
 
@@ -35,6 +49,7 @@ class Workload:
     service_cv: float = 1.0
     replay_offsets_s: np.ndarray | None = field(default=None, compare=False)
     empirical_s: np.ndarray | None = field(default=None, compare=False)
+    rate_limit: RateLimit | None = None
 
     def check(self) -> None:
         if self.slots < 1:
@@ -84,14 +99,28 @@ class Workload:
         return arrivals, services
 
 
-def run_pool(arrivals: np.ndarray, services: np.ndarray, slots: int) -> np.ndarray:
-    """Start times of FCFS tasks on ``slots`` slots (arrivals sorted)."""
+def run_pool(arrivals: np.ndarray, services: np.ndarray, slots: int, limit: RateLimit | None = None) -> np.ndarray:
+    """Start times of FCFS tasks on ``slots`` slots (arrivals sorted), under ``limit`` if given."""
     free = [0.0] * slots  # a valid heap: all slots free at 0
     starts: list[float] = []
     append, replace = starts.append, heapq.heapreplace
+    if limit is None:
+        for arrival, service in zip(arrivals.tolist(), services.tolist(), strict=True):
+            earliest = free[0]
+            start = earliest if earliest > arrival else arrival
+            append(start)
+            replace(free, start + service)
+        return np.array(starts)
+    window_start, in_window, previous = -math.inf, 0, -math.inf
     for arrival, service in zip(arrivals.tolist(), services.tolist(), strict=True):
-        earliest = free[0]
-        start = earliest if earliest > arrival else arrival
+        start = max(free[0], arrival, previous)  # FCFS: no task starts before the one ahead of it
+        if start >= window_start + limit.duration_s:
+            window_start, in_window = start, 0
+        elif in_window >= limit.max_jobs:  # the window is full: wait for it to close
+            start = window_start + limit.duration_s
+            window_start, in_window = start, 0
+        in_window += 1
+        previous = start
         append(start)
         replace(free, start + service)
     return np.array(starts)
@@ -163,7 +192,7 @@ def replicate(workload: Workload, seed: int = 1, replications: int = 1, depth_po
     for k in range(replications):
         rng = np.random.default_rng(seed + k)
         arrivals, services = workload.draw(rng)
-        starts = run_pool(arrivals, services, workload.slots)
+        starts = run_pool(arrivals, services, workload.slots, workload.rate_limit)
         finishes = starts + services
         wait, response = starts - arrivals, finishes - arrivals
         horizon = float(finishes.max() - arrivals.min())
@@ -211,7 +240,12 @@ def replicate(workload: Workload, seed: int = 1, replications: int = 1, depth_po
         if half is not None:
             intervals[key] = half
     return Replications(  # figures holds exactly the float fields
-        model=f"c={workload.slots} slots, FCFS, {workload.arrival} arrivals, {workload.service} service",
+        model=f"c={workload.slots} slots, FCFS, {workload.arrival} arrivals, {workload.service} service"
+        + (
+            f", limiter {workload.rate_limit.max_jobs} per {workload.rate_limit.duration_s:g} s"
+            if workload.rate_limit
+            else ""
+        ),
         replications=replications,
         seed=seed,
         tasks=len(workload.draw(np.random.default_rng(seed))[0]) if workload.arrival == "replay" else workload.count,

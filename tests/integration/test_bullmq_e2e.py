@@ -362,3 +362,23 @@ def test_redis_refusing_jobs_ends_the_run_with_the_log_exact(tmp_path: Path, red
     logged = {t["task_id"] for t in tasks}
     queued = {x.decode() for x in client.lrange("bull:full:wait", 0, -1)}
     assert logged == queued and 0 < len(logged) < 50000
+
+
+def test_a_limiter_caps_throughput_as_the_model_says(tmp_path: Path, redis_server: RedisServer) -> None:
+    node_available()
+    record = tmp_path / "record.jsonl"
+    argv = [str(REFERENCE), "--queue", "limited", "--concurrency", "8", "--redis", redis_server.url]
+    argv += ["--record", str(record), "--limiter-max", "10", "--limiter-duration", "1000"]
+    with node_worker(argv, os.environ.copy(), tmp_path / "worker.log"):
+        options = BrokerOptions(queue="limited", protocol="bullmq")
+        with BullMQBroker(redis_server.url, options) as broker:
+            deadline = time.monotonic() + 30
+            while not broker.consumers() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        log, _ = inject(tmp_path, redis_server.url, "limited", "--count", "40", "--kwargs", '{"sleep_s": 0.01}')
+        wait_records(record, 40)
+    data = metrics(tmp_path, redis_server.url, log)
+    # by hand (capacity simulate's limiter): 40 jobs, 10 started per 1 s window, 8 slots, S = 10 ms:
+    # windows open at 0, 1, 2, 3 s; the last job ends at 3.01 s: X = 40 / 3.01 x 60 = 797/min
+    model = 40 / 3.01 * 60
+    assert abs(float(data["throughput_per_min"]) / model - 1) <= 0.10, data["throughput_per_min"]  # type: ignore[arg-type]

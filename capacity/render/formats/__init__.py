@@ -29,6 +29,7 @@ REGISTRY: dict[str, str] = {
     "env": "capacity.render.formats.env:EnvFormat",
     "k8s": "capacity.render.formats.k8s:K8sFormat",
     "html": "capacity.render.formats.html:HTMLFormat",
+    "bullmq": "capacity.render.formats.bullmq:BullMQFormat",
 }
 #: what most commands offer besides the terminal table
 DATA_FORMATS = ("json", "yaml", "markdown", "csv")
