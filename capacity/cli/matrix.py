@@ -173,7 +173,8 @@ def run(
     if worker_up and not timings:
         raise InputError("--worker-up needs --timings: the probe sink your workers write to (a directory or Redis URL)")
     if timings == EVENTS and not broker_class(url, protocol).supports_events:
-        raise InputError(f"--timings events: no Celery events on {url.split(':')[0]} with {protocol}; use the default")
+        where = broker_class(url, protocol).name
+        raise InputError(f"--timings events: Celery has no events on {where}; use the default")
     control = WorkerControl(
         command=None if worker_up else (worker_cmd or reference_worker(protocol)),
         up=worker_up,

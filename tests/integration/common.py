@@ -101,5 +101,5 @@ class BrokerContract:
         assert end["lateness"]["late_over_1s"] == 0
         monitor_csv = log.with_name(log.stem + "_monitor.csv")
         header = monitor_csv.read_text().splitlines()[0]
-        assert header == "timestamp,visible,in_flight,sent_so_far"
+        assert header == "timestamp,visible,in_flight,sent_so_far,delayed,failed"
         assert "queue trend over the sustained phase" in proc.stderr
