@@ -108,7 +108,7 @@ class Broker(ABC):
     ) -> Any:
         """What renders a batch's messages (``.render(task_ids, args, kwargs, now)``): Celery's own
         message, captured once on this broker's kombu channel."""
-        from capacity.load.messages import capture
+        from capacity.brokers.messages import capture
 
         return capture(self.channel, task, queue, args, kwargs, priority, countdown_s)
 

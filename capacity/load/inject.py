@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from capacity.brokers import Broker, BrokerOptions, SendFailed, open_broker
+from capacity.brokers.messages import new_ids
 from capacity.errors import InputError
-from capacity.load.messages import new_ids
 from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
 from capacity.load.payload import substitute
 from capacity.load.runner import Clock, RunProgress, drive

@@ -43,7 +43,7 @@ class TestRedis(BrokerContract):
         from kombu import Connection
         from kombu.utils.json import loads
 
-        from capacity.load.messages import capture
+        from capacity.brokers.messages import capture
 
         kwargs = {"file": "/data/x.bin", "size_bytes": 5, "user_id": "u"}
         with Connection(self.url()) as conn:

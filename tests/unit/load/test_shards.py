@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from capacity.brokers.messages import new_ids
 from capacity.errors import InputError
-from capacity.load.messages import new_ids
 from capacity.load.schedules import Burst, Ramp, Schedule, Shard, Stages, describe, fixed_rate, parse_shard
 from capacity.units import parse_instant
 
