@@ -211,12 +211,17 @@ def celery_worker(
         try:
             yield process
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop_process(process, 30)
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM (a worker's warm shutdown), then SIGKILL after ``grace_s``."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def wait_until_ready(worker_log: Path, timeout_s: float = 60) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from capacity.brokers import BrokerOptions
 from capacity.brokers.bullmq import BullMQBroker
-from tests.realbrokers import ROOT, RedisServer, base_env, read_log, run_cli
+from tests.realbrokers import ROOT, RedisServer, base_env, read_log, run_cli, stop_process
 
 NODE_DIR = ROOT / "capacity" / "workerside" / "node"
 REFERENCE = NODE_DIR / "worker.js"
@@ -62,12 +62,7 @@ def node_worker(argv: list[str], env: dict[str, str], log: Path) -> Iterator[sub
         try:
             yield process
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop_process(process, 20)
 
 
 def wait_records(record: Path, count: int, timeout_s: float = 60) -> list[dict[str, int]]:
