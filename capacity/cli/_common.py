@@ -74,6 +74,7 @@ EXTRAS = {
     "boto3": "brokers",
     "bullmq": "brokers",
     "msgpack": "brokers",
+    "hiredis": "brokers",
     "botocore": "brokers",
     "duckdb": "measure",
     "pyarrow": "measure",
