@@ -43,8 +43,17 @@ class RedisBroker(Broker):
         except Exception as exc:
             self._kombu.release()
             raise BrokerError(f"cannot reach broker {self.safe_url}: {exc}") from None
+        import redis.backoff
+        import redis.retry
+
+        # no retries inside redis-py (its default retries a timed-out MULTI/EXEC itself, which put
+        # a stalled batch on the queue twice): the marker check below is the only retry
         self._client = redis.Redis.from_url(
-            redis_py_url(url), socket_timeout=5, socket_connect_timeout=5, health_check_interval=0
+            redis_py_url(url),
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            health_check_interval=0,
+            retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
         )
         self._seq = 0
         self.key = options.queue

@@ -121,7 +121,8 @@ class WorkerProcess:
     def start(self, stop: threading.Event) -> None:
         if self.control.command:
             try:
-                argv = shlex.split(self.control.command.format(**self.fields))
+                # each field stays one argument whatever it holds (a queue name with spaces)
+                argv = shlex.split(self.control.command.format(**_quoted(self.fields)))
             except (KeyError, IndexError, ValueError) as exc:
                 raise InputError(f"--worker-cmd: bad template ({exc}); fields: {', '.join(self.fields)}") from None
             with self.log.open("wb") as out:
@@ -166,7 +167,8 @@ class WorkerProcess:
 
     def _shell(self, template: str, flag: str) -> None:
         try:
-            line = template.format(**self.fields)
+            # the fields are data, not shell: quoted, so "q;touch pwned" stays a queue name
+            line = template.format(**_quoted(self.fields))
         except (KeyError, IndexError, ValueError) as exc:
             raise InputError(f"{flag}: bad template ({exc}); fields: {', '.join(self.fields)}") from None
         with self.log.open("ab") as out:
@@ -188,6 +190,16 @@ class WorkerProcess:
                 self.process.wait(10)
             except ProcessLookupError:
                 pass
+
+
+#: fields that are command-line fragments we build ourselves ("-E", "--limiter-max 10 ..."), not data
+FRAGMENTS = frozenset({"events", "limiter"})
+
+
+def _quoted(fields: dict[str, str]) -> dict[str, str]:
+    """The template fields quoted for a shell line: a queue, broker or path is one word whatever
+    it holds (so "q;touch pwned" stays a queue name); our own flag fragments are left as they are."""
+    return {key: value if key in FRAGMENTS else shlex.quote(value) for key, value in fields.items()}
 
 
 def _redacted(template: str, fields: dict[str, str]) -> str:

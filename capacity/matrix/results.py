@@ -163,6 +163,10 @@ def prepare_run_dir(run_dir: Path, matrix: Matrix, fresh: bool) -> None:
     copy = run_dir / MATRIX_COPY
     wanted = matrix.model_dump(mode="json")
     if fresh and run_dir.exists():
+        if not copy.is_file():
+            raise InputError(
+                f"--fresh: {run_dir} is not a matrix run directory (no {MATRIX_COPY}); it is left as it is"
+            )
         shutil.rmtree(run_dir)
     if copy.is_file():
         held = yaml.safe_load(copy.read_text(encoding="utf-8"))

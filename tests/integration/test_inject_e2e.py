@@ -412,3 +412,31 @@ def test_payload_on_s3(tmp_path: Path, moto_sqs: MotoSQS, redis_server: RedisSer
         ["inject", "--count", "1", "--file", f"s3://{bucket}/nope.mp4", "--log-dir", str(tmp_path)], env, tmp_path
     )
     assert missing.returncode == 2 and "cannot find s3://" in missing.stderr and missing.stderr.count("\n") == 1
+
+
+def test_a_stalled_redis_mid_burst_puts_no_batch_twice(tmp_path: Path, redis_server: RedisServer) -> None:
+    # issue #11: redis-py retried a timed-out MULTI/EXEC by itself after the server came back, so a
+    # batch landed twice while the log named it once; the marker check must be the only retry
+    import os
+
+    log_dir = tmp_path / "results"
+    proc = start_cli(
+        ["inject", "--broker", redis_server.url, "--count", "60000", "--log-dir", str(log_dir), "--quiet"],
+        base_env(redis_server.url),
+        tmp_path,
+    )
+    client = redis_server.client()
+    deadline = time.monotonic() + 30
+    while client.llen("celery") < 5000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert redis_server.process is not None
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    time.sleep(7)
+    os.kill(redis_server.process.pid, signal.SIGCONT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    _, tasks, end = read_log(only_log(log_dir))
+    logged = collections.Counter(t["task_id"] for t in tasks)
+    queued = collections.Counter(redis_server.queued_task_ids())
+    assert end is not None and end["status"] == "completed"
+    assert max(queued.values()) == 1 and logged == queued and sum(logged.values()) == 60000

@@ -211,3 +211,24 @@ def test_a_report_combines_runs_and_names_each_cell_by_its_run(tmp_path: Path) -
     assert load_cells([tmp_path / "monday"])[0].label == "01-1MB-c1-burst"
     with pytest.raises(InputError, match="no finished cells"):
         load_cells([tmp_path])
+
+
+def test_fresh_deletes_only_a_run_directory(tmp_path: Path) -> None:
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(InputError, match="not a matrix run directory"):
+        prepare_run_dir(precious, tiny(), fresh=True)
+    assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+def test_template_fields_are_data_not_shell(tmp_path: Path) -> None:
+    from capacity.matrix.processes import WorkerControl, WorkerProcess
+
+    fields = {"queue": "q;touch pwned;echo", "concurrency": "2", "broker": "redis://h/0", "events": "-E"}
+    fields |= {"limiter": "--limiter-max 10 --limiter-duration 1000"}
+    control = WorkerControl(up="cd " + str(tmp_path) + " && echo {queue} {events} {limiter} > seen", down="true")
+    worker = WorkerProcess(control, fields, tmp_path / "worker.log", "redis://h/0", "probe:/tmp/t")
+    worker._shell(control.up or "", "--worker-up")
+    assert not (tmp_path / "pwned").exists()
+    assert (tmp_path / "seen").read_text() == "q;touch pwned;echo -E --limiter-max 10 --limiter-duration 1000\n"
