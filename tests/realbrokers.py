@@ -81,6 +81,17 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
 
+    def stall_when(self, key: str, length: int, seconds: float) -> None:
+        """Once the list ``key`` holds ``length`` items, freeze the server (SIGSTOP) for ``seconds``."""
+        client = self.client()
+        deadline = time.monotonic() + 30
+        while client.llen(key) < length and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+        time.sleep(seconds)
+        os.kill(self.process.pid, signal.SIGCONT)
+
     def queued_task_ids(self, queue: str = "celery") -> list[str]:
         return [json.loads(raw)["headers"]["id"] for raw in self.client().lrange(queue, 0, -1)]
 
@@ -119,11 +130,12 @@ class MotoSQS:
             self.process.terminate()
             self.process.wait(10)
 
-    def client(self) -> Any:
+    def client(self, service: str = "sqs") -> Any:
+        """A boto3 client for this server (``sqs``, or ``s3``: moto serves both)."""
         import boto3
 
         return boto3.client(
-            "sqs",
+            service,
             endpoint_url=self.endpoint,
             region_name="us-east-1",
             aws_access_key_id="testing-key",

@@ -107,6 +107,7 @@ class BullMQBroker(Broker):
         self._scripts = Scripts.__new__(Scripts)
         self._scripts.keys = self.keys
         self._seq = 0
+        self._shas: dict[str, str] = {}
         self.task = "job"
         self._template: tuple[bytes, int, int, bytes] | None = None
 
@@ -148,11 +149,12 @@ class BullMQBroker(Broker):
         job = self._job_class(queue, self.task, json.loads(data), self.job_options, job_id)
         job.timestamp = timestamp_ms
         packed, data_json, opts = self._scripts.addJobArgs(job)
-        return [packed, data_json, opts, self._last_argument(job)]
+        return [packed, data_json, opts, self._last_argument(timestamp_ms)]
 
-    def _last_argument(self, job: Any) -> int:
-        # addStandardJob and addPrioritizedJob get the job's timestamp; addDelayedJob its delay
-        return int(self.job_options.get("delay") or 0) if self.script_name() == "addDelayedJob" else job.timestamp
+    def _last_argument(self, timestamp_ms: int) -> int:
+        """The script's last ARGV: addStandardJob and addPrioritizedJob get the job's timestamp,
+        addDelayedJob its delay (as bullmq.scripts.Scripts.addJob passes them)."""
+        return int(self.job_options.get("delay") or 0) if self.script_name() == "addDelayedJob" else timestamp_ms
 
     def _splicer(self) -> tuple[bytes, int, int, bytes]:
         """The template job's packed arguments, where its id and timestamp sit in them, and its
@@ -169,8 +171,6 @@ class BullMQBroker(Broker):
     # --- sending --------------------------------------------------------------------------------------------
 
     def _script_sha(self, name: str) -> str:
-        if not hasattr(self, "_shas"):
-            self._shas: dict[str, str] = {}
         if name not in self._shas:
             self._shas[name] = str(self._client.script_load(_script_source(name)))
         return self._shas[name]
@@ -275,8 +275,7 @@ class BullMQBroker(Broker):
         packed, id_at, stamp_at, opts = self._splicer()
         now_ms = round(time.time() * 1000)
         timestamp = now_ms.to_bytes(8, "big")
-        delayed = self.script_name() == "addDelayedJob"
-        last = str(int(self.job_options.get("delay") or 0) if delayed else now_ms).encode()
+        last = str(self._last_argument(now_ms)).encode()
         head = (b"EVALSHA", sha.encode(), str(len(keys)).encode(), *(k.encode() for k in keys))
         encoded: dict[str, bytes] = {}
         counter_key, step, since_step = counter.encode(), str(_COUNTER_STEP).encode(), 0

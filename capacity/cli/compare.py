@@ -32,14 +32,15 @@ def command(
     fmt: CompareFormat = "table",
     output: OutputOption = "-",
 ) -> None:
-    from capacity.matrix.compare import compare_run_dirs, pooled_tasks  # numpy, the run directories
+    from capacity.matrix.compare import compare_run_dirs  # numpy, the run directories
     from capacity.measure.compare import compare_files, parse_tolerances, read_tasks
     from capacity.render.comparison import comparison_report
 
     tolerances = parse_tolerances(tolerance or [])
     if base.is_dir() or new.is_dir():
-        comparison = compare_run_dirs(base, new, tolerances)
-        base_tasks, new_tasks = (pooled_tasks(base), pooled_tasks(new)) if fmt == "html" else (None, None)
+        comparison, base_tasks, new_tasks = compare_run_dirs(base, new, tolerances)
+        if fmt != "html":
+            base_tasks = new_tasks = None  # the distributions are drawn for the HTML only
     else:
         comparison = compare_files(base, new, tolerances)
         per_task = fmt == "html" and base.suffix == new.suffix == ".csv"

@@ -372,12 +372,12 @@ def with_baseline(report: Report, baseline: Path, run_dir: Path) -> tuple[Report
     """The report with the comparison of ``run_dir`` against ``baseline`` (capacity compare's
     rules, default tolerances): its table after the others, its data under "comparison", its
     distribution plot; and the number of regressions."""
-    from capacity.matrix.compare import compare_run_dirs, pooled_tasks
+    from capacity.matrix.compare import compare_run_dirs
     from capacity.measure.compare import parse_tolerances
     from capacity.render.comparison import comparison_report
 
-    comparison = compare_run_dirs(baseline, run_dir, parse_tolerances([]))
-    shown = comparison_report(comparison, pooled_tasks(baseline), pooled_tasks(run_dir))
+    comparison, base_tasks, new_tasks = compare_run_dirs(baseline, run_dir, parse_tolerances([]))
+    shown = comparison_report(comparison, base_tasks, new_tasks)
     notes = (*report.notes, f"Compared with the baseline {baseline}: {comparison.method}.", *shown.notes)
     report = dataclasses.replace(
         report,

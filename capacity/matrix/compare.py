@@ -39,7 +39,11 @@ def read_cells(run_dir: Path) -> dict[tuple[Any, ...], Run]:
     return cells
 
 
-def compare_run_dirs(base: Path, new: Path, tolerances: dict[str, float]) -> Comparison:
+def compare_run_dirs(
+    base: Path, new: Path, tolerances: dict[str, float]
+) -> tuple[Comparison, Tasks | None, Tasks | None]:
+    """The comparison, and each run's tasks pooled over its cells (for the distribution plots),
+    every run directory read once."""
     base_cells, new_cells = read_cells(base), read_cells(new)
     matched = [key for key in base_cells if key in new_cells]
     if not matched:
@@ -49,9 +53,9 @@ def compare_run_dirs(base: Path, new: Path, tolerances: dict[str, float]) -> Com
     only_one = {r.label for k, r in base_cells.items() if k not in new_cells}
     only_one |= {r.label for k, r in new_cells.items() if k not in base_cells}
     any_tasks = any(c.base_tasks and c.new_tasks for c in cells)
-    return Comparison(str(base), str(new), method(any_tasks, family), cells, tuple(sorted(only_one)))
+    comparison = Comparison(str(base), str(new), method(any_tasks, family), cells, tuple(sorted(only_one)))
+    return comparison, _pooled(base_cells), _pooled(new_cells)
 
 
-def pooled_tasks(run_dir: Path) -> Tasks | None:
-    """Every cell's tasks as one sample, for the distribution plots."""
-    return pooled([r.tasks for r in read_cells(run_dir).values() if r.tasks is not None])
+def _pooled(cells: dict[tuple[Any, ...], Run]) -> Tasks | None:
+    return pooled([r.tasks for r in cells.values() if r.tasks is not None])

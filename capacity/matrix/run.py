@@ -10,6 +10,7 @@ so a rerun skips the finished cells and an interrupted cell is simply run again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -116,7 +117,10 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
     }
     started = time.time()
     progress(cell, "worker")
-    worker = WorkerProcess(_worker_control(config), fields, cell_dir / "worker.log", config.broker_url, timings)
+    readiness = contextlib.ExitStack()  # the broker connection BullMQ's readiness is read on
+    worker = WorkerProcess(
+        _worker_control(config, readiness), fields, cell_dir / "worker.log", config.broker_url, timings
+    )
     sampler: ResourceSampler | None = None
     try:
         if collector is not None:
@@ -134,6 +138,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         _wait_finished(result, timings, cell, config.drain_timeout_s, stop)
         finished = sampler.mark()
     finally:
+        readiness.close()
         if sampler is not None:
             sampler.stop()
         worker.stop()
@@ -189,18 +194,15 @@ def _options(config: RunConfig) -> BrokerOptions:
     )
 
 
-def _worker_control(config: RunConfig) -> WorkerControl:
+def _worker_control(config: RunConfig, connections: contextlib.ExitStack) -> WorkerControl:
     """The worker control, with BullMQ's readiness (a worker connected to the queue) where the
-    worker is a command we start: a Node worker prints no line we could rely on."""
+    worker is a command we start: a Node worker prints no line we could rely on. The broker is
+    opened once, on ``connections``, and polled until the worker shows up."""
     control = config.worker
     if config.protocol != "bullmq" or not control.command or control.ready is not None:
         return control
-
-    def connected() -> bool:
-        with open_broker(config.broker_url, _options(config)) as broker:
-            return bool(broker.consumers())
-
-    return dataclasses.replace(control, ready=connected)
+    broker = connections.enter_context(open_broker(config.broker_url, _options(config)))
+    return dataclasses.replace(control, ready=lambda: bool(broker.consumers()))
 
 
 def _limiter_flags(rate_limit: str | None) -> str:

@@ -9,7 +9,6 @@ import collections
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -308,13 +307,7 @@ def test_a_stalled_redis_mid_burst_leaves_log_and_queue_in_agreement(tmp_path: P
         tmp_path,
     )
     client = redis_server.client()
-    deadline = time.monotonic() + 30
-    while client.llen("bull:stall:wait") < 5000 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert redis_server.process is not None
-    os.kill(redis_server.process.pid, signal.SIGSTOP)
-    time.sleep(7)
-    os.kill(redis_server.process.pid, signal.SIGCONT)
+    redis_server.stall_when("bull:stall:wait", 5000, 7)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     _, tasks, end = read_log(sorted(log_dir.glob("*.log"))[0])

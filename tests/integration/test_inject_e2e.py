@@ -368,16 +368,8 @@ def test_ramp_mode_and_countdown_on_redis(tmp_path: Path, redis_server: RedisSer
 
 
 def test_payload_on_s3(tmp_path: Path, moto_sqs: MotoSQS, redis_server: RedisServer) -> None:
-    import boto3
-
     env = {**base_env(redis_server.url), "AWS_ENDPOINT_URL": moto_sqs.endpoint}
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_sqs.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing-key",
-        aws_secret_access_key="testing-secret",
-    )
+    s3 = moto_sqs.client("s3")
     bucket = "b-" + uuid.uuid4().hex[:8]
     s3.create_bucket(Bucket=bucket)
     log_dir = tmp_path / "results"
@@ -417,22 +409,13 @@ def test_payload_on_s3(tmp_path: Path, moto_sqs: MotoSQS, redis_server: RedisSer
 def test_a_stalled_redis_mid_burst_puts_no_batch_twice(tmp_path: Path, redis_server: RedisServer) -> None:
     # issue #11: redis-py retried a timed-out MULTI/EXEC by itself after the server came back, so a
     # batch landed twice while the log named it once; the marker check must be the only retry
-    import os
-
     log_dir = tmp_path / "results"
     proc = start_cli(
         ["inject", "--broker", redis_server.url, "--count", "60000", "--log-dir", str(log_dir), "--quiet"],
         base_env(redis_server.url),
         tmp_path,
     )
-    client = redis_server.client()
-    deadline = time.monotonic() + 30
-    while client.llen("celery") < 5000 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert redis_server.process is not None
-    os.kill(redis_server.process.pid, signal.SIGSTOP)
-    time.sleep(7)
-    os.kill(redis_server.process.pid, signal.SIGCONT)
+    redis_server.stall_when("celery", 5000, 7)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     _, tasks, end = read_log(only_log(log_dir))

@@ -57,16 +57,8 @@ def test_four_shards_are_one_run(tmp_path: Path, redis_server: RedisServer) -> N
 def test_shard_logs_on_s3_give_the_combined_metrics(
     tmp_path: Path, moto_sqs: MotoSQS, redis_server: RedisServer
 ) -> None:
-    import boto3
-
     env = {**base_env(redis_server.url), "AWS_ENDPOINT_URL": moto_sqs.endpoint}
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_sqs.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing-key",
-        aws_secret_access_key="testing-secret",
-    )
+    s3 = moto_sqs.client("s3")
     bucket = "logs-" + uuid.uuid4().hex[:8]
     s3.create_bucket(Bucket=bucket)
     prefix = f"s3://{bucket}/run-1/"

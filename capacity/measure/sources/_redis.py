@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from capacity.errors import BrokerError
@@ -20,3 +21,16 @@ def connect(url: str) -> Any:
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise BrokerError(f"cannot reach {redact_url(url)}: {exc}") from None
     return client
+
+
+def stream_entries(client: Any, key: str) -> Iterator[tuple[bytes, dict[bytes, bytes]]]:
+    """Every entry of the stream ``key``, oldest first, read in pages of 10,000."""
+    last = "-"
+    while True:
+        page = client.xrange(key, min=last, max="+", count=10_000)
+        if last != "-":
+            page = page[1:]  # the page starts at the last entry already given
+        if not page:
+            return
+        yield from page
+        last = page[-1][0].decode()

@@ -15,7 +15,7 @@ import pyarrow as pa
 from capacity.brokers import is_redis_url
 from capacity.measure.inputs import TIMING_SCHEMA, TaskLog
 from capacity.measure.sources import SourceSettings, TimingSource
-from capacity.measure.sources._redis import connect
+from capacity.measure.sources._redis import connect, stream_entries
 
 PAGE = 1000
 FIELDS = ("processedOn", "finishedOn", "atm", "failedReason")
@@ -130,24 +130,16 @@ class BullMQJobs(TimingSource):
         started: dict[str, float] = {}
         finished: dict[str, tuple[float, str]] = {}
         for prefix in prefixes:
-            last = "-"
-            while True:
-                entries = client.xrange(prefix + "events", min=last, max="+", count=10_000)
-                if last != "-":
-                    entries = entries[1:]
-                if not entries:
-                    break
-                for entry_id, fields in entries:
-                    job = fields.get(b"jobId", b"").decode()
-                    if job not in wanted:
-                        continue
-                    at = int(entry_id.split(b"-")[0]) / 1000
-                    event = fields.get(b"event")
-                    if event == b"active":
-                        started[job] = at
-                    elif event in (b"completed", b"failed"):
-                        finished[job] = (at, "SUCCESS" if event == b"completed" else "FAILURE")
-                last = entries[-1][0].decode()
+            for entry_id, fields in stream_entries(client, prefix + "events"):
+                job = fields.get(b"jobId", b"").decode()
+                if job not in wanted:
+                    continue
+                at = int(entry_id.split(b"-")[0]) / 1000
+                event = fields.get(b"event")
+                if event == b"active":
+                    started[job] = at
+                elif event in (b"completed", b"failed"):
+                    finished[job] = (at, "SUCCESS" if event == b"completed" else "FAILURE")
         still = []
         for job in missing:
             if job in finished:

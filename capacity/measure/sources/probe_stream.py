@@ -9,28 +9,20 @@ from capacity.brokers import is_redis_url
 from capacity.errors import InputError
 from capacity.measure.inputs import Problems, TaskLog, event_table
 from capacity.measure.sources import SourceSettings, TimingSource
-from capacity.measure.sources._redis import connect
+from capacity.measure.sources._redis import connect, stream_entries
 from capacity.workerside.probe import STREAM
 
 
 def read_stream(client: Any, problems: Problems, skip_bad: bool) -> list[dict[str, Any]]:
     """The probe's event lines, read in pages of 10,000 entries."""
     rows = []
-    last = "-"
-    while True:
-        batch = client.xrange(STREAM, min=last, max="+", count=10_000)
-        if last != "-":
-            batch = batch[1:]
-        if not batch:
-            break
-        for entry_id, fields in batch:
-            try:
-                rows.append(json.loads(fields[b"line"]))
-            except (KeyError, ValueError):
-                if not skip_bad:
-                    raise InputError(f"probe stream {STREAM} entry {entry_id.decode()}: malformed") from None
-                problems.skipped_lines += 1
-        last = batch[-1][0].decode()
+    for entry_id, fields in stream_entries(client, STREAM):
+        try:
+            rows.append(json.loads(fields[b"line"]))
+        except (KeyError, ValueError):
+            if not skip_bad:
+                raise InputError(f"probe stream {STREAM} entry {entry_id.decode()}: malformed") from None
+            problems.skipped_lines += 1
     return rows
 
 
