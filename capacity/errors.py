@@ -35,6 +35,8 @@ class BrokerError(CapacityError):
 
 
 EXIT_RUN_FAILED = 4
+EXIT_WRITE_FAILED = 5
+EXIT_INTERNAL = 70  # EX_SOFTWARE: an exception nothing translated, a bug to report
 EXIT_INTERRUPTED = 130
 
 
@@ -42,6 +44,14 @@ class RunFailed(CapacityError):
     """A run could not go on: a worker would not start, tasks never finished."""
 
     exit_code = EXIT_RUN_FAILED
+
+
+class WriteFailed(CapacityError):
+    """A file the tool writes (the task log, a report, a payload) could not be written: disk full,
+    no permission, a symlink where a new file belongs. For ``inject`` the broker may hold tasks
+    the log could not name: the message says how many."""
+
+    exit_code = EXIT_WRITE_FAILED
 
 
 class Interrupted(CapacityError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,16 +56,22 @@ class BrokerOptions:
     #: BullMQ: the key prefix of the user's queues, and the job options their producer sets
     prefix: str | None = None
     job_options: dict[str, Any] = field(default_factory=dict)
+    #: set by Ctrl-C/SIGTERM: retries of an outage end at once (the run then ends as interrupted)
+    stop: threading.Event | None = field(default=None, compare=False)
 
 
 class SendFailed(BrokerError):
     """A batch could not be fully sent. ``accepted`` ids are on the broker; ``in_doubt`` ids may
     or may not be (the connection broke after the request left); the rest were not sent."""
 
-    def __init__(self, message: str, accepted: Sequence[str] = (), in_doubt: Sequence[str] = ()) -> None:
+    def __init__(
+        self, message: str, accepted: Sequence[str] = (), in_doubt: Sequence[str] = (), refused: bool = False
+    ) -> None:
         super().__init__(message)
         self.accepted = list(accepted)
         self.in_doubt = list(in_doubt)
+        #: the broker answered with an error (OOM, too large) rather than being out of reach
+        self.refused = refused
 
 
 class Broker(ABC):
@@ -176,7 +183,13 @@ def is_redis_url(url: str) -> bool:
 
 
 def broker_class(url: str, protocol: str = "celery") -> type[Broker]:
-    """The Broker class for the URL's scheme (and protocol); InputError with a did-you-mean."""
+    """The Broker class for the URL's scheme (and protocol); InputError with a did-you-mean, or
+    naming what is malformed (a port out of range, an unclosed IPv6 bracket)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # parsed lazily by urllib: a bad port raises here, not deep in a client
+    except ValueError as exc:
+        raise InputError(f"broker URL {redact_url(url)!r} is malformed: {exc}") from None
     scheme = _scheme(url)
     if scheme not in REGISTRY:
         close = difflib.get_close_matches(scheme, list(REGISTRY), n=1)

@@ -29,7 +29,7 @@ from typing import Any
 
 from capacity.brokers import Broker, BrokerOptions, QueueDepth, SendFailed
 from capacity.brokers._retry import attempts
-from capacity.brokers.redis import MARKER_TTL_S, redis_py_url
+from capacity.brokers.redis import MARKER_TTL_S, redis_client
 from capacity.errors import BrokerError, InputError
 
 DEFAULT_PREFIX = "bull"
@@ -89,8 +89,8 @@ class BullMQBroker(Broker):
         self._response_error = redis.ResponseError
         # no retries inside redis-py: a retried EXEC after a timeout would add the batch twice
         no_retry = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
-        self._client = redis.Redis.from_url(
-            redis_py_url(url), socket_timeout=5, socket_connect_timeout=5, health_check_interval=0, retry=no_retry
+        self._client = redis_client(
+            url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=0, retry=no_retry
         )
         try:
             seconds, micros = self._client.time()
@@ -186,7 +186,7 @@ class BullMQBroker(Broker):
         unknown = False  # a pipeline broke mid-way: a prefix of ``pending`` may have landed
         counter, since_ms = "", 0
         last_error: BaseException | None = None
-        for _attempt in attempts(self.options.retry_for_s):
+        for _attempt in attempts(self.options.retry_for_s, self.options.stop):
             try:
                 if unknown:
                     landed = self._landed(pending, counter, since_ms)
@@ -222,7 +222,7 @@ class BullMQBroker(Broker):
                 self._shas = {}  # the server restarted without its script cache: load and send the rest
                 continue
             reason = " ".join(str(refused[0][1]).split())
-            raise SendFailed(f"{self.safe_url} refused {len(refused)} jobs: {reason}", accepted=accepted)
+            raise SendFailed(f"{self.safe_url} refused {len(refused)} jobs: {reason}", accepted=accepted, refused=True)
         raise SendFailed(
             f"broker {self.safe_url} unreachable for {self.options.retry_for_s:g} s: {last_error}",
             accepted=accepted,

@@ -18,7 +18,7 @@ from typing import Any
 from kombu.serialization import dumps as kombu_serialize
 from kombu.utils.json import dumps as kombu_json
 
-from capacity.errors import InputError
+from capacity.errors import BrokerError, InputError
 
 # Placeholders: strings that json.dumps leaves as they are and that cannot occur in a real message.
 _TASK_ID = "capacity-placeholder-task-id-0f3a9c"
@@ -100,6 +100,7 @@ def capture(
     """Publish one task through Celery's ``send_task`` on ``channel`` and keep what ``_put`` got."""
     from celery import Celery
     from kombu import Producer
+    from kombu.exceptions import OperationalError
 
     app = Celery("capacity-inject", set_as_current=False)
     app.conf.update(task_serializer="json", accept_content=["json"], task_protocol=2)
@@ -120,6 +121,8 @@ def capture(
         app.send_task(task_name, args=list(args) or None, kwargs=kwargs, **options)
     except TypeError as exc:
         raise InputError(f"task arguments cannot be serialized as JSON: {exc}") from None
+    except OperationalError as exc:  # declaring the queue reached the broker and failed (no credentials)
+        raise BrokerError(f"cannot declare queue {queue!r} on the broker: {' '.join(str(exc).split())}") from None
     finally:
         channel._put, channel._next_delivery_tag = original_put, original_tag
     if len(captured) != 1:

@@ -11,7 +11,8 @@ from typing import Any
 
 from capacity.brokers import Broker, BrokerOptions, QueueDepth, SendFailed
 from capacity.brokers._retry import attempts
-from capacity.errors import BrokerError
+from capacity.errors import BrokerError, InputError
+from capacity.secrets import redact_url
 
 MARKER_TTL_S = 86_400
 
@@ -21,6 +22,18 @@ def redis_py_url(url: str) -> str:
     if url.startswith("redis+socket://"):
         return "unix://" + url[len("redis+socket://") :]
     return url
+
+
+def redis_client(url: str, **options: Any) -> Any:
+    """redis-py's client for ``url`` (kombu's socket form understood); a URL redis-py cannot take
+    (a port out of range, ``?password=`` beside a password, an unknown option) is an InputError
+    naming it without its password. The one place the package builds a redis-py client."""
+    import redis
+
+    try:
+        return redis.Redis.from_url(redis_py_url(url), **options)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"Redis URL {redact_url(url)!r} is not usable: {exc}") from None
 
 
 class RedisBroker(Broker):
@@ -36,7 +49,14 @@ class RedisBroker(Broker):
         except ImportError as exc:  # pragma: no cover - both are dependencies
             raise BrokerError(f"Redis support needs redis and kombu: pip install 'celery[redis]' ({exc})") from None
         self._errors: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
-        self._kombu = Connection(url, transport_options=options.transport_options)
+        self._response_error = redis.ResponseError
+        # kombu's Redis transport waits forever by default: rediss:// to a plain Redis hung in the
+        # TLS handshake, deaf to Ctrl-C; the user's transport options still win
+        transport = {"socket_timeout": 5, "socket_connect_timeout": 5, **options.transport_options}
+        try:
+            self._kombu = Connection(url, transport_options=transport)
+        except (ValueError, TypeError) as exc:  # kombu's URL parser: "?password=" beside a password
+            raise InputError(f"broker URL {self.safe_url!r} is not usable: {exc}") from None
         try:
             self._kombu.ensure_connection(max_retries=1, interval_start=0.1, timeout=5)
             self._channel = self._kombu.default_channel
@@ -48,8 +68,8 @@ class RedisBroker(Broker):
 
         # no retries inside redis-py (its default retries a timed-out MULTI/EXEC itself, which put
         # a stalled batch on the queue twice): the marker check below is the only retry
-        self._client = redis.Redis.from_url(
-            redis_py_url(url),
+        self._client = redis_client(
+            url,
             socket_timeout=5,
             socket_connect_timeout=5,
             health_check_interval=0,
@@ -76,7 +96,7 @@ class RedisBroker(Broker):
         marker = self._marker(self._seq)
         maybe_landed = False
         last_error: BaseException | None = None
-        for attempt in attempts(self.options.retry_for_s):
+        for attempt in attempts(self.options.retry_for_s, self.options.stop):
             try:
                 if attempt and maybe_landed:
                     if self._client.exists(marker):
@@ -91,6 +111,14 @@ class RedisBroker(Broker):
                 return
             except self._errors as exc:
                 last_error = exc
+            except self._response_error as exc:
+                # an error reply (OOM under maxmemory, READONLY replica): EXEC applied nothing, so
+                # the batch is not on the queue; retrying would not change the server's mind
+                # redis-py prefixes "Command # 1 (LPUSH celery {...}) of pipeline caused error: "
+                reason = " ".join(str(exc).split()).rpartition("caused error: ")[2]
+                raise SendFailed(
+                    f"{self.safe_url} refused a batch of {len(payloads)}: {reason}", refused=True
+                ) from None
         raise SendFailed(
             f"broker {self.safe_url} unreachable for {self.options.retry_for_s:g} s: {last_error}",
             in_doubt=list(task_ids) if maybe_landed else [],

@@ -87,7 +87,7 @@ class SQSBroker(Broker):
         accepted: list[str] = []
         maybe_landed: set[str] = set()
         error = ""
-        for _ in attempts(self.options.retry_for_s):
+        for _ in attempts(self.options.retry_for_s, self.options.stop):
             entries = [{"Id": key, "MessageBody": payload} for key, (_, payload) in pending.items()]
             try:
                 self.api_calls += 1

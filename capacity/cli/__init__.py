@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from typing import Any
+
 import typer
 
 from capacity import __version__
@@ -20,6 +25,8 @@ from capacity.cli import (
     simulate,
     usl,
 )
+from capacity.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK
+from capacity.secrets import mask
 
 
 def _short(text: str) -> str:
@@ -62,5 +69,55 @@ def _root(
     """Capacity planning for background-job workers (Celery on SQS or Redis)."""
 
 
+def _click_class(name: str) -> type[Exception]:
+    """One of click's exception classes as typer raises them (typer 0.2x carries its own copy of
+    click, so ``click.UsageError`` from the click package would not catch them)."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+_UsageError = _click_class("UsageError")
+_ClickException = _click_class("ClickException")
+
+
+def _usage_line(error: Any) -> str:
+    """A usage error as one line: the message and where the command's help is (click prints a box)."""
+    message = mask(" ".join(error.format_message().split()))
+    command = error.ctx.command_path if getattr(error, "ctx", None) is not None else "capacity"
+    return f"error: {message} (see '{command} --help')"
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code instead of exiting: every outcome is one of the codes
+    in ``capacity.errors`` and every error one line on stderr. An exception nothing translated is
+    a bug: one line naming it, exit 70 (EX_SOFTWARE), the traceback only with CAPACITY_DEBUG=1."""
+    try:
+        code = app(args=argv, prog_name="capacity", standalone_mode=False)
+    except _UsageError as error:
+        if error.format_message():  # type: ignore[attr-defined]  # empty: the help was printed (no arguments)
+            _stderr(_usage_line(error))
+        return EXIT_BAD_INPUT
+    except _ClickException as error:  # e.g. a FileError from a file argument
+        _stderr(f"error: {mask(' '.join(error.format_message().split()))}")  # type: ignore[attr-defined]
+        return EXIT_BAD_INPUT
+    except (typer.Abort, KeyboardInterrupt):
+        _stderr("error: interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `capacity ... | head`: the reader left, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as error:
+        if os.environ.get("CAPACITY_DEBUG"):
+            raise
+        text = mask(" ".join(str(error).split()))[:300]
+        _stderr(f"error: internal error, please report it: {type(error).__name__}: {text}")
+        return EXIT_INTERNAL
+    return code if isinstance(code, int) else EXIT_OK
+
+
+def _stderr(line: str) -> None:
+    with contextlib.suppress(BrokenPipeError, ValueError):
+        print(line, file=sys.stderr, flush=True)
+
+
 def main() -> None:
-    app()
+    sys.exit(run())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 import signal
 import threading
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from capacity import files
 from capacity.errors import CapacityError, CheckFailed, InputError
 from capacity.profiles import ENV_VAR, Profiles, load_profiles
 from capacity.render import formats
@@ -90,10 +92,28 @@ def handle_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for name, value in kwargs.items():
+            # click takes "nan" and "inf" as floats; no option here means either (a NaN utilisation
+            # made plan's search run for minutes)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise fail(InputError(f"--{name.replace('_', '-')}: {value} is not a finite number"))
         try:
             return func(*args, **kwargs)
         except CapacityError as error:
             raise fail(error) from None
+        # the same failures wherever an input is read, translated once here rather than at each
+        # reader: one line naming what was wrong, exit 2
+        except RecursionError:
+            raise fail(InputError("an input is nested too deeply to read (JSON or YAML nesting)")) from None
+        except MemoryError as error:
+            detail = f" ({error})" if str(error) else ""
+            raise fail(InputError(f"the input needs more memory than this machine has{detail}")) from None
+        except UnicodeDecodeError as error:
+            raise fail(InputError(f"an input is not UTF-8 text ({error.reason} at byte {error.start})")) from None
+        except OSError as error:
+            if error.filename is None:
+                raise
+            raise fail(InputError(f"cannot use {error.filename}: {error.strerror}")) from None
         except ModuleNotFoundError as error:
             top = (error.name or "").partition(".")[0]
             if top not in EXTRAS:
@@ -131,14 +151,22 @@ def rich_report(report: Report, console: Console) -> None:
 
 def emit(report: Report, fmt: str, output: str) -> None:
     """Write the report in ``fmt`` to ``output`` (a path, or '-' for stdout)."""
+    replaced = output != "-" and Path(output).is_file()
     if fmt == "table":
         if output == "-":
             rich_report(report, Console(soft_wrap=False))
         else:
-            with open(output, "w", encoding="utf-8") as handle:
+            with files.replace(output) as handle:
                 rich_report(report, Console(file=handle, width=120, color_system=None))
-        return
-    formats.write_to(report, fmt, output)
+    else:
+        formats.write_to(report, fmt, output)
+    if replaced:
+        note(f"replaced the existing {output}")
+
+
+def note(line: str) -> None:
+    """One informational line on stderr (not an error: the exit code says how the run went)."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"note: {mask(line)}", markup=False)
 
 
 class Interrupts:

@@ -27,5 +27,5 @@ def command(
 ) -> None:
     url, _ = resolve_broker_url(broker)
     with Interrupts() as interrupts:
-        written = collect(url, out, parse_duration(for_, "--for") if for_ else None, interrupts.stop)
+        written = collect(url, out, parse_duration(for_, "--for") if for_ is not None else None, interrupts.stop)
     typer.echo(f"{written} task events written to {out}")

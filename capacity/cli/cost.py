@@ -38,7 +38,7 @@ def command(
     output: OutputOption = "-",
 ) -> None:
     loaded = profiles(profiles_dir)
-    instances = (loaded.instance(instance),) if instance else loaded.instances.instances
+    instances = (loaded.instance(instance),) if instance is not None else loaded.instances.instances
     if throughput is None:
         if service_time is not None or job_type is not None:
             raise InputError("--service-time and --job-type need --throughput")
@@ -48,7 +48,7 @@ def command(
         return
     if workers is not None:
         raise InputError("--workers and --throughput exclude each other: the throughput decides the workers")
-    job = loaded.job_type(job_type) if job_type else None
+    job = loaded.job_type(job_type) if job_type is not None else None
     if service_time is not None:
         service_s = parse_duration(service_time, "--service-time")
     elif job is not None:

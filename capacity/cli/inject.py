@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from capacity.brokers import resolve_broker_url
 from capacity.cli._common import Interrupts, OutputOption, emit, format_option, handle_errors, json_object_option
-from capacity.errors import EXIT_INTERRUPTED, BrokerError, InputError
+from capacity.errors import EXIT_INTERRUPTED, BrokerError, InputError, WriteFailed
 from capacity.load import s3
 from capacity.load.monitor import Sample
 from capacity.load.payload import default_payload, existing_file, load_template, synthetic_file
@@ -167,7 +167,7 @@ def command(
         size_bytes=payload.size_bytes if payload else 0,
         user_id=user_id,
         priority=priority,
-        countdown_s=parse_duration(countdown, "--countdown") if countdown else None,
+        countdown_s=parse_duration(countdown, "--countdown") if countdown is not None else None,
         transport_options=options,
         retry_for_s=parse_duration(retry_for, "--retry-for"),
         threads=threads,
@@ -189,7 +189,9 @@ def command(
     _report(result, console, quiet)
     if result.upload_error:
         raise BrokerError(f"{result.upload_error}; the task log is kept at {result.log_path}")
-    if result.status == "broker_unreachable":
+    if result.status == "log_full":
+        raise WriteFailed(f"{result.error}; the task log names the {result.sent} tasks sent: {result.log_path}")
+    if result.status in ("broker_unreachable", "broker_refused"):
         raise BrokerError(f"{result.error}; the task log holds the {result.sent} tasks sent: {result.log_path}")
     if result.status == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)

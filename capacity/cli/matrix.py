@@ -192,7 +192,7 @@ def run(
         upload_dir=upload_dir,
         drain_timeout_s=parse_duration(drain_timeout, "--drain-timeout"),
         purge=purge,
-        cooldown_s=parse_duration(cooldown, "--cooldown") if cooldown else None,
+        cooldown_s=parse_duration(cooldown, "--cooldown") if cooldown is not None else None,
         protocol=protocol,
         prefix=bullmq_prefix if protocol == "bullmq" else None,
     )

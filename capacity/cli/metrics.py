@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from capacity.cli._common import OutputOption, emit, format_option, handle_errors
+from capacity.cli._common import OutputOption, emit, format_option, handle_errors, note
 from capacity.render.builders import metrics_report
 from capacity.workerside.probe import ENV_VAR as PROBE_ENV_VAR
 
@@ -47,6 +47,7 @@ def command(
     from capacity.measure.metrics import enforce, run_metrics  # DuckDB and pyarrow: the measure extra
     from capacity.measure.sources import RecordColumns
 
+    replaced = csv is not None and csv.is_file()
     result = run_metrics(
         tasks_log,
         timings or [],
@@ -56,6 +57,8 @@ def command(
         skip_bad,
         per_task_csv=csv,
     )
+    if replaced:
+        note(f"replaced the existing {csv}")
     report = metrics_report(result)
     emit(report, fmt, output)
     enforce(fail_if or [], report.data)

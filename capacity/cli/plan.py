@@ -65,7 +65,7 @@ def command(
         raise InputError("give one of --service-time or --from-metrics")
     service_s = (
         parse_duration(service_time, "--service-time")
-        if service_time
+        if service_time is not None
         else _service_from_metrics(
             from_metrics  # type: ignore[arg-type]
         )
@@ -74,9 +74,9 @@ def command(
         raise InputError("arrival rate and service time must be above zero")
     answer_s = parse_duration(answer_time, "--answer-time")
     target = Target(
-        mean_wait_s=parse_duration(target_wait, "--target-wait") if target_wait else None,
+        mean_wait_s=parse_duration(target_wait, "--target-wait") if target_wait is not None else None,
         wait_percentile=(target_wait_percentile, parse_duration(target_p95_wait, "--target-p95-wait"))
-        if target_p95_wait
+        if target_p95_wait is not None
         else None,
         service_level=(service_level, answer_s) if service_level is not None else None,
         max_utilization=max_utilization,
@@ -92,7 +92,7 @@ def command(
     cost: dict[str, Any] | None = None
     if instance is not None or concurrency is not None:
         loaded = profiles(profiles_dir)
-        inst = loaded.instance(instance) if instance else None
+        inst = loaded.instance(instance) if instance is not None else None
         per_worker = concurrency or (
             concurrency_from_resources(inst.cpu, inst.memory).global_concurrency if inst else 1
         )
@@ -103,5 +103,5 @@ def command(
         if inst is not None:
             row = monthly_cost(inst, count)
             cost.update(instance=inst.name, hourly_usd=row.hourly_usd, monthly_usd=row.monthly_usd)
-    limit = parse_rate_limit(rate_limit) if rate_limit else None
+    limit = parse_rate_limit(rate_limit) if rate_limit is not None else None
     emit(plan_report(MMc(rate, service_s, slots), answer_s, required, nearby, cost, limit), fmt, output)

@@ -127,18 +127,18 @@ def resources(
     instance: str | None = None,
     job_type: str | None = None,
 ) -> Report:
-    inst = loaded.instance(instance) if instance else None
-    job = loaded.job_type(job_type) if job_type else None
+    inst = loaded.instance(instance) if instance is not None else None
+    job = loaded.job_type(job_type) if job_type is not None else None
     if inst is None and (cpu is None or memory is None):
         raise InputError("resources mode needs --cpu and --memory, or --instance")
     return resources_report(
         concurrency_from_resources(
             cpu=cpu if cpu is not None else inst.cpu,  # type: ignore[union-attr]
-            memory_bytes=parse_size(memory, "--memory") if memory else inst.memory,  # type: ignore[union-attr]
+            memory_bytes=parse_size(memory, "--memory") if memory is not None else inst.memory,  # type: ignore[union-attr]
             cpu_per_job=cpu_per_job if cpu_per_job is not None else (job.cpu[1] if job else DEFAULT_CPU_PER_JOB),
             mem_per_job_bytes=(
                 parse_size(mem_per_job, "--mem-per-job")
-                if mem_per_job
+                if mem_per_job is not None
                 else (job.memory[1] if job else DEFAULT_MEM_PER_JOB_BYTES)
             ),
             tenant_share=tenant_share if tenant_share is not None else DEFAULT_TENANT_SHARE,
@@ -159,9 +159,9 @@ def photos(
         recommend_photos(
             photos,
             loaded.photos,
-            memory_bytes=parse_size(memory, "--memory") if memory else None,
-            api_rate_limit_per_s=parse_rate(api_rate_limit, "--api-rate-limit") if api_rate_limit else None,
-            service_time_s=parse_duration(service_time, "--service-time") if service_time else None,
+            memory_bytes=parse_size(memory, "--memory") if memory is not None else None,
+            api_rate_limit_per_s=parse_rate(api_rate_limit, "--api-rate-limit") if api_rate_limit is not None else None,
+            service_time_s=parse_duration(service_time, "--service-time") if service_time is not None else None,
         ),
         loaded.photos.contradictions,
         loaded.photos.worked_example,
@@ -185,7 +185,7 @@ def topology(
     return topology_report(
         topology_for_users(users, topo.user_scenarios, app) if users is not None else None,
         replica_topology(replicas, threads, topo.replica_tiers) if replicas is not None else None,
-        task_throughput(loaded.job_type(task_type), _slots(concurrency or "1")) if task_type else None,
+        task_throughput(loaded.job_type(task_type), _slots(concurrency or "1")) if task_type is not None else None,
     )
 
 
@@ -214,13 +214,13 @@ def scale_out(
             slots[0],
             utilization=0.8 if utilization is None else utilization,
             buffer=0.2 if buffer is None else buffer,
-            acceptable_latency_s=parse_duration(latency, "--latency") if latency else None,
-            service_time_s=parse_duration(service_time, "--service-time") if service_time else None,
+            acceptable_latency_s=parse_duration(latency, "--latency") if latency is not None else None,
+            service_time_s=parse_duration(service_time, "--service-time") if service_time is not None else None,
         ),
         queue=queue or "celery",
         scaler=scaler or "sqs",
         name=name or "capacity-worker",
-        rate_limit=parse_rate_limit(rate_limit) if rate_limit else None,
+        rate_limit=parse_rate_limit(rate_limit) if rate_limit is not None else None,
     )
 
 

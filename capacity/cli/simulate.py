@@ -46,14 +46,14 @@ def command(
     workload = Workload(
         slots=workers,
         arrival=arrival,
-        arrival_rate_per_s=parse_rate(arrival_rate, "--arrival-rate") if arrival_rate else None,
+        arrival_rate_per_s=parse_rate(arrival_rate, "--arrival-rate") if arrival_rate is not None else None,
         count=count,
         service=service,
-        service_time_s=parse_duration(service_time, "--service-time") if service_time else None,
+        service_time_s=parse_duration(service_time, "--service-time") if service_time is not None else None,
         service_cv=service_cv,
         replay_offsets_s=_sent_offsets(tasks_log) if arrival == "replay" and tasks_log else None,
-        empirical_s=read_service_times(from_metrics) if from_metrics else None,
-        rate_limit=RateLimit(*parse_rate_limit(rate_limit)) if rate_limit else None,
+        empirical_s=read_service_times(from_metrics) if from_metrics is not None else None,
+        rate_limit=RateLimit(*parse_rate_limit(rate_limit)) if rate_limit is not None else None,
     )
     result = replicate(workload, seed, replications)
     ci = result.ci95_half_width or {}

@@ -15,12 +15,13 @@ from typing import Any
 
 from capacity.brokers import Broker, BrokerOptions, SendFailed, open_broker
 from capacity.brokers.messages import new_ids
-from capacity.errors import InputError
+from capacity.errors import InputError, WriteFailed
 from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
 from capacity.load.payload import substitute
 from capacity.load.runner import Clock, RunProgress, drive
 from capacity.load.schedules import Schedule, describe, lateness_summary
-from capacity.load.tasklog import RESULTS_DIR, TaskLogWriter, iso, log_path
+from capacity.load.tasklog import RESULTS_DIR, LogFull, TaskLogWriter, iso, log_path
+from capacity.secrets import mask
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class InjectConfig:
 class InjectResult:
     log_path: Path
     run_id: str
-    status: str  # completed, interrupted, broker_unreachable
+    status: str  # completed, interrupted, broker_unreachable, broker_refused, log_full, failed
     sent: int
     target: int
     elapsed_s: float
@@ -121,9 +122,7 @@ class _Payloads:
             )
 
 
-def _run_line(
-    config: InjectConfig, schedule: Schedule, broker: Broker, run_id: str, started: float
-) -> dict[str, Any]:
+def _run_line(config: InjectConfig, schedule: Schedule, broker: Broker, run_id: str, started: float) -> dict[str, Any]:
     extra: dict[str, Any] = {"start_at": iso(config.start_at)} if config.start_at is not None else {}
     if config.protocol != "celery":
         extra |= {"protocol": config.protocol, "prefix": getattr(broker, "prefix", None)}
@@ -226,6 +225,7 @@ def inject(
         protocol=config.protocol,
         prefix=config.prefix,
         job_options=config.job_options,
+        stop=stop,
     )
     with broker_factory(config.broker_url, options) as broker:
         broker.use_priority(config.priority)
@@ -237,14 +237,19 @@ def inject(
         progress = RunProgress(target=schedule.count)
         monitor = None
         if config.monitor:
-            monitor = Monitor(
-                broker.depth, lambda: progress.sent, samples_path(path), config.monitor_interval_s, on_sample
-            ).start()
+            try:
+                monitor = Monitor(
+                    broker.depth, lambda: progress.sent, samples_path(path), config.monitor_interval_s, on_sample
+                ).start()
+            except WriteFailed as exc:  # nothing sent yet: the log says so and ends
+                writer.close({"status": "failed", "sent": 0, "target": progress.target, "error": str(exc)})
+                raise
         if config.start_at is not None:
             _wait_until(config.start_at, stop)
         wall0 = time.time() if config.start_at is None else config.start_at
         sender = _Sender(config, broker, payloads, writer, progress, wall0, on_progress)
         status, error = "completed", None
+        unexpected: Exception | None = None
         try:
             drive(
                 schedule,
@@ -259,7 +264,13 @@ def inject(
             if stop.is_set() and progress.sent < progress.target:
                 status = "interrupted"
         except SendFailed as failure:
-            status, error = "broker_unreachable", str(failure)
+            refused = "broker_refused" if failure.refused else "broker_unreachable"
+            status = "interrupted" if stop.is_set() else refused
+            error = str(failure)
+        except LogFull as full:
+            status, error = "log_full", str(full)
+        except Exception as exc:  # anything else once sending began: the log still gets its end line
+            status, error, unexpected = "failed", f"{type(exc).__name__}: {exc}", exc
         last_send = time.time()
         drained_at = None
         try:
@@ -278,7 +289,9 @@ def inject(
             else None
         )
         end = {"status": status, "sent": writer.tasks, "target": progress.target, "ended_at": iso(time.time())}
-        writer.close({**end, "in_doubt": sender.in_doubt, "lateness": lateness, "error": error})
+        writer.close({**end, "in_doubt": sender.in_doubt, "lateness": lateness, "error": mask(error or "") or None})
+        if unexpected is not None:
+            raise unexpected
         uploaded, upload_error = _upload(config.upload_to, [path, monitor.csv_path if monitor else None])
         return InjectResult(
             log_path=path,

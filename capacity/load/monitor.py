@@ -5,15 +5,18 @@ The samples CSV (``<task log stem>_monitor.csv`` beside the log) is written and 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from capacity.brokers import QueueDepth
-from capacity.errors import BrokerError
+from capacity.errors import BrokerError, InputError
+from capacity.files import create_new
 from capacity.load.tasklog import iso
 
 SAMPLES_COLUMNS = ("timestamp", "visible", "in_flight", "sent_so_far", "delayed", "failed")
@@ -41,18 +44,21 @@ def read_samples(path: Path) -> list[Sample]:
     if not path.is_file():
         return []
     samples = []
-    with path.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            samples.append(
-                Sample(
-                    datetime.fromisoformat(row["timestamp"]).timestamp(),
-                    int(row["visible"]),
-                    int(row["in_flight"]) if row["in_flight"] else None,
-                    int(row["sent_so_far"]),
-                    int(row["delayed"]) if row.get("delayed") else None,
-                    int(row["failed"]) if row.get("failed") else None,
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                samples.append(
+                    Sample(
+                        datetime.fromisoformat(row["timestamp"]).timestamp(),
+                        int(row["visible"]),
+                        int(row["in_flight"]) if row["in_flight"] else None,
+                        int(row["sent_so_far"]),
+                        int(row["delayed"]) if row.get("delayed") else None,
+                        int(row["failed"]) if row.get("failed") else None,
+                    )
                 )
-            )
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a monitor samples CSV ({exc})") from None
     return sorted(samples, key=lambda s: s.t)
 
 
@@ -104,9 +110,23 @@ class Monitor:
         self._on_sample = on_sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="capacity-monitor", daemon=True)
-        self._file = csv_path.open("w", encoding="utf-8", newline="")
+        self._file: IO[str] | None = create_new(csv_path)
         self._writer = csv.writer(self._file)
-        self._writer.writerow(SAMPLES_COLUMNS)
+        #: why the samples file stopped being written (a full disk), or None; samples stay in memory
+        self.write_error: str | None = None
+        self._write(SAMPLES_COLUMNS)
+
+    def _write(self, row: Sequence[object]) -> None:
+        if self._file is None:
+            return
+        try:
+            self._writer.writerow(row)
+            self._file.flush()
+        except OSError as exc:  # the disk filled: the task log matters more; keep sampling in memory
+            self.write_error = f"monitor samples not written past {len(self.samples)}: {exc.strerror}"
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
 
     def start(self) -> Monitor:
         self._thread.start()
@@ -122,8 +142,7 @@ class Monitor:
         self.samples.append(sample)
         optional = ("" if v is None else v for v in (sample.in_flight, sample.delayed, sample.failed))
         in_flight, delayed, failed = optional
-        self._writer.writerow((iso(sample.t), sample.visible, in_flight, sample.sent_so_far, delayed, failed))
-        self._file.flush()
+        self._write((iso(sample.t), sample.visible, in_flight, sample.sent_so_far, delayed, failed))
         if self._on_sample:
             self._on_sample(sample)
         return sample
@@ -147,4 +166,7 @@ class Monitor:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
-        self._file.close()
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from capacity import files
 from capacity.errors import BrokerError, InputError
 from capacity.load import s3
 
@@ -19,8 +20,6 @@ class PayloadFile:
     reference: str  # a local path or s3://bucket/key
     size_bytes: int
     created: bool
-
-
 
 
 def existing_file(reference: str) -> PayloadFile:
@@ -42,13 +41,13 @@ def existing_file(reference: str) -> PayloadFile:
 
 def _write_synthetic(path: Path, size_bytes: int) -> None:
     block = os.urandom(min(CHUNK, max(size_bytes, 1)))
-    tmp = path.with_suffix(".part")
-    with tmp.open("wb") as handle:
+    # a private temporary name, removed on failure (a full disk left a .part behind; a planted
+    # symlink at the predictable .part name was written through)
+    with files.replace(path, binary=True) as handle:
         remaining = size_bytes
         while remaining > 0:
             handle.write(block[: min(remaining, len(block))])
             remaining -= len(block)
-    tmp.replace(path)
 
 
 def synthetic_file(size_bytes: int, upload_dir: str) -> PayloadFile:

@@ -7,14 +7,16 @@ names exactly the tasks the broker took. Written and read here (its run and end 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from capacity.errors import InputError
+from capacity.errors import InputError, WriteFailed
+from capacity.files import create_new, failure
 
 FORMAT_VERSION = 1
 #: where task logs, monitor samples and matrix runs go unless told otherwise (seed 003's folder)
@@ -40,16 +42,71 @@ def log_path(log_dir: Path, started: float, shard: tuple[int, int] | None = None
     return path
 
 
+#: space held beside a log being written (``LOG.reserve``) and given back when the disk fills, so
+#: the batch the broker has just accepted and the end line can still be written: 1000 task lines
+#: of ~150 bytes plus an end line naming a batch in doubt need ~200 kB
+RESERVE_BYTES = 1 << 20
+
+
+class LogFull(WriteFailed):
+    """The disk filled while the log was written. The batch in hand was written (in the space
+    the reserve gave back); the run must stop sending and close the log."""
+
+
 class TaskLogWriter:
-    """Appends task lines in batches; each batch is one write and one flush."""
+    """Appends task lines in batches; each batch is one ``write`` on an unbuffered descriptor.
+
+    A disk that fills is not allowed to lose a task the broker accepted: ``RESERVE_BYTES`` are
+    held in a reserve file from the start (no log at all when even that does not fit); a write
+    that fails for want of space frees the reserve, finishes the batch and raises ``LogFull``.
+    """
 
     def __init__(self, path: Path, run: dict[str, Any]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file: IO[str] = path.open("x", encoding="utf-8")
-        self._file.write(json.dumps({"type": "run", "version": FORMAT_VERSION, **run}) + "\n")
-        self._file.flush()
         self.tasks = 0
+        self._reserve: Path | None = path.with_name(path.name + ".reserve")
+        with create_new(self._reserve, binary=True) as ballast:
+            try:
+                os.posix_fallocate(ballast.fileno(), 0, RESERVE_BYTES)
+            except OSError as exc:
+                ballast.close()
+                self._reserve.unlink(missing_ok=True)
+                raise WriteFailed(
+                    f"cannot write the task log in {path.parent}: {exc.strerror}; nothing was sent"
+                ) from None
+        try:
+            self._file = create_new(path, binary=True)
+            self._write(json.dumps({"type": "run", "version": FORMAT_VERSION, **run}) + "\n")
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> bool:
+        """Give the reserve's space back; whether there was any to give."""
+        if self._reserve is None:
+            return False
+        self._reserve.unlink(missing_ok=True)
+        self._reserve = None
+        return True
+
+    def _write(self, text: str) -> None:
+        """All of ``text`` or WriteFailed; on a full disk the reserve is freed and the write finished,
+        then LogFull says so."""
+        data = memoryview(text.encode("utf-8"))
+        full: OSError | None = None
+        while data:
+            try:
+                data = data[os.write(self._file.fileno(), data) :]
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT) and self._release():
+                    full = exc
+                    continue
+                raise WriteFailed(
+                    f"cannot write the task log {self.path}: {exc.strerror}; it names the {self.tasks} tasks "
+                    f"sent before this batch, the broker may hold {text.count(chr(10))} more"
+                ) from None
+        if full is not None:
+            raise LogFull(f"the disk holding {self.path} is full ({full.strerror}): sending stopped")
 
     def write_batch(
         self, task_ids: Sequence[str], scheduled_at: str | Sequence[str], sent_at: str, size_bytes: int, queue: str
@@ -68,15 +125,24 @@ class TaskLogWriter:
                 f'{{"task_id":"{task_id}","scheduled_at":"{when}{tail}'
                 for task_id, when in zip(task_ids, scheduled_at, strict=True)
             )
-        self._file.write(text)
-        self._file.flush()
+        try:
+            self._write(text)
+        except LogFull:
+            self.tasks += len(task_ids)  # written all the same, in the reserve's space
+            raise
         self.tasks += len(task_ids)
 
     def close(self, end: dict[str, Any]) -> None:
-        self._file.write(json.dumps({"type": "end", "tasks": self.tasks, **end}) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        try:
+            self._write(json.dumps({"type": "end", "tasks": self.tasks, **end}) + "\n")
+            os.fsync(self._file.fileno())
+        except LogFull:
+            pass  # the end line is written; the reserve is already given back
+        except OSError as exc:
+            raise failure(self.path, exc) from None
+        finally:
+            self._file.close()
+            self._release()
 
 
 def _head_and_last_lines(path: Path) -> tuple[list[str], str]:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from capacity.errors import BrokerError, InputError, Interrupted, RunFailed
 from capacity.measure.sources import split_kind
@@ -100,6 +101,7 @@ class WorkerProcess:
         self.fields = fields
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
+        self._pump: _RedactingPump | None = None
         self.env = {**os.environ, "CAPACITY_BROKER_URL": broker_url}  # the broker the cell injects to
         self.env.pop(PROBE_ENV_VAR, None)
         kind, sink = split_kind(timings)
@@ -125,13 +127,14 @@ class WorkerProcess:
                 argv = shlex.split(self.control.command.format(**_quoted(self.fields)))
             except (KeyError, IndexError, ValueError) as exc:
                 raise InputError(f"--worker-cmd: bad template ({exc}); fields: {', '.join(self.fields)}") from None
-            with self.log.open("wb") as out:
-                try:
-                    self.process = subprocess.Popen(
-                        argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-                    )
-                except OSError as exc:
-                    raise InputError(f"--worker-cmd: cannot start {argv[0]!r}: {exc.strerror}") from None
+            try:
+                self.process = subprocess.Popen(
+                    argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            except OSError as exc:
+                raise InputError(f"--worker-cmd: cannot start {argv[0]!r}: {exc.strerror}") from None
+            assert self.process.stdout is not None
+            self._pump = _RedactingPump(self.process.stdout, self.log)
             self._wait_ready(stop)
         else:
             self._shell(self.control.up or "", "--worker-up")
@@ -171,8 +174,11 @@ class WorkerProcess:
             line = template.format(**_quoted(self.fields))
         except (KeyError, IndexError, ValueError) as exc:
             raise InputError(f"{flag}: bad template ({exc}); fields: {', '.join(self.fields)}") from None
+        done = subprocess.run(
+            line, shell=True, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
+        )
         with self.log.open("ab") as out:
-            done = subprocess.run(line, shell=True, env=self.env, stdout=out, stderr=subprocess.STDOUT, check=False)
+            out.write(mask(done.stdout.decode("utf-8", "replace")).encode())
         if done.returncode != 0:
             raise RunFailed(f"{flag} exited with code {done.returncode}: {self._tail()}")
 
@@ -190,6 +196,30 @@ class WorkerProcess:
                 self.process.wait(10)
             except ProcessLookupError:
                 pass
+        if self._pump is not None:
+            self._pump.join()
+
+
+class _RedactingPump:
+    """Copies a worker's output to its log line by line through ``secrets.mask``: Celery's banner
+    prints the broker URL (an SQS access key id in it), a custom worker may print its argv with
+    a password; what the tool stores from a worker is redacted like its own output."""
+
+    def __init__(self, stream: IO[bytes], log: Path) -> None:
+        self._stream = stream
+        self._log = log
+        log.write_bytes(b"")
+        self._thread = threading.Thread(target=self._run, name="capacity-worker-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self._stream, self._log.open("ab") as out:
+            for raw in self._stream:
+                out.write(mask(raw.decode("utf-8", "replace")).encode())
+                out.flush()
+
+    def join(self) -> None:
+        self._thread.join(10)
 
 
 #: fields that are command-line fragments we build ourselves ("-E", "--limiter-max 10 ..."), not data

@@ -39,6 +39,7 @@ from capacity.units import parse_rate_limit
 #: --timings events: Celery events recorded per cell by capacity collect (workers need -E)
 EVENTS = "events"
 
+
 @dataclass(frozen=True)
 class RunConfig:
     matrix: Matrix
@@ -63,6 +64,7 @@ class RunConfig:
             return self.cooldown_s
         return broker_class(self.broker_url, self.protocol).idle_poll_s
 
+
 Progress = Callable[[CellSpec, str], None]  # (cell, phase): "skipped", "worker", "inject", "drain", "metrics", "done"
 
 
@@ -84,6 +86,7 @@ def run_matrix(config: RunConfig, stop: threading.Event, on_progress: Progress |
         write_results(config.run_dir)
         progress(cell, "done")
     return write_results(config.run_dir)
+
 
 # --- one cell -----------------------------------------------------------------------------------
 
@@ -274,4 +277,3 @@ def _wait_finished(result: InjectResult, timings: str, cell: CellSpec, limit_s: 
 def _finished(log_path: Path, timings: str) -> int:
     metrics = run_metrics([log_path], [timings])
     return int(metrics.completed or 0) + int(metrics.failed or 0)
-

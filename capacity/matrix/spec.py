@@ -68,6 +68,7 @@ class Matrix(_Frozen):
             except InputError as exc:
                 raise ValueError(str(exc)) from None
         return rate_limit
+
     sizes: tuple[Bytes, ...] = Field(min_length=1)
     concurrencies: tuple[int, ...] = Field(min_length=1)
     modes: tuple[ModeSpec, ...] = Field(min_length=1)
@@ -116,8 +117,6 @@ class CellSpec:
             "count": self.mode.count,
             "duration": self.mode.duration,
         }
-
-
 
 
 def cells(matrix: Matrix) -> list[CellSpec]:

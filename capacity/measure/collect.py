@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from capacity.brokers import broker_class, is_broker_url
+from capacity.brokers import broker_class, is_broker_url, is_redis_url
 from capacity.errors import BrokerError, InputError
 from capacity.secrets import redact_url
 
@@ -32,6 +32,10 @@ def collect(
     from celery import Celery
 
     app = Celery("capacity-collect", broker=broker_url, set_as_current=False)
+    if is_redis_url(broker_url):
+        # kombu's Redis transport waits forever by default: rediss:// to a plain Redis hung in the
+        # TLS handshake, deaf to Ctrl-C (reads of the event stream are polled, not timed)
+        app.conf.broker_transport_options = {"socket_timeout": 5, "socket_connect_timeout": 5}
     written = 0
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a", encoding="utf-8") as handle:

@@ -259,6 +259,21 @@ def compute(
         problems.warn(f"{duplicates} duplicate task ids in the task logs: each is counted once, at its first send")
     if unknown:
         problems.warn(f"{unknown} task ids have timings but are in no task log (another run, or a log not given)")
+    implausible = int(figures["implausible"])
+    if implausible:
+        ids = ", ".join(str(i) for i in figures["implausible_ids"] or [])
+        problems.warn(
+            f"{implausible} tasks have timings outside this run's window (an hour before the first send "
+            f"to 30 days after the last, and never in the future), left out as missing: {ids}"
+            + (", ..." if implausible > 5 else "")
+        )
+    repeated = int(figures["duplicate_completions"])
+    if repeated:
+        problems.warn(
+            f"{repeated} duplicate completions for {int(figures['tasks_completed_twice'])} tasks (a task that "
+            "ran twice: acks_late redelivery, or a timings file given twice): each task is counted once, "
+            "from its first start to its last finish"
+        )
     completed, failed = int(figures["completed"]), int(figures["failed"])
     window_start = float(figures["first_sent"])
     window_s = throughput = steady = None

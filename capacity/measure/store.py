@@ -19,6 +19,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from capacity import files
+from capacity.errors import WriteFailed
+
 # A probe or events line, as an Arrow schema (lines parsed in Python) and as read_json's columns.
 EVENT_SCHEMA = pa.schema(
     [
@@ -131,14 +134,33 @@ class Store:
             -- a success anywhere counts (SUCCESS sorts above FAILURE, RETRY, REVOKED)
             g AS (
                 SELECT task_id, min(received) AS received, min(started) AS started, max(finished) AS finished,
-                       min(record_start) AS record_start, max(state) AS state
+                       min(record_start) AS record_start, max(state) AS state,
+                       count(finished) FILTER (WHERE state IS NULL OR state = 'SUCCESS') AS successes,
+                       -- the earliest and latest instant of any timing of the task, for the window check
+                       least(min(received), min(started), min(finished), min(record_start)) AS earliest,
+                       greatest(max(received), max(started), max(finished), max(record_start)) AS latest
                 FROM timingrows GROUP BY task_id),
+            -- a timing outside [first send - 1 h, min(last send + 30 days, now + 1 h)] is not of
+            -- this run (a worker clock in 2036, a year 9999): reported, not joined, and it does not
+            -- stretch the timeline
+            bounds AS (
+                SELECT min(sent) - 3600 AS lo, least(max(sent) + 30 * 86400, epoch(now()) + 3600) AS hi FROM l),
             per_id AS (
                 SELECT coalesce(l.task_id, g.task_id) AS task_id, l.sent, coalesce(l.n, 0) AS n,
                        coalesce(l.bad, 0) AS bad,
                        g.task_id IS NULL AND l.task_id IS NULL AS timing_without_id,
+                       coalesce(g.earliest < bounds.lo OR g.latest > bounds.hi
+                                OR isnan(g.earliest) OR isnan(g.latest), FALSE) AS implausible,
+                       coalesce(g.successes, 0) AS successes,
                        g.received, g.started, g.finished, g.record_start, g.state
-                FROM l FULL OUTER JOIN g ON l.task_id = g.task_id)
+                FROM l FULL OUTER JOIN g ON l.task_id = g.task_id, bounds),
+            checked AS (
+                SELECT * REPLACE (
+                    CASE WHEN implausible THEN NULL ELSE received END AS received,
+                    CASE WHEN implausible THEN NULL ELSE started END AS started,
+                    CASE WHEN implausible THEN NULL ELSE finished END AS finished,
+                    CASE WHEN implausible THEN NULL ELSE record_start END AS record_start)
+                FROM per_id)
             SELECT *,
                    n > 0 AND finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS') AS ok,
                    n > 0 AND finished IS NOT NULL AND state IS NOT NULL AND state <> 'SUCCESS' AS failed,
@@ -151,7 +173,7 @@ class Store:
                         THEN finished - sent END AS r,
                    CASE WHEN n > 0 AND finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS')
                         THEN finished - record_start END AS ss
-            FROM per_id"""
+            FROM checked"""
 
     def figures(self) -> dict[str, Any]:
         """Every aggregate metrics needs, in one pass; raises ``self.error`` on unreadable JSON."""
@@ -171,6 +193,10 @@ class Store:
                    count(*) FILTER (WHERE n = 0 AND task_id IS NOT NULL AND bad = 0) AS unknown,
                    coalesce(sum(n - 1) FILTER (WHERE n > 0), 0) AS duplicates,
                    coalesce(sum(bad), 0) AS bad_log_lines,
+                   count(*) FILTER (WHERE implausible) AS implausible,
+                   list(task_id ORDER BY task_id) FILTER (WHERE implausible)[1:5] AS implausible_ids,
+                   coalesce(sum(successes - 1) FILTER (WHERE n > 0 AND successes > 1), 0) AS duplicate_completions,
+                   count(*) FILTER (WHERE n > 0 AND successes > 1) AS tasks_completed_twice,
                    coalesce(bool_or(timing_without_id), FALSE) AS timing_without_id,
                    min(sent) FILTER (WHERE n > 0) AS first_sent,
                    max(sent) FILTER (WHERE n > 0) AS last_sent,
@@ -191,13 +217,19 @@ class Store:
         return [r[0] for r in rows.fetchall()]
 
     def write_per_task(self, path: Path) -> None:
-        """One CSV row per sent task, written by DuckDB."""
-        target = str(path).replace("'", "''")
-        self.con.execute(f"""
-            COPY (SELECT task_id, sent, received, started, finished, state, s AS service_s, w AS wait_s,
-                         r AS response_s
-                  FROM ({self._per_task()}) WHERE n > 0 ORDER BY sent, task_id)
-            TO '{target}' (HEADER, DELIMITER ',')""")
+        """One CSV row per sent task, written by DuckDB (to a private name, then renamed)."""
+        with files.staged(path) as staged:
+            target = str(staged).replace("'", "''")
+            try:
+                self.con.execute(f"""
+                    COPY (SELECT task_id, sent, received, started, finished, state, s AS service_s,
+                                 w AS wait_s, r AS response_s
+                          FROM ({self._per_task()}) WHERE n > 0 ORDER BY sent, task_id)
+                    TO '{target}' (HEADER, DELIMITER ',')""")
+            except Exception as exc:  # duckdb.IOException: a full disk, no permission
+                if type(exc).__name__ != "IOException":
+                    raise
+                raise WriteFailed(f"cannot write {path}: {' '.join(str(exc).split())[:200]}") from None
 
     def close(self) -> None:
         self.con.close()

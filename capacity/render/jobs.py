@@ -43,9 +43,7 @@ def indexed_job_report(
         "name": "inject",
         "image": image,
         "command": ["sh", "-c", command],
-        "env": [
-            {"name": "CAPACITY_BROKER_URL", "valueFrom": {"secretKeyRef": {"name": BROKER_SECRET, "key": "url"}}}
-        ],
+        "env": [{"name": "CAPACITY_BROKER_URL", "valueFrom": {"secretKeyRef": {"name": BROKER_SECRET, "key": "url"}}}],
     }
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
     if not to_s3:

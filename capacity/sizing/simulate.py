@@ -261,10 +261,11 @@ def read_per_task(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with path.open(encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
-    except OSError as exc:
-        raise InputError(f"--from-metrics {path}: {exc.strerror}") from None
-    sent = [float(r["sent"]) for r in rows if r.get("sent") not in (None, "")]
-    services = [float(r["service_s"]) for r in rows if r.get("service_s") not in (None, "", "nan")]
+        sent = [float(r["sent"]) for r in rows if r.get("sent") not in (None, "")]
+        services = [float(r["service_s"]) for r in rows if r.get("service_s") not in (None, "", "nan")]
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, TypeError) as exc:
+        detail = getattr(exc, "strerror", None) or exc
+        raise InputError(f"--from-metrics {path}: not a per-task CSV from capacity metrics --csv ({detail})") from None
     return np.array(sent), np.array(services)
 
 

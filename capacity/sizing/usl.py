@@ -85,15 +85,15 @@ def read_points(path: Path, size: str | None = None) -> tuple[np.ndarray, np.nda
     try:
         with path.open(encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: cannot read a CSV: {getattr(exc, 'strerror', None) or exc}") from None
     if not rows:
         raise InputError(f"{path}: no rows")
-    names = {name.lower().strip(): name for name in rows[0]}
+    names = {name.lower().strip(): name for name in rows[0] if isinstance(name, str)}
     n_col = names.get("concurrency") or names.get("load") or names.get("n")
     x_col = names.get("throughput") or names.get("throughput_per_min") or names.get("x")
     if not n_col or not x_col:
-        raise InputError(f"{path}: needs columns concurrency and throughput (found: {', '.join(rows[0])})")
+        raise InputError(f"{path}: needs columns concurrency and throughput (found: {', '.join(names.values())})")
     if "mode" in names:
         rows = [r for r in rows if r[names["mode"]].strip().lower() == "burst"]
     if "size" in names:

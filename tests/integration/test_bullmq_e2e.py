@@ -346,7 +346,7 @@ def test_redis_refusing_jobs_ends_the_run_with_the_log_exact(tmp_path: Path, red
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.count("\n") == 1 and "OOM" in proc.stderr and "Traceback" not in proc.stderr
     _, tasks, end = read_log(sorted(log_dir.glob("*.log"))[0])
-    assert end is not None and end["status"] == "broker_unreachable"
+    assert end is not None and end["status"] == "broker_refused"
     logged = {t["task_id"] for t in tasks}
     queued = {x.decode() for x in client.lrange("bull:full:wait", 0, -1)}
     assert logged == queued and 0 < len(logged) < 50000

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "capacity"
-LOOSE = {"errors", "units", "secrets", "profiles"}  # the base every room may use
+LOOSE = {"errors", "units", "secrets", "profiles", "files"}  # the base every room may use
 # what each room may import besides the base (the CLI imports every room)
 ALLOWED = {
     "workerside": set(),
@@ -45,7 +45,7 @@ def test_no_import_runs_back_up() -> None:
 
 def test_the_layout_limits() -> None:
     loose = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert len(loose) <= 8, loose
+    assert len(loose) <= 9, loose
     longest = max((len(p.read_text(encoding="utf-8").splitlines()), str(p)) for p in PACKAGE.rglob("*.py"))
     assert longest[0] <= 650, longest
     for room in [*ALLOWED, "cli"]:

@@ -12,13 +12,13 @@ def connect(url: str) -> Any:
     """A redis-py client for ``url``, checked with PING; BrokerError (no password) if unreachable."""
     import redis
 
-    from capacity.brokers.redis import redis_py_url
+    from capacity.brokers.redis import redis_client
     from capacity.secrets import redact_url
 
-    client = redis.Redis.from_url(redis_py_url(url), socket_timeout=10, socket_connect_timeout=5)
+    client = redis_client(url, socket_timeout=10, socket_connect_timeout=5)
     try:
         client.ping()
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except (redis.ConnectionError, redis.TimeoutError, ValueError) as exc:  # ValueError: a bad port
         raise BrokerError(f"cannot reach {redact_url(url)}: {exc}") from None
     return client
 

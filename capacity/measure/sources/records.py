@@ -19,7 +19,8 @@ SQLITE = "sqlite:///"
 
 def timing_table(table: pa.Table, where: str, columns: RecordColumns, problems: Problems) -> pa.Table:
     """The records' id, start and end columns as timing rows (epoch seconds)."""
-    missing = [c for c in (columns.id_col, columns.start_col, columns.end_col) if c not in table.column_names]
+    named = (columns.id_col, columns.start_col, columns.end_col, *([columns.state_col] if columns.state_col else []))
+    missing = [c for c in named if c not in table.column_names]
     if missing:
         raise InputError(
             f"{where}: no column {', '.join(missing)} (columns: {', '.join(table.column_names)}); "

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, TextIO
 
+from capacity import files
 from capacity.errors import InputError
 from capacity.render.model import Report
 
@@ -91,4 +92,4 @@ def write_to(report: Report, fmt: str, output: str | Path) -> None:
     if str(output) == "-":
         sys.stdout.write(text)
     else:
-        Path(output).write_text(text, encoding="utf-8")
+        files.write_text(output, text)

@@ -121,7 +121,11 @@ def test_usl_is_fitted_on_burst_cells_only(tmp_path: Path) -> None:
 
 def test_html_page_escapes_text_and_embeds_images() -> None:
     report = Report(
-        "R", {}, (("a", "<b>"),), (Table("T", ("c",), (("<script>x</script>",),)),), ("n & m",),
+        "R",
+        {},
+        (("a", "<b>"),),
+        (Table("T", ("c",), (("<script>x</script>",),)),),
+        ("n & m",),
         images=(("plot.png", b"\x89PNG fake"),),
     )
     page = render(report, "html")

@@ -302,3 +302,35 @@ def test_naive_task_log_timestamps_are_utc_with_a_warning(tmp_path: Path) -> Non
     m = run_metrics([log], [str(probe)])
     assert any("without a time zone were taken as UTC" in w for w in m.warnings)
     assert m.wait.mean == pytest.approx(1.0)  # both sent at T0: the naive one read as UTC
+
+
+def test_timings_outside_the_run_window_are_reported_and_do_not_size_the_timeline(tmp_path: Path) -> None:
+    # issue #11: one timing dated 2036 in a 200-task run made a timeline point per minute (6.7 GB);
+    # year 9999 ended in MemoryError. 2036 and 9999 are both after "now"; T0 - 2 h is before the
+    # first send by more than the hour of clock skew allowed.
+    sends = {f"t{i:03}": T0 + i * 0.1 for i in range(200)}
+    log = write_log(tmp_path / "worker_tasks_1.log", sends)
+    rows = [done(t, s + 1, s + 2) for t, s in sends.items()]
+    rows[5] = done("t005", T0 + 1, 2_100_000_000.0)  # 2036-07-18
+    rows[6] = done("t006", T0 + 1, 253_402_300_000.0)  # year 9999
+    rows[7] = done("t007", T0 - 7200, T0 - 7199)
+    probe = write_probe(tmp_path / "timings", rows)
+    m = run_metrics([log], [f"probe:{probe}"])
+    assert (m.sent, m.completed, m.missing) == (200, 197, 3)
+    # the last good completion is t199 at T0 + 19.9 + 2 = T0 + 21.9: one minute of timeline, or two
+    # when T0 + 21.9 crosses a minute boundary (T0 is 20 s into its minute: 20 + 21.9 < 60)
+    assert len(m.timeline) == 1
+    assert m.timeline[0][1] == 197
+    warning = next(w for w in m.warnings if "outside this run's window" in w)
+    assert warning.startswith("3 tasks") and "t005, t006, t007" in warning
+
+
+def test_duplicate_completions_are_counted_and_warned(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "worker_tasks_1.log", {"a": T0, "b": T0})
+    probe = write_probe(
+        tmp_path / "timings",
+        [done("a", T0 + 1, T0 + 2), done("a", T0 + 1, T0 + 2), done("a", T0 + 5, T0 + 6), done("b", T0 + 1, T0 + 3)],
+    )
+    m = run_metrics([log], [f"probe:{probe}"])
+    assert m.completed == 2
+    assert any(w.startswith("2 duplicate completions for 1 tasks") for w in m.warnings), m.warnings

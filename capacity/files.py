@@ -1,0 +1,137 @@
+"""How the tool creates files: never through a symbolic link, never half-written, and a failure to
+write (disk full, no permission, a directory where a file belongs) is a ``WriteFailed`` naming the
+file, exit 5, rather than a traceback.
+
+Two ways in. ``create_new`` opens a file that must not exist yet (``O_CREAT | O_EXCL |
+O_NOFOLLOW``: a planted symlink or a file of the same name is refused, not written through):
+the task log, the monitor samples. ``replace`` writes a whole file under a private temporary
+name in the same folder (``tempfile.mkstemp``) and renames it over the target at the end, so a
+reader never sees half a file and a symlink at the target is replaced, not followed: reports,
+``-o``, CSVs, payload files. An existing device or pipe (``-o /dev/stdout``) is written in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, Literal, overload
+
+from capacity.errors import WriteFailed
+
+
+def _checked(path: Path | str) -> Path:
+    """``path`` as a Path; a NUL byte (no file system allows one) is a WriteFailed, not a ValueError."""
+    if "\x00" in str(path):
+        raise WriteFailed(f"cannot write {str(path)!r}: a file name cannot hold a NUL byte")
+    return Path(path)
+
+
+def failure(path: Path | str, exc: OSError) -> WriteFailed:
+    """The one-line error for a file that could not be written."""
+    reason = exc.strerror or type(exc).__name__
+    return WriteFailed(f"cannot write {path}: {reason}")
+
+
+@overload
+def create_new(path: Path, binary: Literal[False] = False) -> IO[str]: ...
+@overload
+def create_new(path: Path, binary: Literal[True]) -> IO[bytes]: ...
+def create_new(path: Path, binary: bool = False) -> IO[Any]:
+    """Open a new file for writing; refuses an existing name or a symlink there."""
+    path = _checked(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except FileExistsError:
+        raise WriteFailed(f"cannot write {path}: it already exists (a file or a link of that name)") from None
+    except OSError as exc:
+        raise failure(path, exc) from None
+    if binary:
+        return os.fdopen(fd, "wb")
+    return os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+
+def _in_place(path: Path) -> bool:
+    """An existing character device, pipe or socket (``/dev/stdout``, ``/dev/null``): written as it is."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+@contextlib.contextmanager
+def replace(path: Path | str, binary: bool = False) -> Iterator[IO[Any]]:
+    """A handle on a private temporary file beside ``path``, renamed over it when the block ends
+    without an error and removed when it does not."""
+    target = _checked(path)
+    if _in_place(target):
+        try:
+            with open(target, "wb" if binary else "w", encoding=None if binary else "utf-8") as handle:
+                yield handle
+        except OSError as exc:
+            raise failure(target, exc) from None
+        return
+    if target.is_dir():
+        raise WriteFailed(f"cannot write {target}: it is a directory")
+    folder = target.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise failure(target, exc) from None
+    try:
+        text = {} if binary else {"encoding": "utf-8", "newline": ""}
+        with os.fdopen(fd, "wb" if binary else "w", **text) as handle:  # type: ignore[call-overload]
+            yield handle
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise failure(target, exc) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def staged(path: Path | str) -> Iterator[Path]:
+    """A private temporary path beside ``path`` for a writer that wants a name (DuckDB's COPY),
+    renamed over ``path`` when the block ends without an error, removed when it does not."""
+    target = _checked(path)
+    if target.is_dir():
+        raise WriteFailed(f"cannot write {target}: it is a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise failure(target, exc) from None
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise failure(target, exc) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: Path | str, text: str) -> None:
+    """``replace`` for a whole text."""
+    with replace(path) as handle:
+        handle.write(text)
+
+
+def write_bytes(path: Path | str, data: bytes) -> None:
+    """``replace`` for whole bytes."""
+    with replace(path, binary=True) as handle:
+        handle.write(data)
