@@ -156,12 +156,14 @@ class Broker(ABC):
 
 def resolve_broker_url(given: str | None) -> tuple[str, str | None]:
     """The broker URL from --broker, $CAPACITY_BROKER_URL, $CELERY_BROKER_URL, or seed 003's
-    environment ($SQS_QUEUE_NAME, $AWS_REGION) meaning ``sqs://``; and the queue that implies."""
+    environment ($SQS_QUEUE_NAME, $AWS_REGION) meaning ``sqs://``; and the queue
+    $SQS_QUEUE_NAME names whenever it is set (seed 003's .env), wherever the URL came from."""
+    queue = os.environ.get("SQS_QUEUE_NAME") or None
     for candidate in (given, os.environ.get("CAPACITY_BROKER_URL"), os.environ.get("CELERY_BROKER_URL")):
         if candidate:
-            return candidate, None
-    if os.environ.get("SQS_QUEUE_NAME"):
-        return "sqs://", os.environ["SQS_QUEUE_NAME"]
+            return candidate, queue
+    if queue:
+        return "sqs://", queue
     raise InputError("no broker: give --broker URL or set CAPACITY_BROKER_URL (or CELERY_BROKER_URL)")
 
 

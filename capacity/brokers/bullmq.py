@@ -29,6 +29,7 @@ from typing import Any
 
 from capacity.brokers import Broker, BrokerOptions, QueueDepth, SendFailed
 from capacity.brokers._retry import attempts
+from capacity.brokers.messages import Splice
 from capacity.brokers.redis import MARKER_TTL_S, redis_client
 from capacity.errors import BrokerError, InputError
 
@@ -61,10 +62,19 @@ class JobTemplate:
 
     name: str
 
-    def render(self, task_ids: Sequence[str], args: Sequence[Any], kwargs: dict[str, Any], now: datetime) -> list[str]:
+    def render(
+        self,
+        task_ids: Sequence[str],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        now: datetime,
+        per_task: dict[str, Sequence[str]] | None = None,
+    ) -> list[str]:
         if args:
             raise InputError("BullMQ jobs take one data object: give --kwargs or a template's kwargs, not args")
         data = json.dumps(kwargs, separators=(",", ":"), allow_nan=False)
+        if per_task:
+            return Splice.of(data).fill(per_task, len(task_ids))
         return [data] * len(task_ids)
 
 

@@ -9,6 +9,7 @@ kwargsrepr, ETA) is then cut out into placeholders, so building N messages is N 
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,51 @@ _ARGSREPR = "capacity-placeholder-argsrepr-d02b6e"
 _ETA = "capacity-placeholder-eta-3e7f10"
 
 
+#: per-task values (``$task_id``, ``$seq``, ``$uuid``) ride in args/kwargs as these markers until
+#: each task's message is spliced; a whole-value number marker is replaced with its quotes
+def per_task_marker(name: str, whole_number: bool = False) -> str:
+    return f"@@capacity{'#' if whole_number else ':'}{name}@@"
+
+
+_MARKER = re.compile(r"""["']@@capacity#(\w+)@@["']|@@capacity:(\w+)@@""")
+
+
+@dataclass(frozen=True)
+class Splice:
+    """A text cut around per-task markers: ``fill`` puts each task's values back, one join each.
+
+    Values are ids and numbers (no character JSON or repr would escape), so splicing the JSON
+    (or repr) of the markers equals serialising each task's values: serialise once, join N times.
+    """
+
+    pieces: tuple[str, ...]
+    keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, text: str) -> Splice:
+        parts = _MARKER.split(text)
+        # re.split with two groups: text, whole-number name, in-string name, text, ...
+        pieces = tuple(parts[0::3])
+        keys = tuple(a or b for a, b in zip(parts[1::3], parts[2::3], strict=True))
+        return cls(pieces, keys)
+
+    def fill(self, columns: dict[str, Sequence[str]], n: int) -> list[str]:
+        if not self.keys:
+            return [self.pieces[0]] * n
+        cols = [columns[k] for k in self.keys]
+        if len(cols) == 1:
+            head, tail = self.pieces
+            return [head + v + tail for v in cols[0]]
+        rest = list(zip(cols, self.pieces[1:], strict=True))
+        out = []
+        for i in range(n):
+            parts = [self.pieces[0]]
+            for col, piece in rest:
+                parts += (col[i], piece)
+            out.append("".join(parts))
+        return out
+
+
 @dataclass(frozen=True)
 class Template:
     """A captured message split around its varying parts."""
@@ -39,11 +85,21 @@ class Template:
     countdown_s: float | None
     example: dict[str, Any]
 
-    def render(self, task_ids: Sequence[str], args: Sequence[Any], kwargs: dict[str, Any], now: datetime) -> list[str]:
-        """The kombu JSON message for each task id, with this batch's args/kwargs and time."""
+    def render(
+        self,
+        task_ids: Sequence[str],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        now: datetime,
+        per_task: dict[str, Sequence[str]] | None = None,
+    ) -> list[str]:
+        """The kombu JSON message for each task id, with this batch's args/kwargs and time;
+        ``per_task`` holds each task's value of every marker in args/kwargs (``per_task_marker``)."""
         from celery.utils.saferepr import saferepr
 
         _, _, serialized = kombu_serialize((list(args), kwargs, _EMBED), serializer="json")
+        if per_task:
+            return self._render_each(task_ids, args, kwargs, now, per_task, str(serialized))
         raw = serialized.encode() if isinstance(serialized, str) else serialized
         body = base64.b64encode(raw).decode() if self.body_encoding == "base64" else raw.decode()
         fixed = {
@@ -62,6 +118,39 @@ class Template:
             parts.append(piece)
         pieces = "".join(parts).split(_TASK_ID)
         return [task_id.join(pieces) for task_id in task_ids]
+
+    def _render_each(
+        self,
+        task_ids: Sequence[str],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        now: datetime,
+        per_task: dict[str, Sequence[str]],
+        serialized: str,
+    ) -> list[str]:
+        """``render`` when args/kwargs hold per-task markers: the body, kwargsrepr and argsrepr are
+        serialised once with the markers, spliced per task, and each body base64-encoded."""
+        from celery.utils.saferepr import saferepr
+
+        n = len(task_ids)
+        bodies = Splice.of(serialized).fill(per_task, n)
+        if self.body_encoding == "base64":
+            b64 = base64.b64encode
+            bodies = [b64(body.encode()).decode() for body in bodies]
+        else:
+            bodies = [_json_inner(body) for body in bodies]
+        columns: dict[str, Sequence[str]] = {
+            "task": task_ids,
+            "body": bodies,
+            "kwargsrepr": Splice.of(_json_inner(saferepr(kwargs, 1024))).fill(per_task, n),
+            "argsrepr": Splice.of(_json_inner(saferepr(list(args) if args else (), 1024))).fill(per_task, n),
+        }
+        eta = (now + timedelta(seconds=self.countdown_s)).isoformat() if self.countdown_s else ""
+        names = {_TASK_ID: "task", _TAG: "task", _BODY: "body", _KWARGSREPR: "kwargsrepr", _ARGSREPR: "argsrepr"}
+        text = self.pieces[0]
+        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
+            text += (eta if slot == _ETA else per_task_marker(names[slot])) + piece
+        return Splice.of(text).fill(columns, n)
 
 
 def new_ids(n: int, shard: int | None = None) -> list[str]:

@@ -20,6 +20,7 @@ from capacity.cli import (
     matrix,
     metrics,
     plan,
+    probe,
     recommend,
     report,
     simulate,
@@ -54,6 +55,7 @@ app.add_typer(matrix.app, name="matrix", help=matrix.HELP, short_help=_short(mat
 app.command("report", help=report.HELP, short_help=_short(report.HELP))(report.command)
 app.command("bench", help=bench.HELP, short_help=_short(bench.HELP))(bench.command)
 app.command("compare", help=compare.HELP, short_help=_short(compare.HELP))(compare.command)
+app.add_typer(probe.app, name="probe", help=probe.HELP, short_help=_short(probe.HELP))
 
 
 def _version(value: bool) -> None:

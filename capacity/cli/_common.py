@@ -200,3 +200,16 @@ def json_object_option(text: str | None, flag: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InputError(f"{flag}: expected a JSON object")
     return value
+
+
+def json_list_option(text: str | None, flag: str) -> list[Any] | None:
+    """A flag holding a JSON list (--args); None when not given; InputError naming the flag."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{flag}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, list):
+        raise InputError(f"{flag}: expected a JSON list")
+    return value

@@ -11,7 +11,17 @@ import typer
 from rich.console import Console
 
 from capacity.cli._common import OutputOption, RunFormat, emit, handle_errors, json_object_option
-from capacity.cli.matrix import BullMQPrefix, DrainTimeout, Protocol, Purge, Quiet, TransportOptions, WorkerCmd, execute
+from capacity.cli.matrix import (
+    BullMQPrefix,
+    DrainTimeout,
+    Protocol,
+    Purge,
+    Quiet,
+    TransportOptions,
+    WorkerCmd,
+    execute,
+    fail_on_failed_cells,
+)
 from capacity.errors import InputError
 from capacity.load.tasklog import RESULTS_DIR
 from capacity.matrix.embedded import EmbeddedRedis
@@ -72,3 +82,4 @@ def command(
     console = Console(stderr=True)
     console.print(f"bench took {time.monotonic() - started:.0f} s; run directory: {directory}", highlight=False)
     console.print(f"report: {written['report.html']}", highlight=False)
+    fail_on_failed_cells([directory])

@@ -11,11 +11,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from capacity.brokers import resolve_broker_url
-from capacity.cli._common import Interrupts, OutputOption, emit, format_option, handle_errors, json_object_option
-from capacity.errors import EXIT_INTERRUPTED, BrokerError, InputError, WriteFailed
+from capacity.cli._common import (
+    Interrupts,
+    OutputOption,
+    emit,
+    format_option,
+    handle_errors,
+    json_list_option,
+    json_object_option,
+)
+from capacity.errors import EXIT_INTERRUPTED, BrokerError, CheckFailed, InputError, WriteFailed
 from capacity.load import s3
 from capacity.load.monitor import Sample
-from capacity.load.payload import default_payload, existing_file, load_template, synthetic_file
+from capacity.load.payload import REFERENCE_TASK, PayloadSpec, existing_file, synthetic_file
 from capacity.load.runner import RunProgress
 from capacity.load.schedules import Shard, build_schedule, parse_shard
 from capacity.load.tasklog import RESULTS_DIR
@@ -47,7 +55,7 @@ def command(
         ),
     ] = None,
     queue: Annotated[str | None, Opt(help="Queue name [default: celery, or $SQS_QUEUE_NAME].")] = None,
-    task: Annotated[str, Opt(help="Celery task name (BullMQ: the job name).")] = "capacity.worker.process_file",
+    task: Annotated[str, Opt(help="Celery task name (BullMQ: the job name).")] = REFERENCE_TASK,
     protocol: Annotated[
         str, Opt(help="celery, or bullmq: jobs for BullMQ's Node workers on Redis (the data object: --kwargs).")
     ] = "celery",
@@ -70,10 +78,23 @@ def command(
         str, Opt(help="Where --size creates its file (folder or s3://bucket/prefix).")
     ] = "load_tests/uploads",
     user_id: Annotated[str | None, Opt(help="User id in every task's kwargs.")] = None,
-    kwargs: Annotated[str | None, Opt(help="JSON object merged into the default kwargs.")] = None,
+    args: Annotated[
+        str | None, Opt("--args", help='JSON list of positional arguments, e.g. ["$uuid", "lt-$seq"].')
+    ] = None,
+    kwargs: Annotated[
+        str | None, Opt(help="JSON object of keyword arguments (merged into the reference task's defaults).")
+    ] = None,
     payload_template: Annotated[
         Path | None,
-        Opt(help='JSON {"args": [...], "kwargs": {...}}; $file, $size_bytes, $user_id, $injected_at are filled in.'),
+        Opt(help='JSON {"args": [...], "kwargs": {...}} for every task (placeholders: see --payload-file).'),
+    ] = None,
+    payload_file: Annotated[
+        Path | None,
+        Opt(
+            help='JSON Lines of {"args": [...], "kwargs": {...}}, taken in turn (replay real payloads). '
+            "Placeholders, whole or inside strings: $task_id, $seq, $uuid, $run_id, $file, $size_bytes, "
+            "$user_id, $injected_at; $$ is a dollar"
+        ),
     ] = None,
     priority: Annotated[int | None, Opt(help="Message priority (0-9).")] = None,
     countdown: Annotated[str | None, Opt(help="Countdown (ETA) for every task, e.g. 30s.")] = None,
@@ -83,6 +104,9 @@ def command(
     monitor: Annotated[bool, Opt("--monitor", help="Sample queue depth while injecting and until drained.")] = False,
     monitor_for: Annotated[str, Opt(help="Longest wait for the queue to drain after sending.")] = "10m",
     monitor_interval: Annotated[str, Opt(help="Time between depth samples.")] = "1s",
+    idle_after: Annotated[
+        str, Opt(help="--monitor: warn that no worker consumes the queue when nothing is taken for this long.")
+    ] = "30s",
     queue_name_prefix: Annotated[str | None, Opt(help="SQS queue name prefix (transport option).")] = None,
     queue_url: Annotated[str | None, Opt(help="SQS: predefined queue URL for --queue.")] = None,
     transport_options: Annotated[str | None, Opt(help="JSON broker_transport_options, as in your Celery app.")] = None,
@@ -148,21 +172,22 @@ def command(
         payload = existing_file(file)
     elif size is not None:
         payload = synthetic_file(parse_size(size, "--size"), upload_dir)
-    extra = json_object_option(kwargs, "--kwargs")
-    if payload_template is not None:
-        if extra:
-            raise InputError("--kwargs and --payload-template exclude each other")
-        args, kw = load_template(payload_template)
-    else:
-        args, kw = default_payload(extra)
+    description = PayloadSpec(
+        args=json_list_option(args, "--args"),
+        kwargs=json_object_option(kwargs, "--kwargs") if kwargs is not None else None,
+        template=payload_template,
+        file=payload_file,
+    )
+    positional, kw, rows = description.resolve(task)
     config = InjectConfig(
         broker_url=url,
         schedule=schedule,
         task=task,
         queue=queue,
         log_dir=RESULTS_DIR if upload_to else Path(log_dir),
-        args=args,
+        args=positional,
         kwargs=kw,
+        rows=rows,
         file_reference=payload.reference if payload else None,
         size_bytes=payload.size_bytes if payload else 0,
         user_id=user_id,
@@ -175,6 +200,7 @@ def command(
         monitor=monitor,
         monitor_interval_s=max(0.05, parse_duration(monitor_interval, "--monitor-interval")),
         monitor_for_s=parse_duration(monitor_for, "--monitor-for"),
+        idle_warning_s=parse_duration(idle_after, "--idle-after"),
         run_id=run_id,
         shard=shard_pair,
         start_at=start,
@@ -195,13 +221,26 @@ def command(
         raise BrokerError(f"{result.error}; the task log holds the {result.sent} tasks sent: {result.log_path}")
     if result.status == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)
+    if result.status == "not_drained":
+        raise CheckFailed(f"{result.error}; is a worker consuming it? (the task log is complete: {result.log_path})")
 
 
 def _run(config: InjectConfig, stop: threading.Event, console: Console, quiet: bool) -> InjectResult:
     from capacity.load.inject import inject
+    from capacity.secrets import redact_url
+
+    def on_idle(sample: Sample) -> None:
+        console.print(
+            f"warning: {sample.visible} messages have waited {config.idle_warning_s:g} s on queue "
+            f"{config.queue!r} at {redact_url(config.broker_url)} and none was taken: no worker seems to "
+            "consume that queue on that broker (check the worker's -Q and broker URL)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
     if quiet:
-        return inject(config, stop)
+        return inject(config, stop, on_idle=on_idle)
     columns = (
         TextColumn("[bold]inject[/]"),
         BarColumn(),
@@ -227,7 +266,7 @@ def _run(config: InjectConfig, stop: threading.Event, console: Console, quiet: b
         )
 
     try:
-        result = inject(config, stop, on_progress=on_progress, on_sample=on_sample)
+        result = inject(config, stop, on_progress=on_progress, on_sample=on_sample, on_idle=on_idle)
         bar.update(task_id, completed=result.sent)
         return result
     finally:

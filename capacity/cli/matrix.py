@@ -20,10 +20,11 @@ from capacity.cli._common import (
     handle_errors,
     json_object_option,
 )
-from capacity.errors import InputError, Interrupted
+from capacity.errors import CheckFailed, InputError, Interrupted
 from capacity.load.tasklog import RESULTS_DIR
 from capacity.matrix.spec import CellSpec, Matrix, cells, load_matrix, results_table
 from capacity.render.model import Report
+from capacity.secrets import mask
 from capacity.units import parse_duration
 
 if TYPE_CHECKING:  # imported where used: the command line loads without the heavy extras
@@ -198,6 +199,21 @@ def run(
     )
     execute(config, fresh, quiet)
     show(config.run_dir, fmt, output)
+    fail_on_failed_cells([config.run_dir])
 
 
-__all__ = ["app", "default_run_dir", "execute", "show"]
+def fail_on_failed_cells(run_dirs: list[Path]) -> None:
+    """Exit 1 when a cell's tasks failed or never ran (completion critical): a failed run is not 0.
+    Every such cell is named on stderr with its first errors; the failure itself is one line."""
+    from capacity.matrix.analysis import failing_cells
+
+    cells = failing_cells(run_dirs)
+    if not cells:
+        return
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    for line in cells:
+        console.print(f"  {mask(line)}", markup=False)
+    raise CheckFailed(f"{len(cells)} cells below the critical completion rate: {cells[0]}")
+
+
+__all__ = ["app", "default_run_dir", "execute", "fail_on_failed_cells", "show"]

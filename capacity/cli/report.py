@@ -29,10 +29,12 @@ def command(
     fmt: RunFormat = "table",
     output: OutputOption = "-",
 ) -> None:
+    from capacity.cli.matrix import fail_on_failed_cells
     from capacity.matrix.analysis import for_terminal, write  # the matrix extra
 
     report, written, regressions = write(run_dirs, out or run_dirs[0] / "report", baseline)
     emit(for_terminal(report) if fmt == "table" else report, fmt, output)
     Console(stderr=True).print(f"report: {written['report.html']}", highlight=False)
+    fail_on_failed_cells(run_dirs)
     if regressions:
         raise CheckFailed(f"{regressions} regressions against the baseline {baseline} (see the comparison table)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -14,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from capacity.brokers import Broker, BrokerOptions, SendFailed, open_broker
-from capacity.brokers.messages import new_ids
+from capacity.brokers.messages import new_ids, per_task_marker
 from capacity.errors import InputError, WriteFailed
 from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
-from capacity.load.payload import substitute
+from capacity.load.payload import PER_TASK, PerTaskValue, substitute, uses
 from capacity.load.runner import Clock, RunProgress, drive
 from capacity.load.schedules import Schedule, describe, lateness_summary
 from capacity.load.tasklog import RESULTS_DIR, LogFull, TaskLogWriter, iso, log_path
@@ -33,6 +32,8 @@ class InjectConfig:
     log_dir: Path = RESULTS_DIR
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: a payload file's lines (args, kwargs), taken in turn; args/kwargs are then unused
+    rows: tuple[tuple[list[Any], dict[str, Any]], ...] = ()
     file_reference: str | None = None
     size_bytes: int = 0
     user_id: str | None = None
@@ -45,6 +46,8 @@ class InjectConfig:
     monitor: bool = False
     monitor_interval_s: float = 1.0
     monitor_for_s: float = 600.0
+    #: --monitor: how long messages may wait with nothing taken before "no worker consumes it"
+    idle_warning_s: float = 30.0
     #: one run sent from several machines: the same run id, shard (index, total), a common start
     run_id: str | None = None
     shard: tuple[int, int] | None = None
@@ -61,7 +64,7 @@ class InjectConfig:
 class InjectResult:
     log_path: Path
     run_id: str
-    status: str  # completed, interrupted, broker_unreachable, broker_refused, log_full, failed
+    status: str  # completed, not_drained, interrupted, broker_unreachable, broker_refused, log_full, failed
     sent: int
     target: int
     elapsed_s: float
@@ -81,44 +84,75 @@ class InjectResult:
 
 
 class _Payloads:
-    """The task's arguments with their placeholders, and Celery's message captured once for them."""
+    """The tasks' arguments with their placeholders, Celery's message captured once for them, and
+    each batch rendered: per-run values substituted once, ``$injected_at`` per batch, ``$task_id``,
+    ``$seq`` and ``$uuid`` spliced per task; a payload file's lines taken in turn."""
 
-    def __init__(self, config: InjectConfig, broker: Broker) -> None:
+    def __init__(self, config: InjectConfig, broker: Broker, run_id: str) -> None:
         self.config = config
+        self.rows = config.rows or ((config.args, config.kwargs),)
         self.values: dict[str, Any] = {
             "$file": config.file_reference,
             "$size_bytes": config.size_bytes,
             "$user_id": config.user_id,
+            "$run_id": run_id,
             "$injected_at": None,
+            **{f"${name}": PerTaskValue(name) for name in PER_TASK},
         }
-        self.args = substitute(config.args, self.values)
-        self.template = broker.template(
-            config.task,
-            config.queue,
-            self.args,
-            substitute(config.kwargs, self.values),
-            config.priority,
-            config.countdown_s,
-        )
-        self.per_batch = _mentions(config.kwargs, "$injected_at") or _mentions(config.args, "$injected_at")
+        used = set().union(*(uses(args) | uses(kwargs) for args, kwargs in self.rows))
+        self.per_task = sorted(used & set(PER_TASK))
+        self.per_batch = "injected_at" in used
+        self._marker = per_task_marker
+        self._fixed = [self._substitute(row, self.values) for row in self.rows]
+        args, kwargs = self._fixed[0]
+        self.template = broker.template(config.task, config.queue, args, kwargs, config.priority, config.countdown_s)
+        shard = config.shard
+        self._seq_start, self._seq_step = (shard[0], shard[1]) if shard else (0, 1)
 
-    def arguments(self, now: datetime) -> tuple[list[Any], dict[str, Any]]:
-        """The args and kwargs of the tasks sent at ``now`` ($injected_at is the send time)."""
-        if not self.per_batch:
-            return self.args, substitute(self.config.kwargs, self.values)
-        batch_values = {**self.values, "$injected_at": now.isoformat()}
-        return substitute(self.config.args, batch_values), substitute(self.config.kwargs, batch_values)
+    def _substitute(self, row: tuple[list[Any], dict[str, Any]], values: dict[str, Any]) -> tuple[Any, Any]:
+        return substitute(row[0], values, self._marker), substitute(row[1], values, self._marker)
+
+    def render(self, task_ids: Sequence[str], first: int, now: datetime) -> list[str]:
+        """The messages of tasks ``first``, ``first + 1``, ... of this injector (``$seq`` counts
+        the whole run: a shard's tasks are every N-th of it)."""
+        rows = self._fixed
+        if self.per_batch:
+            batch_values = {**self.values, "$injected_at": now.isoformat()}
+            rows = [self._substitute(row, batch_values) for row in self.rows]
+        n = len(task_ids)
+        columns: dict[str, Sequence[str]] = {}
+        if "task_id" in self.per_task:
+            columns["task_id"] = task_ids
+        if "seq" in self.per_task:
+            columns["seq"] = [str(self._seq_start + (first + i) * self._seq_step) for i in range(n)]
+        if "uuid" in self.per_task:
+            columns["uuid"] = new_ids(n)
+        if len(rows) == 1:
+            args, kwargs = rows[0]
+            return list(self.template.render(task_ids, args, kwargs, now, columns or None))
+        # a payload file: group the batch's tasks by line, render each group, put them back in order
+        lines = len(rows)
+        out: list[str] = [""] * n
+        for line in {(first + i) % lines for i in range(min(n, lines))}:
+            where = [i for i in range((line - first) % lines, n, lines)]
+            group = {k: [v[i] for i in where] for k, v in columns.items()}
+            args, kwargs = rows[line]
+            for i, message in zip(
+                where, self.template.render([task_ids[i] for i in where], args, kwargs, now, group or None), strict=True
+            ):
+                out[i] = message
+        return out
 
     def check_size(self, broker: Broker) -> None:
         """Refuse, before the log exists or anything is sent, a message larger than the broker takes."""
         now = datetime.now(UTC)
-        args, kwargs = self.arguments(now)
-        example = broker.encode(self.template.render(["0" * 36], args, kwargs, now)[0])
+        ids = ["0" * 36] * min(len(self.rows), 1000)
+        largest = max((broker.encode(m) for m in self.render(ids, 0, now)), key=len)
         limit = broker.max_message_bytes
-        if limit is not None and len(example.encode()) > limit:
+        if limit is not None and len(largest.encode()) > limit:
             raise InputError(
-                f"one message is {len(example.encode()):,} bytes; {broker.name} takes at most "
-                f"{limit:,}: make --kwargs or --payload-template smaller"
+                f"one message is {len(largest.encode()):,} bytes; {broker.name} takes at most "
+                f"{limit:,}: make the task's arguments smaller"
             )
 
 
@@ -172,8 +206,7 @@ class _Sender:
         config, wall0 = self.config, self.wall0
         sent_dt = datetime.fromtimestamp(wall0 + now_offset, UTC)
         task_ids = new_ids(len(scheduled), self.config.shard[0] if self.config.shard else None)
-        batch_args, batch_kwargs = self.payloads.arguments(sent_dt)
-        payloads = self.payloads.template.render(task_ids, batch_args, batch_kwargs, sent_dt)
+        payloads = self.payloads.render(task_ids, self.progress.sent, sent_dt)
         if self._encode is not None:
             payloads = [self._encode(m) for m in payloads]
         sent_at = sent_dt.isoformat(timespec="microseconds")
@@ -209,6 +242,7 @@ def inject(
     clock: Clock | None = None,
     on_progress: Callable[[RunProgress], None] | None = None,
     on_sample: Callable[[Sample], None] | None = None,
+    on_idle: Callable[[Sample], None] | None = None,
     broker_factory: Callable[[str, BrokerOptions], Broker] = open_broker,
 ) -> InjectResult:
     """Run one injection. Raises CapacityError before anything is sent when the input or the
@@ -229,7 +263,7 @@ def inject(
     )
     with broker_factory(config.broker_url, options) as broker:
         broker.use_priority(config.priority)
-        payloads = _Payloads(config, broker)
+        payloads = _Payloads(config, broker, run_id)
         payloads.check_size(broker)
         started = time.time()
         path = log_path(config.log_dir, started, config.shard)
@@ -275,9 +309,15 @@ def inject(
         drained_at = None
         try:
             if monitor is not None and status == "completed":
-                drained_at = monitor.wait_drained(config.monitor_for_s, stop)
+                drained_at = monitor.wait_drained(config.monitor_for_s, stop, config.idle_warning_s, on_idle)
                 if stop.is_set():
                     status = "interrupted"
+                elif drained_at is None:
+                    status = "not_drained"
+                    error = (
+                        f"the queue {config.queue!r} did not drain within {config.monitor_for_s:g} s: "
+                        f"{monitor.samples[-1].visible if monitor.samples else '?'} messages still waiting"
+                    )
         finally:
             if monitor is not None:
                 monitor.sample()
@@ -338,10 +378,6 @@ def _wait_until(instant: float, stop: threading.Event) -> None:
             return
         if remaining > 0.002:
             stop.wait(min(remaining - 0.002, 0.5))
-
-
-def _mentions(value: Any, placeholder: str) -> bool:
-    return placeholder in json.dumps(value)
 
 
 def _rate_per_min(schedule: Schedule) -> float | None:

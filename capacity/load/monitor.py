@@ -152,15 +152,38 @@ class Monitor:
             self.sample()
             self._stop.wait(self.interval_s)
 
-    def wait_drained(self, limit_s: float, stop: threading.Event) -> float | None:
-        """Block until a sample shows nothing visible or in flight; the drain time, or None."""
+    def wait_drained(
+        self,
+        limit_s: float,
+        stop: threading.Event,
+        idle_s: float = 30.0,
+        on_idle: Callable[[Sample], None] | None = None,
+    ) -> float | None:
+        """Block until a sample shows nothing visible or in flight; the drain time, or None.
+        When messages sit visible with none in flight and the count unchanged for ``idle_s``,
+        ``on_idle`` is called once: nothing is consuming the queue."""
         deadline = time.monotonic() + limit_s
+        warned = False
         while time.monotonic() < deadline and not stop.is_set():
             last = self.samples[-1] if self.samples else None
             if last is not None and last.visible == 0 and not last.in_flight and last.sent_so_far == self._sent():
                 return last.t
+            if not warned and on_idle is not None and last is not None and self._idle_for(last) >= idle_s:
+                warned = True
+                on_idle(last)
             stop.wait(min(self.interval_s / 2, 0.5))
         return None
+
+    def _idle_for(self, last: Sample) -> float:
+        """How long the queue has held ``last.visible`` messages with none in flight."""
+        if last.visible == 0 or last.in_flight:
+            return 0.0
+        since = last.t
+        for sample in reversed(self.samples):
+            if sample.visible != last.visible or sample.in_flight:
+                break
+            since = sample.t
+        return last.t - since
 
     def stop(self) -> None:
         self._stop.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,11 +85,70 @@ def synthetic_file(size_bytes: int, upload_dir: str) -> PayloadFile:
     return PayloadFile(str(path.resolve()), size_bytes, created=True)
 
 
-PLACEHOLDERS = ("$file", "$size_bytes", "$user_id", "$injected_at")
+#: what a payload's strings may name, whole (``"$size_bytes"`` keeps its type) or inside a string
+#: (``"lt-$task_id"``): per run ``$file``, ``$size_bytes``, ``$user_id``, ``$run_id``; per batch
+#: ``$injected_at``; per task ``$task_id``, ``$seq`` (0-based index in the run), ``$uuid``; ``$$``
+#: is a literal dollar. Anything else after a ``$`` is left as written.
+PLACEHOLDERS = ("$file", "$size_bytes", "$user_id", "$run_id", "$injected_at", "$task_id", "$seq", "$uuid")
+PER_TASK = ("task_id", "seq", "uuid")
+_TOKEN = re.compile(r"\$(\$|task_id|seq|uuid|run_id|file|size_bytes|user_id|injected_at)")
+
+
+#: the reference worker's task: its defaults (file, size_bytes, user_id, injected_at) are sent only
+#: to it; any other task gets exactly the arguments described
+REFERENCE_TASK = "capacity.worker.process_file"
+
+
+@dataclass(frozen=True)
+class PayloadSpec:
+    """How a run describes its tasks' arguments, the same for ``inject``, a matrix file and
+    ``bench``: ``args`` and ``kwargs``, or a template file, or a payload file (JSON Lines)."""
+
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    template: Path | None = None
+    file: Path | None = None
+
+    def resolve(self, task: str) -> tuple[list[Any], dict[str, Any], tuple[tuple[list[Any], dict[str, Any]], ...]]:
+        """(args, kwargs, payload-file rows) for ``task``."""
+        given = [name for name, value in (("--args", self.args), ("--kwargs", self.kwargs)) if value is not None]
+        if self.template is not None and self.file is not None:
+            raise InputError("--payload-template and --payload-file exclude each other")
+        for path, flag in ((self.template, "--payload-template"), (self.file, "--payload-file")):
+            if path is not None and given:
+                raise InputError(f"{flag} and {' and '.join(given)} exclude each other")
+        if self.file is not None:
+            rows = load_payload_file(self.file)
+            return rows[0][0], rows[0][1], rows
+        if self.template is not None:
+            args, kwargs = load_template(self.template)
+            return args, kwargs, ()
+        if task == REFERENCE_TASK and not self.args:
+            args, kwargs = default_payload(self.kwargs)
+            return args, kwargs, ()
+        return list(self.args or []), dict(self.kwargs or {}), ()
+
+    @property
+    def mentions_file(self) -> bool:
+        """Whether anything refers to ``$file`` (so a payload file must exist)."""
+        rows: list[Any] = [self.args, self.kwargs]
+        if self.template is not None:
+            rows.append(load_template(self.template))
+        if self.file is not None:
+            rows.append(load_payload_file(self.file))
+        return "file" in uses(rows)
+
+
+@dataclass(frozen=True)
+class PerTaskValue:
+    """A per-task token's stand-in in ``substitute``'s values: it becomes the broker's marker."""
+
+    name: str
 
 
 def default_payload(extra_kwargs: dict[str, Any] | None) -> tuple[list[Any], dict[str, Any]]:
-    """Seed 003's realistic payload: a file reference, its size, the user, the injection time."""
+    """Seed 003's realistic payload (the reference worker's signature): a file reference, its
+    size, the user, the injection time."""
     kwargs: dict[str, Any] = {
         "file": "$file",
         "size_bytes": "$size_bytes",
@@ -99,29 +159,92 @@ def default_payload(extra_kwargs: dict[str, Any] | None) -> tuple[list[Any], dic
     return [], kwargs
 
 
+def _template_object(raw: Any, where: str) -> tuple[list[Any], dict[str, Any]]:
+    if not isinstance(raw, dict) or not set(raw) <= {"args", "kwargs"}:
+        raise InputError(f'{where}: expected {{"args": [...], "kwargs": {{...}}}}')
+    args, kwargs = raw.get("args", []), raw.get("kwargs", {})
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise InputError(f"{where}: args must be a list and kwargs an object")
+    return args, kwargs
+
+
 def load_template(path: Path) -> tuple[list[Any], dict[str, Any]]:
-    """``--payload-template``: JSON ``{"args": [...], "kwargs": {...}}`` with $file, $size_bytes,
-    $user_id and $injected_at standing for those values."""
+    """``--payload-template``: JSON ``{"args": [...], "kwargs": {...}}`` with placeholders."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"--payload-template: cannot read {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"--payload-template: {path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(raw, dict) or not set(raw) <= {"args", "kwargs"}:
-        raise InputError(f'--payload-template: {path}: expected {{"args": [...], "kwargs": {{...}}}}')
-    args, kwargs = raw.get("args", []), raw.get("kwargs", {})
-    if not isinstance(args, list) or not isinstance(kwargs, dict):
-        raise InputError(f"--payload-template: {path}: args must be a list and kwargs an object")
-    return args, kwargs
+    return _template_object(raw, f"--payload-template: {path}")
 
 
-def substitute(value: Any, values: dict[str, Any]) -> Any:
-    """Replace placeholder strings anywhere in args/kwargs."""
-    if isinstance(value, str) and value in values:
-        return values[value]
-    if isinstance(value, list):
-        return [substitute(v, values) for v in value]
+def load_payload_file(path: Path) -> tuple[tuple[list[Any], dict[str, Any]], ...]:
+    """``--payload-file``: JSON Lines, one ``{"args": [...], "kwargs": {...}}`` per line (payloads
+    captured from production, replayed in turn: task ``$seq`` gets line ``$seq mod lines``)."""
+    rows = []
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    raw = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"--payload-file: {path}:{number}: not valid JSON ({exc.msg})") from None
+                rows.append(_template_object(raw, f"--payload-file: {path}:{number}"))
+    except OSError as exc:
+        raise InputError(f"--payload-file: cannot read {path}: {exc.strerror}") from None
+    if not rows:
+        raise InputError(f"--payload-file: {path} has no payload lines")
+    return tuple(rows)
+
+
+def uses(value: Any) -> set[str]:
+    """The placeholder names (without ``$``) a payload mentions anywhere."""
+    found: set[str] = set()
+    for text in _strings(value):
+        found.update(m.group(1) for m in _TOKEN.finditer(text) if m.group(1) != "$")
+    return found
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
     if isinstance(value, dict):
-        return {k: substitute(v, values) for k, v in value.items()}
+        return [s for v in value.values() for s in _strings(v)]
+    return []
+
+
+def substitute(value: Any, values: dict[str, Any], marker: Any = None) -> Any:
+    """Replace placeholders anywhere in args/kwargs, in one pass (so ``$$task_id`` stays the text
+    ``$task_id``). ``values`` is keyed ``"$file"``...; a whole-string placeholder takes the value
+    with its type, one inside a string its text; a ``PerTaskValue`` becomes ``marker(name,
+    whole_number)``, the broker's stand-in spliced per task. Names missing from ``values`` stay."""
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+        whole = _TOKEN.fullmatch(value)
+        if whole is not None and whole.group(1) != "$":
+            found = values.get(value, value)
+            if isinstance(found, PerTaskValue):
+                return marker(found.name, found.name == "seq")
+            return found
+
+        def one(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name == "$":
+                return "$"
+            found = values.get("$" + name, match.group(0))
+            if isinstance(found, PerTaskValue):
+                return str(marker(found.name, False))
+            return "" if found is None else str(found)
+
+        return _TOKEN.sub(one, value)
+    if isinstance(value, list):
+        return [substitute(v, values, marker) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, values, marker) for k, v in value.items()}
     return value

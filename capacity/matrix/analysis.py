@@ -411,3 +411,26 @@ def write(run_dirs: list[Path], out_dir: Path, baseline: Path | None = None) -> 
         write_to(report, fmt, out_dir / name)
         written[name] = out_dir / name
     return report, written, regressions
+
+
+def failing_cells(run_dirs: list[Path]) -> list[str]:
+    """Cells whose completion rate is critical by the thresholds profile (seed 002: below 90%),
+    each with its first errors: one line per cell, for the one-line failure ``matrix run``,
+    ``bench`` and ``report`` end with (exit 1)."""
+    from capacity.profiles import load_profiles
+    from capacity.sizing.assess import Condition
+
+    limits = load_profiles().thresholds.metrics.get("completion_rate")
+    critical = Condition(limits.critical if limits else "< 90")
+    found = []
+    for cell in load_cells(run_dirs):
+        sent = int(cell.metrics.get("sent") or 0)
+        completed = int(cell.metrics.get("completed") or 0)
+        rate = 100.0 * completed / sent if sent else 0.0
+        if critical.holds(rate):
+            errors = [w for w in cell.metrics.get("warnings") or [] if "failed" in w and "error" in w.lower()]
+            why = errors[0] if errors else f"{int(cell.metrics.get('missing') or 0)} never finished"
+            found.append(
+                f"{cell.label}: {completed} of {sent} completed ({rate:.0f}%, critical {critical.text}%): {why}"
+            )
+    return found

@@ -5,6 +5,7 @@ in its own process group and stopped with it, or the user's up/down templates) a
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -164,6 +165,23 @@ class WorkerProcess:
             f"(run it with --loglevel INFO): {self._tail()}"
         )
 
+    def check_task_known(self) -> None:
+        """RunFailed when the worker logged Celery's "Received unregistered task of type 'X'"
+        (a forgotten --task, a module not imported): names X and what the worker registered."""
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return
+        found = _UNREGISTERED.search(text)
+        if found is None:
+            return
+        known = registered_tasks(text)
+        listed = ", ".join(known) if known else "none listed (run it with --loglevel INFO to see its [tasks])"
+        raise RunFailed(
+            f"the worker does not know task {found.group(1)!r} (Celery: 'Received unregistered task'); "
+            f"it registered: {listed}. Give the task's name with the matrix file's task:"
+        )
+
     def _tail(self) -> str:
         text = self.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         return mask(" | ".join(text[-3:])) if text else "(no output)"
@@ -198,6 +216,27 @@ class WorkerProcess:
                 pass
         if self._pump is not None:
             self._pump.join()
+
+
+_UNREGISTERED = re.compile(r"Received unregistered task of type '([^']+)'")
+
+
+def registered_tasks(banner: str) -> list[str]:
+    """The task names under Celery's start-up banner's ``[tasks]`` (``  . name``), Celery's own
+    (``celery.*``) left out."""
+    _, found, rest = banner.partition("[tasks]")
+    if not found:
+        return []
+    names: list[str] = []
+    for line in rest.splitlines()[1:]:
+        match = re.match(r"\s+\. (\S+)", line)
+        if match is None:
+            if names or line.strip():
+                break
+            continue
+        if not match.group(1).startswith("celery."):
+            names.append(match.group(1))
+    return names
 
 
 class _RedactingPump:

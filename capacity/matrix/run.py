@@ -26,7 +26,7 @@ from typing import Any
 from capacity.brokers import BrokerOptions, broker_class, open_broker
 from capacity.errors import BrokerError, InputError, Interrupted, RunFailed
 from capacity.load.inject import InjectConfig, InjectResult, inject
-from capacity.load.payload import default_payload, synthetic_file
+from capacity.load.payload import synthetic_file, uses
 from capacity.load.schedules import build_schedule
 from capacity.matrix.processes import NODE_WORKER_DIR, EventsCollector, WorkerControl, WorkerProcess
 from capacity.matrix.results import CellInfo, CellResult, is_finished, write_result, write_results
@@ -97,7 +97,12 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         shutil.rmtree(cell_dir)  # what an interrupted attempt left
     cell_dir.mkdir(parents=True)
     _check_queue_empty(config, cell)
-    payload = synthetic_file(cell.size_bytes, config.upload_dir)
+    args, kwargs, rows = config.matrix.payload().resolve(config.matrix.task)
+    # a payload file only when the task's arguments refer to it ($file): a user's task that
+    # takes its own arguments gets none, and no file it would never read is written
+    reference = None
+    if "file" in uses([args, kwargs, rows]):
+        reference = synthetic_file(cell.size_bytes, config.upload_dir).reference
     collector: EventsCollector | None = None
     if config.timings == EVENTS:
         collector = EventsCollector(config.broker_url, cell_dir / "events.jsonl")
@@ -132,13 +137,16 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         sampler = ResourceSampler(worker.pid, cell_dir / "resources.csv", config.sample_interval_s).start()
         progress(cell, "inject")
         injecting = sampler.mark()
-        result = _inject(config, cell, cell_dir, payload.reference, payload.size_bytes, stop)
+        result = _inject(config, cell, cell_dir, (args, kwargs, rows), reference, stop)
         if result.status != "completed":
             if stop.is_set():
                 raise Interrupted("interrupted; finished cells are kept, rerun to go on")
+            if result.status == "not_drained":
+                worker.check_task_known()
+                raise RunFailed(f"cell {cell.cell_id}: {result.error}; is the worker consuming it?")
             raise BrokerError(f"cell {cell.cell_id}: inject {result.status}: {result.error}")
         progress(cell, "drain")
-        _wait_finished(result, timings, cell, config.drain_timeout_s, stop)
+        _wait_finished(result, timings, cell, config.drain_timeout_s, stop, worker)
         finished = sampler.mark()
     finally:
         readiness.close()
@@ -231,10 +239,15 @@ def _job_types_file(run_dir: Path) -> Path:
 
 
 def _inject(
-    config: RunConfig, cell: CellSpec, cell_dir: Path, reference: str, size_bytes: int, stop: threading.Event
+    config: RunConfig,
+    cell: CellSpec,
+    cell_dir: Path,
+    payload: tuple[list[Any], dict[str, Any], tuple[tuple[list[Any], dict[str, Any]], ...]],
+    reference: str | None,
+    stop: threading.Event,
 ) -> InjectResult:
     mode = cell.mode
-    args, kwargs = default_payload(dict(config.matrix.kwargs))
+    args, kwargs, rows = payload
     return inject(
         InjectConfig(
             broker_url=config.broker_url,
@@ -244,8 +257,9 @@ def _inject(
             log_dir=cell_dir,
             args=args,
             kwargs=kwargs,
+            rows=rows,
             file_reference=reference,
-            size_bytes=size_bytes,
+            size_bytes=cell.size_bytes,
             transport_options=config.transport_options,
             protocol=config.protocol,
             prefix=config.prefix,
@@ -257,12 +271,22 @@ def _inject(
     )
 
 
-def _wait_finished(result: InjectResult, timings: str, cell: CellSpec, limit_s: float, stop: threading.Event) -> None:
-    """The queue is empty once the last task is taken; wait until every sent task has finished."""
+def _wait_finished(
+    result: InjectResult,
+    timings: str,
+    cell: CellSpec,
+    limit_s: float,
+    stop: threading.Event,
+    worker: WorkerProcess | None = None,
+) -> None:
+    """The queue is empty once the last task is taken; wait until every sent task has finished.
+    A worker that says it does not know the task stops the cell at once, saying so."""
     deadline = time.monotonic() + limit_s
     while True:
         if stop.is_set():
             raise Interrupted("interrupted; finished cells are kept, rerun to go on")
+        if worker is not None:
+            worker.check_task_known()
         finished = _finished(result.log_path, timings)
         if finished >= result.sent:
             return

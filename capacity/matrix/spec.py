@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from capacity.errors import InputError
+from capacity.load.payload import PayloadSpec
 from capacity.profiles import DEFAULT_DIR, Bytes, _Frozen, load_file
 from capacity.render.model import Table
 from capacity.units import format_size, parse_rate
@@ -50,9 +51,14 @@ class Matrix(_Frozen):
     source: str = ""
     task: str = "capacity.worker.process_file"
     queue: str = "celery"
-    #: merged into each task's kwargs (beside $file, $size_bytes, $user_id, $injected_at), e.g.
-    #: {sleep_s: 0.2} or {job_type: "2D Render", time_scale: 0.01} for the reference worker
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: the tasks' arguments, as ``inject`` takes them: ``args`` (a list) and ``kwargs`` (for the
+    #: reference worker merged into its defaults, e.g. {sleep_s: 0.2}), or ``payload_template``
+    #: (a JSON file), or ``payload_file`` (JSON Lines, taken in turn); placeholders whole or
+    #: inside strings: $task_id, $seq, $uuid, $run_id, $file, $size_bytes, $user_id, $injected_at
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    payload_template: Path | None = None
+    payload_file: Path | None = None
     #: a BullMQ limiter the worker runs with (max jobs per duration, e.g. 100/min): given to the
     #: reference Node worker ({limiter}), and named in the notes when X plateaus at it
     rate_limit: str | None = None
@@ -69,18 +75,23 @@ class Matrix(_Frozen):
                 raise ValueError(str(exc)) from None
         return rate_limit
 
-    sizes: tuple[Bytes, ...] = Field(min_length=1)
+    #: payload sizes; optional (a matrix of concurrency x mode is valid): a payload file of each
+    #: size is created only when the task's arguments mention $file
+    sizes: tuple[Bytes, ...] = ()
     concurrencies: tuple[int, ...] = Field(min_length=1)
     modes: tuple[ModeSpec, ...] = Field(min_length=1)
 
     def cells(self) -> list[tuple[int, int, ModeSpec]]:
         """Every (size, concurrency, mode), in the seed table's order: size, then mode, then concurrency."""
-        return [(size, c, mode) for size in self.sizes for mode in self.modes for c in self.concurrencies]
+        return [(size, c, mode) for size in self.sizes or (0,) for mode in self.modes for c in self.concurrencies]
+
+    def payload(self) -> PayloadSpec:
+        return PayloadSpec(self.args, self.kwargs, self.payload_template, self.payload_file)
 
     def cell_ids(self) -> list[str]:
         """A stable name per cell, e.g. ``01-50MB-c1-burst`` (the number keeps two rates apart)."""
         return [
-            f"{i:02d}-{format_size(size).replace(' ', '')}-c{c}-{mode.mode}"
+            f"{i:02d}-" + (f"{format_size(size).replace(' ', '')}-" if self.sizes else "") + f"c{c}-{mode.mode}"
             for i, (size, c, mode) in enumerate(self.cells(), start=1)
         ]
 
@@ -94,7 +105,10 @@ def results_table(matrix: Matrix) -> Table:
     return Table(
         "Results",
         ("Size", "Concurrency", "Mode", "X (tasks/min)", "S mean (s)", "Notes"),
-        tuple((format_size(size), str(c), mode.label, "", "", mode.note) for size, c, mode in matrix.cells()),
+        tuple(
+            (format_size(size) if matrix.sizes else "-", str(c), mode.label, "", "", mode.note)
+            for size, c, mode in matrix.cells()
+        ),
     )
 
 

@@ -50,6 +50,8 @@ def collect(
                     "t": event.get("timestamp"),
                     "host": event.get("hostname"),
                 }
+                if kind == "failed" and event.get("exception"):
+                    line["error"] = str(event["exception"])[:300]  # "TypeError('...')" as Celery sends it
                 handle.write(json.dumps(line, separators=(",", ":")) + "\n")
                 handle.flush()
                 written += 1

@@ -17,6 +17,7 @@ from capacity.errors import CheckFailed, InputError
 from capacity.load.monitor import Sample, read_samples, samples_path, trend
 from capacity.measure.inputs import Problems, TaskLog, read_task_logs
 from capacity.measure.sources import RecordColumns, SourceSettings, load_source
+from capacity.secrets import mask
 from capacity.units import parse_duration, parse_rate
 
 SUCCESS = "SUCCESS"
@@ -275,6 +276,11 @@ def compute(
             "from its first start to its last finish"
         )
     completed, failed = int(figures["completed"]), int(figures["failed"])
+    if failed:
+        examples = log.query(lambda store: store.failures())
+        if examples:
+            shown = "; ".join(f"{mask(text)[:200]} (x{n})" for text, n in examples)
+            problems.warn(f"{failed} tasks failed; first errors: {shown}")
     window_start = float(figures["first_sent"])
     window_s = throughput = steady = None
     timeline: tuple[tuple[int, int], ...] = ()

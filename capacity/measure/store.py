@@ -32,6 +32,7 @@ EVENT_SCHEMA = pa.schema(
         ("finished", pa.float64()),
         ("state", pa.string()),
         ("host", pa.string()),
+        ("error", pa.string()),  # a failed task's exception ("TypeError: ..."), probe and events
     ]
 )
 _SQL_TYPES = {pa.string(): "VARCHAR", pa.float64(): "DOUBLE"}
@@ -211,6 +212,20 @@ class Store:
         names = [d[0] for d in cursor.description]
         row = cursor.fetchall()[0]
         return dict(zip(names, row, strict=True))
+
+    def failures(self, limit: int = 3) -> list[tuple[str, int]]:
+        """The commonest exception texts of failed tasks (probe lines and Celery events), with counts."""
+        parts = []
+        if self.event_files:
+            source = f"read_json({_files(self.event_files)}, format = 'newline_delimited', columns = {EVENT_COLUMNS})"
+            parts.append(f"SELECT error FROM {source}")
+        parts += [f"SELECT error FROM {name}" for name in self._register("failure_table", self.event_tables)]
+        if not parts:
+            return []
+        rows = self.con.execute(f"""
+            SELECT error, count(*) AS n FROM ({" UNION ALL ".join(parts)}) WHERE error IS NOT NULL
+            GROUP BY error ORDER BY n DESC, error LIMIT {int(limit)}""").fetchall()
+        return [(str(error), int(n)) for error, n in rows]
 
     def task_ids(self) -> list[str]:
         rows = self.con.execute(f"SELECT DISTINCT task_id FROM ({self.log_rows()}) WHERE task_id IS NOT NULL")

@@ -92,30 +92,42 @@ def _on_prerun(task_id: str | None = None, **_: Any) -> None:
         starts[task_id] = time.time()
 
 
+def _on_failure(task_id: str | None = None, exception: BaseException | None = None, **_: Any) -> None:
+    """The exception of a failed task, for its done line: "TypeError: ... unexpected keyword"."""
+    errors = getattr(_local, "errors", None)
+    if errors is None:
+        errors = _local.errors = {}
+    if task_id and exception is not None:
+        errors[task_id] = f"{type(exception).__name__}: {exception}"[:300]
+
+
 def _on_postrun(task_id: str | None = None, state: str | None = None, **_: Any) -> None:
     finished = time.time()
     starts = getattr(_local, "starts", {})
     started = starts.pop(task_id, None)
+    error = getattr(_local, "errors", {}).pop(task_id, None)
     if task_id:
-        _emit(
-            {
-                "task_id": task_id,
-                "event": "done",
-                "started": started,
-                "finished": finished,
-                "state": state,
-                "host": HOST,
-                "pid": os.getpid(),
-            }
-        )
+        line = {
+            "task_id": task_id,
+            "event": "done",
+            "started": started,
+            "finished": finished,
+            "state": state,
+            "host": HOST,
+            "pid": os.getpid(),
+        }
+        if error is not None:
+            line["error"] = error
+        _emit(line)
 
 
 def _connect() -> None:
     """Hook the three signals (strong references: the handlers live as long as the worker)."""
-    from celery.signals import task_postrun, task_prerun, task_received
+    from celery.signals import task_failure, task_postrun, task_prerun, task_received
 
     task_received.connect(_on_received, weak=False)
     task_prerun.connect(_on_prerun, weak=False)
+    task_failure.connect(_on_failure, weak=False)
     task_postrun.connect(_on_postrun, weak=False)
 
 

@@ -51,7 +51,9 @@ class BrokerContract:
             base_env(self.url()),
             tmp_path,
         )
-        assert proc.returncode == 0, proc.stderr
+        # --monitor with no worker draining the queue ends with exit 1 (issue #12), after the log
+        drained = "--monitor" not in args or proc.returncode == 0
+        assert drained or (proc.returncode == 1 and "did not drain" in proc.stderr), proc.stderr
         return only_log(log_dir), proc
 
     def test_burst_executed_exactly_once(self, tmp_path: Path) -> None:

@@ -177,7 +177,8 @@ class TestRedis(BrokerContract):
                 base_env(server.url),
                 tmp_path,
             )
-            assert proc.returncode == 0, proc.stderr
+            # no worker drains the queue: exit 1 once --monitor-for runs out (issue #12)
+            assert proc.returncode == 1 and "did not drain" in proc.stderr, proc.stderr
             bad = run_cli(
                 [
                     "inject",
@@ -298,7 +299,8 @@ def test_seed_003_command_lines_work(tmp_path: Path, redis_server: RedisServer) 
         env,
         tmp_path,
     )
-    assert burst.returncode == 0, burst.stderr
+    # no worker here: the queue does not drain, which --monitor now says and exits 1 for (issue #12)
+    assert burst.returncode == 1 and "did not drain within 1 s: 100 messages" in burst.stderr, burst.stderr
     assert (tmp_path / "load_tests" / "uploads" / "capacity_payload_50000000.bin").stat().st_size == 50_000_000
     sustained = run_script(
         script,

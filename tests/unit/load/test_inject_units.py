@@ -40,10 +40,13 @@ def test_broker_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_broker_url(None)
     monkeypatch.setenv("SQS_QUEUE_NAME", "videos")  # seed 003's environment
     assert resolve_broker_url(None) == ("sqs://", "videos")
-    monkeypatch.setenv("CELERY_BROKER_URL", "redis://c")
-    assert resolve_broker_url(None) == ("redis://c", None)
+    # issue #12: $SQS_QUEUE_NAME names the queue whenever it is set, whatever gives the URL
+    monkeypatch.setenv("CELERY_BROKER_URL", "sqs://c")
+    assert resolve_broker_url(None) == ("sqs://c", "videos")
     monkeypatch.setenv("CAPACITY_BROKER_URL", "redis://a")
-    assert resolve_broker_url(None) == ("redis://a", None)
+    assert resolve_broker_url(None) == ("redis://a", "videos")
+    assert resolve_broker_url("redis://flag") == ("redis://flag", "videos")
+    monkeypatch.delenv("SQS_QUEUE_NAME")
     assert resolve_broker_url("redis://flag") == ("redis://flag", None)
 
 
@@ -112,3 +115,65 @@ def test_task_log_shared_schedule_time_gives_the_same_lines(tmp_path: Path) -> N
         writer.close({})
     assert one.read_text() == many.read_text()
     assert [json.loads(line)["task_id"] for line in one.read_text().splitlines()[1:4]] == ["a", "b", "c"]
+
+
+def test_placeholders_inside_strings_and_per_task_values_match_celerys_own_message() -> None:
+    # issue #12: "lt-$injected_at" stayed literal and there was no $task_id or $seq; every task of
+    # a burst got identical arguments. Each spliced message must equal what Celery's send_task
+    # builds for that task's own arguments.
+    import base64
+    import json as json_module
+    from datetime import UTC, datetime
+
+    from kombu import Connection
+
+    from capacity.brokers.messages import capture, per_task_marker
+    from capacity.load.payload import PerTaskValue
+
+    values = {"$run_id": "r1", "$file": "/f", **{f"${n}": PerTaskValue(n) for n in ("task_id", "seq", "uuid")}}
+    args = substitute(["$uuid", "img-$seq.png", "$seq", "$$seq", "$run_id/$file"], values, per_task_marker)
+    kwargs = substitute({"id": "$task_id", "n": "$seq"}, values, per_task_marker)
+    now = datetime.now(UTC)
+    with Connection("memory://") as conn:
+        template = capture(conn.default_channel, "resize.async_resize", "celery", args, kwargs)
+        columns = {"task_id": ["T-1", "T-2"], "seq": ["7", "8"], "uuid": ["U-1", "U-2"]}
+        messages = template.render(["T-1", "T-2"], args, kwargs, now, columns)
+        for i, raw in enumerate(messages):
+            message = json_module.loads(raw)
+            body = json_module.loads(base64.b64decode(message["body"]))
+            seq = 7 + i
+            assert body[0] == [f"U-{i + 1}", f"img-{seq}.png", seq, "$seq", "r1//f"]
+            assert body[1] == {"id": f"T-{i + 1}", "n": seq}
+            assert message["headers"]["id"] == f"T-{i + 1}"
+            assert message["headers"]["argsrepr"] == repr(body[0])
+            assert message["headers"]["kwargsrepr"] == repr(body[1])
+            reference = capture(conn.default_channel, "resize.async_resize", "celery", body[0], body[1])
+            expected = json_module.loads(reference.render([f"T-{i + 1}"], body[0], body[1], now)[0])
+            for m in (expected, message):  # per producing app
+                m["properties"].pop("reply_to")
+                m["headers"].pop("origin")
+            assert expected == message
+
+
+def test_payload_spec_sends_reference_defaults_only_to_the_reference_task(tmp_path: Path) -> None:
+    from capacity.errors import InputError as Bad
+    from capacity.load.payload import REFERENCE_TASK, PayloadSpec
+
+    assert PayloadSpec().resolve("app.resize")[:2] == ([], {})
+    assert PayloadSpec(args=["$uuid"]).resolve("app.resize")[:2] == (["$uuid"], {})
+    assert set(PayloadSpec(kwargs={"x": 1}).resolve(REFERENCE_TASK)[1]) == {
+        "file",
+        "size_bytes",
+        "user_id",
+        "injected_at",
+        "x",
+    }
+    lines = tmp_path / "payloads.jsonl"
+    lines.write_text('{"args": ["a", 1]}\n\n{"kwargs": {"k": "$seq"}}\n')
+    args, kwargs, rows = PayloadSpec(file=lines).resolve("app.resize")
+    assert rows == ((["a", 1], {}), ([], {"k": "$seq"})) and (args, kwargs) == (["a", 1], {})
+    with pytest.raises(Bad, match="exclude"):
+        PayloadSpec(args=[1], file=lines).resolve("app.resize")
+    lines.write_text('{"args": "nope"}\n')
+    with pytest.raises(Bad, match=r"payloads.jsonl:1: args must be a list"):
+        PayloadSpec(file=lines).resolve("app.resize")

@@ -1,0 +1,169 @@
+"""Issue #12: a user's worker, not ours (tests/userapp/resize_app.py: positional arguments, its own
+task names, a strict signature, a file per first argument), through inject, metrics, matrix run
+and report, on a real redis-server and on moto's SQS server, with no adapter task."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.integration.common import only_log
+from tests.realbrokers import MotoSQS, RedisServer, base_env, run_cli
+
+WORKER = (
+    "{python} -m celery -A tests.userapp.resize_app -b {broker} worker --include capacity.probe -Q {queue} "
+    "-c {concurrency} --pool threads --without-gossip --without-mingle --without-heartbeat --loglevel INFO"
+)
+
+
+@contextmanager
+def user_worker(broker: str, queue: str, out: Path, timings: Path, log: Path) -> Iterator[None]:
+    env = {**base_env(broker), "RESIZE_OUT": str(out), "CAPACITY_TIMINGS": str(timings)}
+    argv = WORKER.format(python=sys.executable, broker=broker, queue=queue, concurrency=4).split()
+    with log.open("wb") as handle:
+        process = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(300):
+            if b" ready." in log.read_bytes():
+                break
+            assert process.poll() is None, log.read_text()
+            import time
+
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@pytest.fixture(params=["redis", "sqs"])
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "redis":
+        directory = tmp_path / "redis"
+        directory.mkdir()
+        server = RedisServer(directory).start()
+        yield server.url
+        server.stop()
+    else:
+        moto = MotoSQS().start()
+        yield moto.url
+        moto.stop()
+
+
+def test_positional_arguments_and_per_task_values_reach_a_users_worker(tmp_path: Path, broker: str) -> None:
+    queue = "resize-" + uuid.uuid4().hex[:6]
+    out, timings = tmp_path / "out", tmp_path / "timings"
+    out.mkdir()
+    env = {**base_env(broker), "RESIZE_OUT": str(out)}
+    with user_worker(broker, queue, out, timings, tmp_path / "worker.log"):
+        argv = ["inject", "--broker", broker, "--queue", queue, "--task", "resize.async_resize", "--count", "40"]
+        argv += ["--args", '["$uuid", "img-$seq of $run_id, $$5"]', "--log-dir", str(tmp_path / "logs"), "--quiet"]
+        argv += ["--monitor", "--monitor-interval", "0.2s", "--monitor-for", "60s"]
+        proc = run_cli(argv, env, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    log = only_log(tmp_path / "logs")
+    run_id = json.loads(log.read_text().splitlines()[0])["run_id"]
+    # every task got its own first argument (no collisions) and its own sequence number
+    files = sorted(out.iterdir())
+    assert len(files) == 40
+    assert sorted(f.read_text() for f in files) == sorted(f"img-{i} of {run_id}, $5" for i in range(40))
+    proc = run_cli(["metrics", "--tasks-log", str(log), "--timings", f"probe:{timings}", "-f", "json"], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert (data["sent"], data["completed"], data["failed"], data["missing"]) == (40, 40, 0, 0)
+
+
+def write_matrix(path: Path, queue: str, task: str, payload: str) -> Path:
+    # no sizes: a matrix of concurrency x mode (the app takes no payload file)
+    path.write_text(
+        f"task: {task}\nqueue: {queue}\n{payload}\nconcurrencies: [2]\nmodes: [{{mode: burst, count: 12}}]\n"
+    )
+    return path
+
+
+def test_matrix_run_and_report_with_a_users_worker(tmp_path: Path, redis_server: RedisServer) -> None:
+    queue = "resize-" + uuid.uuid4().hex[:6]
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**base_env(redis_server.url), "RESIZE_OUT": str(out)}
+    matrix = write_matrix(tmp_path / "m.yaml", queue, "resize.async_resize", 'args: ["$task_id", "img-$seq"]')
+    run_dir = tmp_path / "run"
+    argv = ["matrix", "run", str(matrix), "--broker", redis_server.url, "--run-dir", str(run_dir)]
+    proc = run_cli(
+        [*argv, "--worker-cmd", WORKER, "--upload-dir", str(tmp_path / "up"), "-f", "json"], env, tmp_path, 300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list(out.iterdir())) == 12
+    assert not (tmp_path / "up").exists()  # no payload file the task would never read
+    results = json.loads((run_dir / "results.json").read_text())["cells"]
+    assert results[0]["cell"]["cell"] == "01-c2-burst"
+    assert (results[0]["metrics"]["sent"], results[0]["metrics"]["completed"]) == (12, 12)
+    report = run_cli(["report", str(run_dir), "-f", "json"], env, tmp_path, 120)
+    assert report.returncode == 0, report.stderr[-2000:]
+
+
+def test_a_run_where_every_task_fails_exits_1_and_shows_the_exception(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    # issue #12: 200 of 200 tasks raised TypeError and matrix run and report exited 0
+    queue = "resize-" + uuid.uuid4().hex[:6]
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**base_env(redis_server.url), "RESIZE_OUT": str(out)}
+    payload = 'kwargs: {file: "$file", size_bytes: "$size_bytes"}\nsizes: [1KB]'
+    matrix = write_matrix(tmp_path / "m.yaml", queue, "resize.async_resize", payload)
+    run_dir = tmp_path / "run"
+    argv = ["matrix", "run", str(matrix), "--broker", redis_server.url, "--run-dir", str(run_dir)]
+    proc = run_cli([*argv, "--worker-cmd", WORKER, "--upload-dir", str(tmp_path / "up")], env, tmp_path, 300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    failure = [line for line in proc.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failure) == 1 and "0 of 12 completed" in failure[0] and "TypeError" in failure[0], proc.stderr
+    assert "unexpected keyword argument 'file'" in failure[0]
+    report = run_cli(["report", str(run_dir)], env, tmp_path, 120)
+    assert report.returncode == 1 and "TypeError" in report.stderr, report.stderr[-2000:]
+
+
+def test_an_unregistered_task_is_named_with_what_the_worker_knows(tmp_path: Path, redis_server: RedisServer) -> None:
+    # issue #12: a forgotten --task sent capacity.worker.process_file to the app's worker; the user
+    # saw "timings source ... does not exist" instead of "the worker does not know that task"
+    queue = "resize-" + uuid.uuid4().hex[:6]
+    env = {**base_env(redis_server.url), "RESIZE_OUT": str(tmp_path)}
+    matrix = write_matrix(tmp_path / "m.yaml", queue, "resize.sharpen", "args: [1]")
+    argv = ["matrix", "run", str(matrix), "--broker", redis_server.url, "--run-dir", str(tmp_path / "run")]
+    proc = run_cli([*argv, "--worker-cmd", WORKER, "--drain-timeout", "60s"], env, tmp_path, 300)
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    assert "does not know task 'resize.sharpen'" in proc.stderr and "resize.async_resize" in proc.stderr
+
+
+def test_monitor_says_when_no_worker_consumes_the_queue(tmp_path: Path, redis_server: RedisServer) -> None:
+    argv = ["inject", "--broker", redis_server.url, "--queue", "videos", "--count", "5", "--monitor"]
+    argv += ["--idle-after", "1s", "--monitor-for", "4s", "--monitor-interval", "0.2s", "--log-dir", str(tmp_path)]
+    proc = run_cli(argv, base_env(redis_server.url), tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "no worker seems to consume that queue on that broker" in proc.stderr and "'videos'" in proc.stderr
+    assert "did not drain within 4 s: 5 messages still waiting" in proc.stderr
+
+
+def test_seed_003_env_names_the_queue(tmp_path: Path, redis_server: RedisServer) -> None:
+    # seed 003's .env: SQS_QUEUE_NAME=videos beside the app's CELERY_BROKER_URL
+    env = {**base_env(""), "CELERY_BROKER_URL": redis_server.url, "SQS_QUEUE_NAME": "videos"}
+    env.pop("CAPACITY_BROKER_URL")
+    script = Path(__file__).resolve().parents[2] / "load_tests" / "inject_worker_tasks.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--count", "7", "--size", "1KB", "--mode", "burst"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert redis_server.client().llen("videos") == 7 and redis_server.client().llen("celery") == 0
