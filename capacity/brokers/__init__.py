@@ -174,6 +174,11 @@ def _scheme(url: str) -> str:
         return ""
 
 
+def broker_scheme(url: str) -> str:
+    """The URL's scheme, lower case ("" when unparsable): for notes that name a broker's settings."""
+    return _scheme(url)
+
+
 def is_broker_url(url: str) -> bool:
     """Whether ``url`` names a broker this package has (by its scheme)."""
     return _scheme(url) in REGISTRY

@@ -18,7 +18,9 @@ from capacity.brokers._retry import attempts
 from capacity.errors import BrokerError, InputError
 
 SQS_BATCH_ENTRIES = 10
-SQS_MAX_MESSAGE_BYTES = 262_144  # 256 KiB, for one message and for one batch's sum
+#: 256 KiB: the limit of one message and of one batch's sum when the queue does not say (AWS
+#: raised the maximum to 1 MiB in 2025; a queue's MaximumMessageSize may be set anywhere below it)
+SQS_MAX_MESSAGE_BYTES = 262_144
 
 
 class SQSBroker(Broker):
@@ -46,9 +48,21 @@ class SQSBroker(Broker):
         except Exception as exc:
             self._kombu.release()
             raise BrokerError(f"cannot reach broker {self.safe_url}: {_one_line(exc)}") from None
+        self.max_message_bytes = self._queue_limit()
         self._pool = ThreadPoolExecutor(max_workers=max(1, options.threads), thread_name_prefix="capacity-sqs")
         self._base64 = bool(self._channel.sqs_base64_encoding)
         self.api_calls = 0
+
+    def _queue_limit(self) -> int:
+        """The queue's own MaximumMessageSize (bytes), read once; the 256 KiB default if it cannot
+        be read (a policy without sqs:GetQueueAttributes): never more than the queue takes."""
+        try:
+            attributes = self._client.get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=["MaximumMessageSize"]
+            )["Attributes"]
+            return int(attributes["MaximumMessageSize"])
+        except Exception:  # botocore's errors, a missing attribute
+            return SQS_MAX_MESSAGE_BYTES
 
     @property
     def channel(self) -> Any:
@@ -67,12 +81,12 @@ class SQSBroker(Broker):
         size = 0
         for task_id, payload in zip(task_ids, payloads, strict=True):
             length = len(payload.encode())
-            if length > SQS_MAX_MESSAGE_BYTES:
+            if length > self.max_message_bytes:
                 raise InputError(
-                    f"message for task {task_id} is {length:,} bytes; SQS takes at most "
-                    f"{SQS_MAX_MESSAGE_BYTES:,} (256 KiB): make the payload smaller"
+                    f"message for task {task_id} is {length:,} bytes; this queue takes at most "
+                    f"{self.max_message_bytes:,} (its MaximumMessageSize): make the payload smaller"
                 )
-            if current and (len(current) == SQS_BATCH_ENTRIES or size + length > SQS_MAX_MESSAGE_BYTES):
+            if current and (len(current) == SQS_BATCH_ENTRIES or size + length > self.max_message_bytes):
                 chunks.append(current)
                 current, size = [], 0
             current.append((task_id, payload))

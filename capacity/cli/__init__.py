@@ -41,6 +41,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # help texts are plain: "[env: CAPACITY_BROKER_URL]" is text, not rich markup to strip (it
+    # left "Broker URL as your Celery app has it .")
+    rich_markup_mode=None,
 )
 app.add_typer(recommend.app, name="recommend", help=recommend.HELP, short_help=_short(recommend.HELP))
 app.command("assess", help=assess.HELP, short_help=_short(assess.HELP))(assess.command)

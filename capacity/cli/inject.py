@@ -37,8 +37,9 @@ HELP = f"""Put real Celery tasks on Redis or SQS (burst, sustained, ramp or stag
 log of every task id the broker accepted ({RESULTS_DIR}/worker_tasks_YYYYMMDD_HHMMSS.log).
 
 A bare --rate is per minute, as in seed 003 (--rate 10 is 10/min). Exit codes: 0 done,
-2 bad input, 3 broker unreachable (the log holds what was sent), 130 interrupted by Ctrl-C
-(the log holds what was sent)."""
+1 the queue did not drain within --monitor-for, 2 bad input, 3 broker unreachable or refusing
+(the log holds what was sent), 5 the log could not be written (disk full: the log still names
+every task the broker took), 130 interrupted by Ctrl-C (the log holds what was sent)."""
 
 Opt = typer.Option
 InjectFormat = Annotated[str, format_option("k8s")]
@@ -267,7 +268,7 @@ def _run(config: InjectConfig, stop: threading.Event, console: Console, quiet: b
 
     try:
         result = inject(config, stop, on_progress=on_progress, on_sample=on_sample, on_idle=on_idle)
-        bar.update(task_id, completed=result.sent)
+        bar.update(task_id, completed=result.sent, rate=f"{result.rate_per_s:,.1f}/s")  # the whole run's rate
         return result
     finally:
         if bar.live.is_started:

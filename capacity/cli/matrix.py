@@ -43,7 +43,7 @@ results.csv/results.json and one folder per cell; a rerun skips finished cells. 
 0 done, 2 bad input, 3 broker unreachable, 4 a cell failed (worker would not start, tasks never
 finished), 130 interrupted (finished cells are kept)."""
 
-app = typer.Typer(help=HELP, no_args_is_help=True)
+app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None)
 Opt = typer.Option
 MatrixFile = Annotated[Path | None, typer.Argument(help="Matrix YAML [default: profiles/matrix.yaml].")]
 # options `matrix run` and `bench` share

@@ -18,7 +18,7 @@ CAPACITY_TIMINGS to a directory or a Redis URL."""
 
 NAME = "capacity_probe.py"
 
-app = typer.Typer(help=HELP, no_args_is_help=True)
+app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("write", help="Write capacity_probe.py into DIR (created if missing) and print its path.")

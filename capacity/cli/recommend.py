@@ -224,7 +224,7 @@ def scale_out(
     )
 
 
-app = typer.Typer(help=HELP, no_args_is_help=False, invoke_without_command=True)
+app = typer.Typer(help=HELP, no_args_is_help=False, invoke_without_command=True, rich_markup_mode=None)
 
 
 @app.callback(invoke_without_command=True)

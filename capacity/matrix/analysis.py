@@ -158,8 +158,22 @@ class Comparison:
     def pair(self, scale: float = 1.0) -> str:
         if self.measured is None or self.predicted is None:
             return "-"
-        error = "" if self.error is None else f" ({self.error:+.0%})"
-        return f"{self.measured * scale:,.3g} / {self.predicted * scale:,.3g}{error}"
+        error = "" if self.error is None else f" ({signed_percent(self.error)})"
+        return f"{readable(self.measured * scale)} / {readable(self.predicted * scale)}{error}"
+
+
+def readable(value: float) -> str:
+    """Three significant figures without scientific notation: 1,170 (not 1.17e+03), 12.3, 0.0123."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    digits = max(0, 2 - math.floor(math.log10(abs(value))))
+    return f"{round(value, digits):,.{digits}f}"
+
+
+def signed_percent(fraction: float) -> str:
+    """+12%, -3%, or 0% (never "-0%" or "+0%" for an error that rounds to nothing)."""
+    rounded = round(fraction * 100)
+    return "0%" if rounded == 0 else f"{rounded:+d}%"
 
 
 #: the figures a validation compares, in the order its JSON and table show them
@@ -299,16 +313,9 @@ def validation_table(checks: list[ValidationCheck]) -> Table:
 
 
 def for_terminal(report: Report) -> Report:
-    """The report for a terminal: tables without their long free-text columns (those stay in the
-    Markdown, CSV, JSON and HTML files; the results table keeps seed 003's Notes)."""
-
-    def trim(table: Table) -> Table:
-        drop = {i for i, c in enumerate(table.columns) if c in ("Why it misses", "Note")}
-        keep = [i for i in range(len(table.columns)) if i not in drop]
-        rows = tuple(tuple(row[i] for i in keep) for row in table.rows)
-        return Table(table.title, tuple(table.columns[i] for i in keep), rows)
-
-    return Report(report.title, report.data, report.summary, tuple(trim(t) for t in report.tables), report.notes)
+    """The report for a terminal: every column kept, the explanatory ones ("Note", "Why it
+    misses") wrapped by the terminal table rather than dropped."""
+    return report
 
 
 def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], list[ValidationCheck]]:

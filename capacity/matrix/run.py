@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capacity.brokers import BrokerOptions, broker_class, open_broker
+from capacity.brokers import BrokerOptions, broker_class, broker_scheme, open_broker
 from capacity.errors import BrokerError, InputError, Interrupted, RunFailed
 from capacity.load.inject import InjectConfig, InjectResult, inject
 from capacity.load.payload import synthetic_file, uses
@@ -177,7 +177,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         resource_samples=tuple(dict(zip(ResourceSampler.COLUMNS, row, strict=True)) for row in sampler.rows)
         if sampler
         else (),
-        bottleneck=bottleneck(cell, data, resources, config.matrix.rate_limit),
+        bottleneck=bottleneck(cell, data, resources, config.matrix.rate_limit, broker_scheme(config.broker_url)),
     )
     write_result(cell_dir, record)
     return record

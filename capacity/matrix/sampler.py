@@ -117,15 +117,30 @@ class ResourceSampler:
         )
 
 
+#: what governs how fast a broker hands tasks to an idle worker, per broker, for the note
+DELIVERY_SETTINGS = {
+    "sqs": "SQS: polling_interval (Celery's default 1 s between empty polls), wait_time_seconds, "
+    "worker_prefetch_multiplier",
+    "": "the worker's prefetch (worker_prefetch_multiplier) and the broker's polling",
+}
+
+
 def bottleneck(
-    cell: CellSpec, metrics: dict[str, Any], resources: ResourceSummary | None, rate_limit: str | None = None
+    cell: CellSpec,
+    metrics: dict[str, Any],
+    resources: ResourceSummary | None,
+    rate_limit: str | None = None,
+    broker: str = "",
 ) -> str:
     """What limited the cell, from what was measured (seed 003 asks: CPU, decoding, disk, network).
 
     CPU: the worker's processes used >= 80% of the cores they could use (min(concurrency, cores)).
     Slots: utilisation X*S/c >= 0.8 with CPU below that (tasks wait inside: I/O, sleeps, APIs).
     Arrivals: a sustained cell whose slots were mostly idle kept up with the offered rate.
-    Memory: peak resident memory over 80% of the host's. Network is not measured here."""
+    Memory: peak resident memory over 80% of the host's. Network is not measured here.
+    Host CPU: every core of the host >= 90% busy (not only the worker's share): more concurrency
+    cannot help. Delivery: most of the wait passed before the worker received the task while
+    slots were idle (W from send >= 2x W from receipt and >= 0.5 s more, utilisation < 50%)."""
     notes = []
     throughput = metrics.get("throughput_per_min")
     if rate_limit is not None and throughput is not None:
@@ -143,8 +158,25 @@ def bottleneck(
     utilization = metrics.get("utilization")
     if rss is not None and resources.host_memory_bytes and rss > 0.8 * resources.host_memory_bytes:
         notes.append(f"memory: {format_size(rss)} resident")
-    if cpu is not None and cpu >= 80.0 * usable:
+    host = resources.host_cpu_mean_percent
+    saturated = host is not None and host >= 90.0
+    wait, wait_received = metrics.get("wait_mean_s"), metrics.get("wait_from_received_mean_s")
+    if saturated:
+        notes.append(f"host CPU saturated ({host:.0f}% of {cores} cores): more concurrency will not help")
+    elif cpu is not None and cpu >= 80.0 * usable:
         notes.append(f"worker CPU: {cpu:.0f}% of {usable} usable core(s)")
+    elif (
+        wait is not None
+        and wait_received is not None
+        and wait >= 2 * wait_received
+        and wait - wait_received >= 0.5
+        and (utilization is None or utilization < 0.5)
+    ):
+        setting = DELIVERY_SETTINGS.get(broker, DELIVERY_SETTINGS[""])
+        notes.append(
+            f"delivery-bound: W {wait:.2f} s from send but {wait_received:.2f} s from receipt, slots "
+            f"{(utilization or 0):.0%} busy: tasks wait for the broker to hand them over ({setting})"
+        )
     elif utilization is not None and utilization >= 0.8:
         cpu_text = "" if cpu is None else f", CPU {cpu:.0f}%"
         notes.append(f"slots: {utilization:.0%} busy{cpu_text}; tasks wait inside (I/O, sleep): more concurrency helps")

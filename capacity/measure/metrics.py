@@ -228,6 +228,10 @@ def _phase_trend(log: TaskLog, samples: list[Sample], window_start: float, last_
     return PhaseTrend(found.slope_per_min, found.verdict, found.samples, found.tolerance_per_min)
 
 
+#: fewer monitor samples than this in the window and the observed L is flagged as not meaningful
+MIN_LITTLE_SAMPLES = 5
+
+
 def _littles_law(
     throughput: float | None, response: Stats, samples: list[Sample], window_start: float, window_s: float | None
 ) -> LittlesLaw:
@@ -237,6 +241,10 @@ def _littles_law(
     if not in_window:
         return LittlesLaw(from_x_r)
     observed = float(np.mean([s.visible + (s.in_flight or 0) for s in in_window]))
+    if len(in_window) < MIN_LITTLE_SAMPLES:
+        # a burst drained in a second or two has one or two samples: their mean says nothing
+        source = f"only {len(in_window)} monitor samples in the window: not meaningful (needs {MIN_LITTLE_SAMPLES})"
+        return LittlesLaw(from_x_r, observed, source)
     return LittlesLaw(from_x_r, observed, "monitor samples (visible + in flight)")
 
 

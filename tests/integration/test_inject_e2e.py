@@ -6,6 +6,7 @@ One shared class of broker behaviour, subclassed per broker (kombu's t/integrati
 from __future__ import annotations
 
 import collections
+import json
 import signal
 import time
 import uuid
@@ -266,7 +267,11 @@ class TestSQS(BrokerContract):
     def test_oversized_message_is_refused_before_sending(self, tmp_path: Path) -> None:
         log_dir = tmp_path / "results"
         template = tmp_path / "big.json"
-        template.write_text('{"kwargs": {"file": "$file", "blob": "' + "x" * 200_000 + '"}}')
+        # moto's queues default to AWS's 1 MiB MaximumMessageSize (2025); base64 makes 800 kB ~1.07 MB
+        url = self.server.client().create_queue(QueueName=self.queue)["QueueUrl"]
+        attributes = self.server.client().get_queue_attributes(QueueUrl=url, AttributeNames=["MaximumMessageSize"])
+        limit = int(attributes["Attributes"]["MaximumMessageSize"])
+        template.write_text('{"kwargs": {"file": "$file", "blob": "' + "x" * 800_000 + '"}}')
         proc = run_cli(
             [
                 "inject",
@@ -285,7 +290,7 @@ class TestSQS(BrokerContract):
             tmp_path,
         )
         assert proc.returncode == 2
-        assert "takes at most 262,144:" in proc.stderr and proc.stderr.count("\n") == 1
+        assert f"takes at most {limit:,} (its MaximumMessageSize)" in proc.stderr and proc.stderr.count("\n") == 1
         assert not log_dir.exists() or not list(log_dir.glob("*.log"))
         assert self.queued_ids() == []
 
@@ -425,3 +430,18 @@ def test_a_stalled_redis_mid_burst_puts_no_batch_twice(tmp_path: Path, redis_ser
     queued = collections.Counter(redis_server.queued_task_ids())
     assert end is not None and end["status"] == "completed"
     assert max(queued.values()) == 1 and logged == queued and sum(logged.values()) == 60000
+
+
+def test_sqs_message_limit_is_the_queues_own(tmp_path: Path, moto_sqs: MotoSQS) -> None:
+    # issue #12: the largest message is the queue's MaximumMessageSize, not a fixed 256 KiB
+    client = moto_sqs.client()
+    client.create_queue(QueueName="small", Attributes={"MaximumMessageSize": "2048"})
+    blob = json.dumps({"blob": "x" * 3000})
+    argv = ["inject", "--broker", moto_sqs.url, "--queue", "small", "--count", "2", "--kwargs", blob]
+    proc = run_cli([*argv, "--log-dir", str(tmp_path)], base_env(moto_sqs.url), tmp_path)
+    assert proc.returncode == 2 and "takes at most 2,048" in proc.stderr, proc.stderr
+    assert list(tmp_path.glob("worker_tasks_*.log")) == []  # refused before anything was sent
+    small = json.dumps({"blob": "x" * 500})
+    argv = ["inject", "--broker", moto_sqs.url, "--queue", "small", "--count", "2", "--kwargs", small]
+    proc = run_cli([*argv, "--log-dir", str(tmp_path), "--quiet"], base_env(moto_sqs.url), tmp_path)
+    assert proc.returncode == 0, proc.stderr

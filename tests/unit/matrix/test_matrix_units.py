@@ -236,3 +236,34 @@ def test_template_fields_are_data_not_shell(tmp_path: Path) -> None:
     worker._shell(control.up or "", "--worker-up")
     assert not (tmp_path / "pwned").exists()
     assert (tmp_path / "seen").read_text() == "q;touch pwned;echo -E --limiter-max 10 --limiter-duration 1000\n"
+
+
+def test_delivery_bound_and_host_saturated_cells_are_named() -> None:
+    # issue #12: on SQS with Celery's default polling, W was 5.6-7.9 s while the wait from receipt
+    # was 0.08 s at 12-15% utilisation: the note must say delivery-bound and name polling_interval
+    sqs = {"wait_mean_s": 6.4, "wait_from_received_mean_s": 0.08, "utilization": 0.13}
+    note = bottleneck(spec(4), sqs, ResourceSummary(cores=2, worker_cpu_mean_percent=10.0), broker="sqs")
+    assert note.startswith("delivery-bound: W 6.40 s from send but 0.08 s from receipt, slots 13% busy")
+    assert "polling_interval" in note
+    # a CPU-bound resize on a saturated host: not "more concurrency helps"
+    busy = {"utilization": 0.95, "wait_mean_s": 3.0, "wait_from_received_mean_s": 2.9}
+    note = bottleneck(spec(8), busy, ResourceSummary(cores=2, worker_cpu_mean_percent=60.0, host_cpu_mean_percent=97.0))
+    assert note.startswith("host CPU saturated (97% of 2 cores)") and "more concurrency helps" not in note
+    # the same slots busy on an idle host: waiting inside, more concurrency helps
+    note = bottleneck(spec(8), busy, ResourceSummary(cores=2, worker_cpu_mean_percent=20.0, host_cpu_mean_percent=30.0))
+    assert "more concurrency helps" in note
+
+
+def test_a_matrix_without_sizes_is_concurrency_by_mode() -> None:
+    matrix = Matrix(concurrencies=(1, 2), modes=(ModeSpec(mode="burst", count=5),), args=["$task_id"])
+    assert matrix.cell_ids() == ["01-c1-burst", "02-c2-burst"]
+    assert [c.size_bytes for c in cells(matrix)] == [0, 0]
+
+
+def test_numbers_read_as_numbers() -> None:
+    # issue #12: "1.17e+03" and "-0%" in the report
+    from capacity.matrix.analysis import Comparison, readable, signed_percent
+
+    assert [readable(v) for v in (1170.4, 12.345, 0.012345, 0.0, 98765.4)] == ["1,170", "12.3", "0.0123", "0", "98,765"]
+    assert [signed_percent(v) for v in (-0.001, 0.004, 0.126, -0.034)] == ["0%", "0%", "+13%", "-3%"]
+    assert Comparison(1170.4, 1180.0, -0.001).pair() == "1,170 / 1,180 (0%)"
