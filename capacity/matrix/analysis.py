@@ -17,6 +17,7 @@ import numpy as np
 
 from capacity.errors import InputError
 from capacity.matrix.results import CellInfo, CellResult, read_results
+from capacity.matrix.spec import slots_label
 from capacity.measure.metrics import PUBLIC_KEYS
 from capacity.render.model import Report, Table
 from capacity.sizing.simulate import Workload, read_per_task, replicate
@@ -50,8 +51,8 @@ class Cell:
         return self.result.metrics
 
     @property
-    def group(self) -> tuple[int, str, str]:
-        return (int(self.spec.size_bytes or 0), str(self.spec.mode), str(self.spec.rate or ""))
+    def group(self) -> Group:
+        return (int(self.spec.size_bytes or 0), str(self.spec.mode), str(self.spec.rate or ""), self.spec.pool or "")
 
     @cached_property
     def per_task(self) -> tuple[np.ndarray, np.ndarray]:
@@ -81,13 +82,17 @@ def load_cells(run_dirs: list[Path]) -> list[Cell]:
     return cells
 
 
-def group_label(group: tuple[int, str, str]) -> str:
-    size, mode, rate = group
-    return f"{format_size(size)} {mode}" + (f" {rate}" if rate else "")
+def group_label(group: Group) -> str:
+    size, mode, rate, pool = group
+    return f"{format_size(size)} {mode}" + (f" {rate}" if rate else "") + (f" {pool}" if pool else "")
 
 
 def _num(value: Any, digits: int = 2) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
+
+
+#: a USL group: size, mode, rate, pool
+Group = tuple[int, str, str, str]
 
 
 # --- USL per (size, mode) ----------------------------------------------------------------------------
@@ -95,7 +100,7 @@ def _num(value: Any, digits: int = 2) -> str:
 
 @dataclass(frozen=True)
 class GroupFit:
-    group: tuple[int, str, str]
+    group: Group
     points: list[tuple[int, float]]
     fit: USLFit | None
     recommended: int | None
@@ -119,12 +124,40 @@ def recommended_concurrency(model: USLFit, tested_max: int) -> tuple[int | None,
     return best, f"smallest N reaching {PEAK_SHARE:.0%} of the fitted peak"
 
 
+def replicas_vs_threads(cells: list[Cell]) -> list[str]:
+    """Where a matrix reached the same total slots by replicas and by concurrency (seed 001's
+    "2 containers x 4 threads" against 1 x 8), how their throughputs compare."""
+    by_total: dict[tuple[Group, int], list[Cell]] = defaultdict(list)
+    for cell in cells:
+        if cell.metrics.get("throughput_per_min") is not None and cell.spec.mode == "burst":
+            by_total[(cell.group, cell.spec.total_concurrency)].append(cell)
+    notes = []
+    for (group, total), same in sorted(by_total.items()):
+        splits = {int(c.spec.replicas or 1): c for c in same}
+        if len(splits) < 2:
+            continue
+        ordered = sorted(splits.items())
+        base_x = float(ordered[0][1].metrics["throughput_per_min"])
+        parts = [
+            f"{slots_label(int(c.spec.concurrency or 0), r)}: X {float(c.metrics['throughput_per_min']):,.0f}/min"
+            + (
+                ""
+                if c is ordered[0][1]
+                else f" ({signed_percent(float(c.metrics['throughput_per_min']) / base_x - 1)})"
+            )
+            for r, c in ordered
+        ]
+        notes.append(f"{group_label(group)}, {total} slots: " + "; ".join(parts) + " (replicas vs threads)")
+    return notes
+
+
 def usl_fits(cells: list[Cell]) -> list[GroupFit]:
-    by_group: dict[tuple[int, str, str], list[tuple[int, float]]] = defaultdict(list)
+    by_group: dict[Group, list[tuple[int, float]]] = defaultdict(list)
     for cell in cells:
         x = cell.metrics.get("throughput_per_min")
         if x is not None:
-            by_group[cell.group].append((int(cell.spec.concurrency or 0), float(x)))
+            # the USL's N is every slot of the cell: replicas x concurrency
+            by_group[cell.group].append((cell.spec.total_concurrency, float(x)))
     fits = []
     for group, points in sorted(by_group.items()):
         points.sort()
@@ -209,7 +242,7 @@ def validate(cell: Cell) -> ValidationCheck | None:
         return None
     predicted = replicate(
         Workload(
-            slots=int(cell.spec.concurrency or 0),
+            slots=cell.spec.total_concurrency,
             arrival="replay",
             replay_offsets_s=offsets,
             service="empirical",
@@ -264,7 +297,7 @@ def results_table(cells: list[Cell]) -> Table:
         rows.append(
             (
                 format_size(int(spec.size_bytes or 0)),
-                str(spec.concurrency),
+                slots_label(int(spec.concurrency or 0), spec.replicas, spec.pool),
                 str(spec.mode).capitalize(),
                 _num(m.get("throughput_per_min"), 1),
                 _num(m.get("service_time_mean_s"), 3),
@@ -359,6 +392,11 @@ def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], lis
         f"({VALIDATION_REPLICATIONS} replications), c = concurrency slots, FCFS. Not in the model: the time a "
         "message takes from the broker to the worker, prefetch (a task reserved by a busy process waits while "
         "another slot is free) and the pool's dispatch; measured waits above the model's are these.",
+        *(
+            ["USL N is every slot of a cell: replicas x concurrency.", *replicas_vs_threads(cells)]
+            if any(int(c.spec.replicas or 1) > 1 for c in cells)
+            else []
+        ),
     )
     tables = (results_table(cells), usl_table(fits), validation_table(checks))
     return Report("Test matrix report", data, tuple(summary), tables, notes), cells, fits, checks

@@ -4,6 +4,7 @@ in its own process group and stopped with it, or the user's up/down templates) a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -23,8 +24,9 @@ from capacity.workerside.probe import ENV_VAR as PROBE_ENV_VAR
 
 #: the reference worker, as ``capacity bench`` starts it ({python} is this interpreter)
 REFERENCE_WORKER = (
-    "{python} -m celery -A capacity.worker worker --pool prefork --concurrency {concurrency} -Q {queue} "
-    "--without-gossip --without-mingle --without-heartbeat --loglevel INFO --hostname bench-{cell}@%h {events}"
+    "{python} -m celery -A capacity.worker worker --pool {pool} --concurrency {concurrency} -Q {queue} "
+    "--without-gossip --without-mingle --without-heartbeat --loglevel INFO "
+    "--hostname bench-{cell}-{replica}@%h {events}"
 )
 
 
@@ -43,9 +45,10 @@ def reference_worker(protocol: str) -> str:
 class WorkerControl:
     """How a cell gets its worker: a command we start and stop, or the user's up/down templates.
 
-    Templates take {concurrency}, {queue}, {broker}, {cell}, {timings}, {python} (and for BullMQ
-    {node_worker}, {job_types}). ``command`` is
-    split like a shell line and run without a shell (its process tree is sampled with psutil);
+    Templates take {concurrency}, {queue}, {broker}, {cell}, {timings}, {python}, {pool},
+    {replicas} (and {replica}, 0..replicas-1, for a command; for BullMQ {node_worker},
+    {job_types}). ``command`` is split like a shell line and run without a shell, once per replica
+    (their process trees are sampled with psutil);
     ``up``/``down`` run in a shell (``kubectl scale ...``, ``systemctl restart ...``)."""
 
     command: str | None = None
@@ -101,8 +104,10 @@ class WorkerProcess:
         self.control = control
         self.fields = fields
         self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-        self._pump: _RedactingPump | None = None
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._pumps: list[_RedactingPump] = []
+        self._log_lock = threading.Lock()
+        log.write_bytes(b"")
         self.env = {**os.environ, "CAPACITY_BROKER_URL": broker_url}  # the broker the cell injects to
         self.env.pop(PROBE_ENV_VAR, None)
         kind, sink = split_kind(timings)
@@ -118,40 +123,48 @@ class WorkerProcess:
             }
 
     @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
+    def pids(self) -> list[int]:
+        """The worker processes started (one per replica); their trees hold the pools."""
+        return [p.pid for p in self.processes]
 
-    def start(self, stop: threading.Event) -> None:
+    def start(self, stop: threading.Event, replicas: int = 1) -> None:
         if self.control.command:
-            try:
-                # each field stays one argument whatever it holds (a queue name with spaces)
-                argv = shlex.split(self.control.command.format(**_quoted(self.fields)))
-            except (KeyError, IndexError, ValueError) as exc:
-                raise InputError(f"--worker-cmd: bad template ({exc}); fields: {', '.join(self.fields)}") from None
-            try:
-                self.process = subprocess.Popen(
-                    argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            except OSError as exc:
-                raise InputError(f"--worker-cmd: cannot start {argv[0]!r}: {exc.strerror}") from None
-            assert self.process.stdout is not None
-            self._pump = _RedactingPump(self.process.stdout, self.log)
-            self._wait_ready(stop)
+            for replica in range(replicas):
+                self._start_one({**self.fields, "replica": str(replica)})
+            self._wait_ready(stop, replicas)
         else:
             self._shell(self.control.up or "", "--worker-up")
             stop.wait(self.control.settle_s)
 
-    def _wait_ready(self, stop: threading.Event) -> None:
-        """Celery logs "<name> ready." at INFO once it consumes; the worker must log at INFO."""
-        assert self.process is not None
+    def _start_one(self, fields: dict[str, str]) -> None:
+        assert self.control.command is not None
+        try:
+            # each field stays one argument whatever it holds (a queue name with spaces)
+            argv = shlex.split(self.control.command.format(**_quoted(fields)))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InputError(f"--worker-cmd: bad template ({exc}); fields: {', '.join(fields)}") from None
+        try:
+            process = subprocess.Popen(
+                argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        except OSError as exc:
+            raise InputError(f"--worker-cmd: cannot start {argv[0]!r}: {exc.strerror}") from None
+        assert process.stdout is not None
+        self.processes.append(process)
+        self._pumps.append(_RedactingPump(process.stdout, self.log, self._log_lock))
+
+    def _wait_ready(self, stop: threading.Event, replicas: int = 1) -> None:
+        """Celery logs "<name> ready." at INFO once it consumes (once per replica); the worker
+        must log at INFO."""
         deadline = time.monotonic() + self.control.ready_timeout_s
         while time.monotonic() < deadline and not stop.is_set():
-            if self.process.poll() is not None:
-                raise RunFailed(f"the worker exited with code {self.process.returncode}: {self._tail()}")
+            for process in self.processes:
+                if process.poll() is not None:
+                    raise RunFailed(f"the worker exited with code {process.returncode}: {self._tail()}")
             if self.control.ready is not None:
                 if self.control.ready():
                     return
-            elif b" ready." in self.log.read_bytes():
+            elif self.log.read_bytes().count(b" ready.") >= replicas:
                 return
             stop.wait(0.1)
         if stop.is_set():
@@ -201,21 +214,23 @@ class WorkerProcess:
             raise RunFailed(f"{flag} exited with code {done.returncode}: {self._tail()}")
 
     def stop(self) -> None:
-        if self.process is None:
+        if not self.processes:
             if self.control.down:
                 self._shell(self.control.down, "--worker-down")
             return
-        if self.process.poll() is None:
-            try:  # warm shutdown of the whole group: the worker and its pool processes
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(30)
+        for process in self.processes:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):  # warm shutdown of the group: worker and pool
+                    os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-            except ProcessLookupError:
-                pass
-        if self._pump is not None:
-            self._pump.join()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+        for pump in self._pumps:
+            pump.join()
 
 
 _UNREGISTERED = re.compile(r"Received unregistered task of type '([^']+)'")
@@ -244,18 +259,20 @@ class _RedactingPump:
     prints the broker URL (an SQS access key id in it), a custom worker may print its argv with
     a password; what the tool stores from a worker is redacted like its own output."""
 
-    def __init__(self, stream: IO[bytes], log: Path) -> None:
+    def __init__(self, stream: IO[bytes], log: Path, lock: threading.Lock) -> None:
         self._stream = stream
         self._log = log
-        log.write_bytes(b"")
+        self._lock = lock  # replicas share the cell's worker.log, a whole line at a time
         self._thread = threading.Thread(target=self._run, name="capacity-worker-log", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         with self._stream, self._log.open("ab") as out:
             for raw in self._stream:
-                out.write(mask(raw.decode("utf-8", "replace")).encode())
-                out.flush()
+                line = mask(raw.decode("utf-8", "replace")).encode()
+                with self._lock:
+                    out.write(line)
+                    out.flush()
 
     def join(self) -> None:
         self._thread.join(10)

@@ -44,6 +44,13 @@ class CellInfo:
     rate: str | None = None
     count: int | None = None
     duration: str | None = None
+    replicas: int | None = None
+    pool: str | None = None
+
+    @property
+    def total_concurrency(self) -> int:
+        """Slots across the cell's worker processes (replicas x concurrency)."""
+        return int(self.replicas or 1) * int(self.concurrency or 0)
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,8 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         timings = config.timings or str((cell_dir / "timings").resolve())
     fields = {
         "concurrency": str(cell.concurrency),
+        "replicas": str(cell.replicas),
+        "pool": cell.pool or "prefork",
         "queue": config.matrix.queue,
         "broker": config.broker_url,
         "cell": cell.cell_id,
@@ -133,8 +135,8 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
     try:
         if collector is not None:
             collector.start()
-        worker.start(stop)
-        sampler = ResourceSampler(worker.pid, cell_dir / "resources.csv", config.sample_interval_s).start()
+        worker.start(stop, cell.replicas)
+        sampler = ResourceSampler(worker.pids, cell_dir / "resources.csv", config.sample_interval_s).start()
         progress(cell, "inject")
         injecting = sampler.mark()
         result = _inject(config, cell, cell_dir, (args, kwargs, rows), reference, stop)
@@ -157,7 +159,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
             collector.stop()
     progress(cell, "metrics")
     metrics = run_metrics(
-        [result.log_path], [timings], concurrency=cell.concurrency, per_task_csv=cell_dir / "tasks.csv"
+        [result.log_path], [timings], concurrency=cell.total_concurrency, per_task_csv=cell_dir / "tasks.csv"
     )
     data = metrics.to_json()
     # the busy part of the cell: the worker's start-up (imports, forks) is not the workload's

@@ -22,8 +22,8 @@ class ResourceSampler:
 
     COLUMNS = ("t", "worker_cpu_percent", "worker_rss_bytes", "worker_read_bytes", "host_cpu_percent")
 
-    def __init__(self, pid: int | None, path: Path, interval_s: float) -> None:
-        self.pid = pid
+    def __init__(self, pids: list[int], path: Path, interval_s: float) -> None:
+        self.pids = pids  # one per replica: their trees are summed
         self.path = path
         self.interval_s = interval_s
         self.rows: list[tuple[float, float | None, int | None, int | None, float]] = []
@@ -38,13 +38,14 @@ class ResourceSampler:
         return self
 
     def _tree(self) -> list[psutil.Process]:
-        if self.pid is None:
-            return []
-        try:
-            root = psutil.Process(self.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
+        found: list[psutil.Process] = []
+        for pid in self.pids:
+            try:
+                root = psutil.Process(pid)
+                found += [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+        return found
 
     def mark(self) -> float:
         """Take a sample now (the edges of the busy window), and return its time."""
@@ -152,7 +153,7 @@ def bottleneck(
             notes.append(f"rate-limited: X {throughput:,.0f}/min at the limiter's {limit_per_min:,.0f}/min")
     resources = resources or ResourceSummary()
     cores = int(resources.cores or 1)
-    usable = min(cell.concurrency, cores)
+    usable = min(cell.total_concurrency, cores)
     cpu = resources.worker_cpu_mean_percent
     rss = resources.worker_rss_peak_bytes
     utilization = metrics.get("utilization")

@@ -14,6 +14,9 @@ from capacity.profiles import DEFAULT_DIR, Bytes, _Frozen, load_file
 from capacity.render.model import Table
 from capacity.units import format_size, parse_rate
 
+#: Celery's worker pools (celery worker --pool)
+POOLS = ("prefork", "threads", "solo", "gevent", "eventlet")
+
 
 class ModeSpec(_Frozen):
     mode: str
@@ -80,19 +83,56 @@ class Matrix(_Frozen):
     sizes: tuple[Bytes, ...] = ()
     concurrencies: tuple[int, ...] = Field(min_length=1)
     modes: tuple[ModeSpec, ...] = Field(min_length=1)
+    #: worker processes per cell, each with the cell's concurrency (seed 001: "2 containers x 4
+    #: threads"); {replicas} in --worker-up templates (docker compose --scale, kubectl scale)
+    replicas: tuple[int, ...] = (1,)
+    #: Celery pools to compare (seed 004: prefork vs solo): prefork, threads, solo, gevent, eventlet;
+    #: {pool} in templates. Empty: the worker command's own pool (the reference worker: prefork)
+    pools: tuple[str, ...] = ()
+
+    @field_validator("replicas")
+    @classmethod
+    def _positive_replicas(cls, replicas: tuple[int, ...]) -> tuple[int, ...]:
+        if not replicas or any(r < 1 for r in replicas):
+            raise ValueError("replicas must be one or more counts of at least 1")
+        return replicas
+
+    @field_validator("pools")
+    @classmethod
+    def _known_pools(cls, pools: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [p for p in pools if p not in POOLS]
+        if unknown:
+            raise ValueError(f"unknown pool {unknown[0]!r}; Celery's pools: {', '.join(POOLS)}")
+        return pools
 
     def cells(self) -> list[tuple[int, int, ModeSpec]]:
         """Every (size, concurrency, mode), in the seed table's order: size, then mode, then concurrency."""
-        return [(size, c, mode) for size in self.sizes or (0,) for mode in self.modes for c in self.concurrencies]
+        return [(size, c, mode) for size, _, _, c, mode in self.grid()]
+
+    def grid(self) -> list[tuple[int, str, int, int, ModeSpec]]:
+        """Every (size, pool, replicas, concurrency, mode): size, then mode, pool, replicas, concurrency."""
+        return [
+            (size, pool, replicas, c, mode)
+            for size in self.sizes or (0,)
+            for mode in self.modes
+            for pool in self.pools or ("",)
+            for replicas in self.replicas
+            for c in self.concurrencies
+        ]
 
     def payload(self) -> PayloadSpec:
         return PayloadSpec(self.args, self.kwargs, self.payload_template, self.payload_file)
 
     def cell_ids(self) -> list[str]:
         """A stable name per cell, e.g. ``01-50MB-c1-burst`` (the number keeps two rates apart)."""
+        replicated = self.replicas != (1,)
         return [
-            f"{i:02d}-" + (f"{format_size(size).replace(' ', '')}-" if self.sizes else "") + f"c{c}-{mode.mode}"
-            for i, (size, c, mode) in enumerate(self.cells(), start=1)
+            f"{i:02d}-"
+            + (f"{format_size(size).replace(' ', '')}-" if self.sizes else "")
+            + (f"{pool}-" if pool else "")
+            + (f"r{replicas}-" if replicated else "")
+            + f"c{c}-{mode.mode}"
+            for i, (size, pool, replicas, c, mode) in enumerate(self.grid(), start=1)
         ]
 
 
@@ -106,10 +146,16 @@ def results_table(matrix: Matrix) -> Table:
         "Results",
         ("Size", "Concurrency", "Mode", "X (tasks/min)", "S mean (s)", "Notes"),
         tuple(
-            (format_size(size) if matrix.sizes else "-", str(c), mode.label, "", "", mode.note)
-            for size, c, mode in matrix.cells()
+            (format_size(size) if matrix.sizes else "-", slots_label(c, replicas, pool), mode.label, "", "", mode.note)
+            for size, pool, replicas, c, mode in matrix.grid()
         ),
     )
+
+
+def slots_label(concurrency: int, replicas: int | None = 1, pool: str | None = "") -> str:
+    """ "4", or "2 x 4" for two worker processes of 4, with the pool when the matrix names one."""
+    text = f"{replicas} x {concurrency}" if replicas and replicas > 1 else str(concurrency)
+    return f"{text} {pool}" if pool else text
 
 
 @dataclass(frozen=True)
@@ -119,6 +165,13 @@ class CellSpec:
     size_bytes: int
     concurrency: int
     mode: ModeSpec
+    replicas: int = 1
+    pool: str = ""
+
+    @property
+    def total_concurrency(self) -> int:
+        """Slots across the cell's worker processes: replicas x concurrency."""
+        return self.replicas * self.concurrency
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -130,11 +183,15 @@ class CellSpec:
             "rate": self.mode.rate,
             "count": self.mode.count,
             "duration": self.mode.duration,
+            "replicas": self.replicas,
+            "pool": self.pool or None,
         }
 
 
 def cells(matrix: Matrix) -> list[CellSpec]:
     return [
-        CellSpec(i, cell_id, size, c, mode)
-        for i, (cell_id, (size, c, mode)) in enumerate(zip(matrix.cell_ids(), matrix.cells(), strict=True))
+        CellSpec(i, cell_id, size, c, mode, replicas, pool)
+        for i, (cell_id, (size, pool, replicas, c, mode)) in enumerate(
+            zip(matrix.cell_ids(), matrix.grid(), strict=True)
+        )
     ]

@@ -273,3 +273,40 @@ def test_matrix_run_with_celery_events_as_timings(tmp_path: Path, redis_server: 
     assert not (run_dir / "cells" / cell["cell"]["cell"] / "timings").exists()  # no probe files: events only
     sqs = run_cli([*args[:-3], "--broker", "sqs://k:s@127.0.0.1:9/"], base_env(redis_server.url), tmp_path)
     assert sqs.returncode == 2 and "no events on SQS" in sqs.stderr
+
+
+def test_replicas_and_pools_vary_per_cell(tmp_path: Path) -> None:
+    # issue #12: seed 001 runs "2 containers x 4 threads"; seed 004 compares prefork with solo
+    queue = "rep-" + uuid.uuid4().hex[:8]
+    matrix = tmp_path / "replicas.yaml"
+    matrix.write_text(
+        f"task: capacity.worker.process_file\nqueue: {queue}\nkwargs: {{sleep_s: {SLEEP_S}}}\n"
+        "concurrencies: [2]\nreplicas: [1, 2]\npools: [threads, solo]\nmodes: [{mode: burst, count: 12}]\n"
+    )
+    run_dir = tmp_path / "run"
+    env = base_env("")
+    env.pop("CAPACITY_BROKER_URL")
+    proc = run_cli(["bench", "--matrix", str(matrix), "--run-dir", str(run_dir), "-f", "json"], env, tmp_path, 300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cells = {c["cell"]["cell"]: c for c in json.loads((run_dir / "results.json").read_text())["cells"]}
+    assert sorted(cells) == [
+        "01-threads-r1-c2-burst",
+        "02-threads-r2-c2-burst",
+        "03-solo-r1-c2-burst",
+        "04-solo-r2-c2-burst",
+    ]
+    for name, cell in cells.items():
+        assert (cell["metrics"]["sent"], cell["metrics"]["completed"]) == (12, 12), name
+        replicas = cell["cell"]["replicas"]
+        log = (run_dir / "cells" / name / "worker.log").read_text()
+        assert log.count(" ready.") == replicas  # one worker process per replica
+        # Celery's banner names the pool it runs: "concurrency: 2 (thread)", "(solo)"
+        assert {"threads": "(thread)", "solo": "(solo)"}[cell["cell"]["pool"]] in log
+    # utilisation and the USL use every slot: 2 replicas x 2 threads = 4; solo runs one task at a time
+    x = {name: c["metrics"]["throughput_per_min"] for name, c in cells.items()}
+    assert x["02-threads-r2-c2-burst"] > 1.5 * x["01-threads-r1-c2-burst"]
+    assert x["04-solo-r2-c2-burst"] > 1.5 * x["03-solo-r1-c2-burst"]
+    assert x["03-solo-r1-c2-burst"] < 0.7 * x["01-threads-r1-c2-burst"]  # solo: one slot whatever -c says
+    markdown = (run_dir / "report" / "report.md").read_text()
+    assert "| 2 x 2 threads |" in markdown and "| 1 solo |" not in markdown and "| 2 solo |" in markdown
+    assert "(replicas vs threads)" not in markdown  # no two splits of the same total here

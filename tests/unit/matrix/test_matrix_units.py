@@ -267,3 +267,19 @@ def test_numbers_read_as_numbers() -> None:
     assert [readable(v) for v in (1170.4, 12.345, 0.012345, 0.0, 98765.4)] == ["1,170", "12.3", "0.0123", "0", "98,765"]
     assert [signed_percent(v) for v in (-0.001, 0.004, 0.126, -0.034)] == ["0%", "0%", "+13%", "-3%"]
     assert Comparison(1170.4, 1180.0, -0.001).pair() == "1,170 / 1,180 (0%)"
+
+
+def test_replicas_against_threads_at_the_same_slots(tmp_path: Path) -> None:
+    from capacity.matrix.analysis import replicas_vs_threads, usl_fits
+
+    def cell(name: str, replicas: int, concurrency: int, x: float) -> Cell:
+        info = {"cell": name, "concurrency": concurrency, "replicas": replicas, "mode": "burst", "size_bytes": 0}
+        return Cell(CellResult.from_json({"cell": info, "metrics": {"throughput_per_min": x}}), tmp_path)
+
+    cells_ = [cell("a", 1, 8, 400.0), cell("b", 2, 4, 500.0), cell("c", 1, 4, 300.0), cell("d", 1, 2, 160.0)]
+    # seed 001's question: 2 containers x 4 threads against 1 x 8, both 8 slots
+    assert replicas_vs_threads(cells_) == [
+        "0 B burst, 8 slots: 8: X 400/min; 2 x 4: X 500/min (+25%) (replicas vs threads)"
+    ]
+    points = usl_fits(cells_)[0].points
+    assert sorted(n for n, _ in points) == [2, 4, 8, 8]  # the USL's N is replicas x concurrency
