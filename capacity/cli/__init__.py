@@ -12,6 +12,7 @@ import typer
 from capacity import __version__
 from capacity.cli import (
     assess,
+    autoscale,
     bench,
     collect,
     compare,
@@ -53,6 +54,7 @@ app.command("metrics", help=metrics.HELP, short_help=_short(metrics.HELP))(metri
 app.command("collect", help=collect.HELP, short_help=_short(collect.HELP))(collect.command)
 app.command("plan", help=plan.HELP, short_help=_short(plan.HELP))(plan.command)
 app.command("simulate", help=simulate.HELP, short_help=_short(simulate.HELP))(simulate.command)
+app.command("autoscale", help=autoscale.HELP, short_help=_short(autoscale.HELP))(autoscale.command)
 app.command("usl", help=usl.HELP, short_help=_short(usl.HELP))(usl.command)
 app.add_typer(matrix.app, name="matrix", help=matrix.HELP, short_help=_short(matrix.HELP))
 app.command("report", help=report.HELP, short_help=_short(report.HELP))(report.command)

@@ -1,0 +1,98 @@
+"""The autoscaling simulation against the documented algorithms, on cases computed by hand.
+
+The HPA (kubernetes.io, "Horizontal Pod Autoscaling", and replica_calculator.go for an external
+metric with an AverageValue target): desiredReplicas = ceil(metric / target) unless
+|metric / (target x current) - 1| <= 0.1; default behaviour: scale up by at most max(4 pods,
+100%) per 15 s, scale down to the highest recommendation of the last 300 s (those strictly after
+now - 300 s). KEDA's Redis scaler reports listLength (tasks waiting in the list)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from capacity.errors import InputError
+from capacity.sizing.autoscale import Fleet, Policy, simulate_fleet
+
+
+def burst_case() -> tuple[np.ndarray, np.ndarray, Fleet, Policy]:
+    # issue #14's case: a 10,000-task burst, S = 1 s, 4 slots per replica, target 100,
+    # 1-20 replicas, 20 s start-up; one replica ready at t = 0; the HPA first reads at t = 15 s
+    return np.zeros(10_000), np.ones(10_000), Fleet(4, 1, 20, 20.0), Policy("keda-redis", target=100)
+
+
+def test_a_burst_scales_as_computed_by_hand_from_the_hpa_documentation() -> None:
+    result = simulate_fleet(*burst_case())
+    at = {p["t_s"]: p for p in result.timeline}
+    # t=15: 60 done, 4 running, 9,936 waiting -> ceil(99.36) = 100, limited to max(1+4, 2x1) = 5
+    assert (at[15]["replicas"], at[15]["ready_replicas"], at[15]["queue_depth"]) == (5, 1, 9936)
+    # t=30: 120 done, 9,876 waiting -> 99, limited to max(5+4, 2x5) = 10; the 4 added at 15 are
+    # ready at 35
+    assert (at[30]["replicas"], at[30]["ready_replicas"], at[30]["queue_depth"]) == (10, 1, 9876)
+    # t=45: 140 done by 35, then 20/s for 10 s: 340 done, 20 running, 9,640 waiting -> 97,
+    # limited to max(14, 20) = 20
+    assert (at[45]["replicas"], at[45]["ready_replicas"], at[45]["queue_depth"]) == (20, 5, 9640)
+    # t=60: 340 + 20x5 (to 50) + 40x10 = 840 done, 40 running: 9,120 waiting; all 20 ready at 65
+    assert (at[60]["replicas"], at[60]["ready_replicas"], at[60]["queue_depth"]) == (20, 10, 9120)
+    assert at[75]["ready_replicas"] == 20
+    # drain: 1,040 done by 65, the other 8,960 at 80/s take 112 s: the last finishes at 177 s
+    assert result.drain_time_s == pytest.approx(177.0)
+    assert result.max_replicas == 20
+    # scale-down: the recommendations are 21 (capped at 20) at t=150, 9 at t=165 (880 waiting), 0
+    # after. At t=450 the window (150, 450] holds 9: scale to 9; at t=465 (165, 465] holds 0 -> 1
+    assert at[435]["replicas"] == 20
+    assert at[450]["replicas"] == 9
+    assert at[465]["replicas"] == 1
+    # the first task waits 0; the last starts at 176 s
+    assert result.wait_p99_s <= 176.0 and result.wait_mean_s > 0
+
+
+def test_a_fixed_fleet_is_the_fcfs_pool() -> None:
+    # 4 replicas x 2 slots, 80 tasks of 1 s at t=0: 10 rounds of 8, the last finishes at 10 s;
+    # waits 0..9 s, ten tasks each: mean 4.5 s
+    result = simulate_fleet(np.zeros(80), np.ones(80), Fleet(2, 1, 10, 0.0), Policy("fixed", replicas=4))
+    assert result.drain_time_s == pytest.approx(10.0)
+    assert result.wait_mean_s == pytest.approx(4.5)
+    assert result.replica_hours == pytest.approx(4 * 10 / 3600)
+
+
+def test_tolerance_keeps_the_fleet_when_the_metric_is_within_ten_percent() -> None:
+    # 2 replicas, target 100: 215 waiting is a ratio of 1.075, inside the 10% tolerance -> stay at 2
+    # (ceil(215 / 100) = 3 otherwise); slow tasks keep the queue still while the HPA reads it
+    arrivals, services = np.zeros(215 + 8), np.full(215 + 8, 1000.0)
+    result = simulate_fleet(arrivals, services, Fleet(4, 1, 10, 0.0, initial_replicas=2), Policy(target=100))
+    assert result.timeline[0]["queue_depth"] == 215 and result.timeline[0]["replicas"] == 2
+
+
+def test_seed_002_formula_every_period() -> None:
+    # depth 9,936 at t=15, concurrency 4: ceil(9936 / (4 x 0.8) x 1.2) = 3,726, capped at 20
+    arrivals, services, fleet, _ = burst_case()
+    result = simulate_fleet(arrivals, services, fleet, Policy("seed002"))
+    assert result.timeline[0]["replicas"] == 20
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(InputError, match="--policy"):
+        simulate_fleet(np.zeros(1), np.ones(1), Fleet(1), Policy("hpa-magic"))
+    with pytest.raises(InputError, match="replicas"):
+        simulate_fleet(np.zeros(1), np.ones(1), Fleet(1, 5, 2), Policy())
+
+
+def test_the_command_answers_which_target_meets_a_p95_goal_and_at_what_cost() -> None:
+    import json
+
+    from tests.fuzzcli import run_in_process
+
+    argv = ["autoscale", "--concurrency", "4", "--max-replicas", "20", "--startup", "30s", "--arrival", "poisson"]
+    argv += ["--arrival-rate", "20/s", "--count", "20000", "--service", "lognormal", "--service-time", "1s"]
+    argv += ["--service-cv", "0.5", "--goal-p95-wait", "60s", "--instance", "medium", "-f", "json"]
+    outcome = run_in_process(argv)
+    assert outcome.code == 0, outcome.stderr
+    data = json.loads(outcome.stdout)
+    for key in ("drain_time_s", "max_replicas", "wait_p95_s", "replica_hours", "monthly_cost_usd", "timeline"):
+        assert key in data
+    assert set(data["timeline"][0]) >= {"t_s", "replicas", "ready_replicas", "queue_depth"}
+    meeting = [s for s in data["search"] if s["wait_p95_s"] <= 60]
+    # the answer is the cheapest target meeting the goal: no other meeting target costs less
+    assert data["wait_p95_s"] <= 60 and data["replica_hours"] == min(s["replica_hours"] for s in meeting)
+    assert data["monthly_cost_usd"] > 0
