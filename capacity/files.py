@@ -55,6 +55,19 @@ def create_new(path: Path, binary: bool = False) -> IO[Any]:
     return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
+def _replaceable(target: Path) -> None:
+    """Only a regular file or a symlink is ever renamed over: a device node (``/dev/full``), a
+    directory or a socket is not, whoever runs this (as root, a rename replaced /dev/full)."""
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise failure(target, exc) from None
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise WriteFailed(f"cannot write {target}: it is not a regular file")
+
+
 def _in_place(path: Path) -> bool:
     """An existing character device, pipe or socket (``/dev/stdout``, ``/dev/null``): written as it is."""
     try:
@@ -78,6 +91,7 @@ def replace(path: Path | str, binary: bool = False) -> Iterator[IO[Any]]:
         return
     if target.is_dir():
         raise WriteFailed(f"cannot write {target}: it is a directory")
+    _replaceable(target)
     folder = target.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
@@ -88,6 +102,7 @@ def replace(path: Path | str, binary: bool = False) -> Iterator[IO[Any]]:
         with os.fdopen(fd, "wb" if binary else "w", **text) as handle:  # type: ignore[call-overload]
             yield handle
         os.chmod(tmp, 0o644)
+        _replaceable(target)
         os.replace(tmp, target)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -104,8 +119,12 @@ def staged(path: Path | str) -> Iterator[Path]:
     """A private temporary path beside ``path`` for a writer that wants a name (DuckDB's COPY),
     renamed over ``path`` when the block ends without an error, removed when it does not."""
     target = _checked(path)
+    if _in_place(target):  # /dev/stdout, /dev/null: the writer writes there itself
+        yield target
+        return
     if target.is_dir():
         raise WriteFailed(f"cannot write {target}: it is a directory")
+    _replaceable(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
@@ -114,6 +133,7 @@ def staged(path: Path | str) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o644)
+        _replaceable(target)
         os.replace(tmp, target)
     except OSError as exc:
         with contextlib.suppress(OSError):

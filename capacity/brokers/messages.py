@@ -65,12 +65,12 @@ class Splice:
         if len(cols) == 1:
             head, tail = self.pieces
             return [head + v + tail for v in cols[0]]
-        rest = list(zip(cols, self.pieces[1:], strict=True))
+        # pieces and values interleaved by slice assignment (C loops), one join per task
+        parts: list[str] = [""] * (2 * len(cols) + 1)
+        parts[0::2] = self.pieces
         out = []
-        for i in range(n):
-            parts = [self.pieces[0]]
-            for col, piece in rest:
-                parts += (col[i], piece)
+        for values in zip(*cols, strict=True):
+            parts[1::2] = values
             out.append("".join(parts))
         return out
 
@@ -139,17 +139,20 @@ class Template:
             bodies = [b64(body.encode()).decode() for body in bodies]
         else:
             bodies = [_json_inner(body) for body in bodies]
-        columns: dict[str, Sequence[str]] = {
-            "task": task_ids,
-            "body": bodies,
-            "kwargsrepr": Splice.of(_json_inner(saferepr(kwargs, 1024))).fill(per_task, n),
-            "argsrepr": Splice.of(_json_inner(saferepr(list(args) if args else (), 1024))).fill(per_task, n),
+        # the reprs go into the message template as text (their markers with them), so each
+        # task's message is one join: its id, its base64 body and its own values
+        reprs = {
+            _KWARGSREPR: _json_inner(saferepr(kwargs, 1024)),
+            _ARGSREPR: _json_inner(saferepr(list(args) if args else (), 1024)),
+            _ETA: (now + timedelta(seconds=self.countdown_s)).isoformat() if self.countdown_s else "",
+            _BODY: per_task_marker("body"),
+            _TASK_ID: per_task_marker("task"),
+            _TAG: per_task_marker("task"),
         }
-        eta = (now + timedelta(seconds=self.countdown_s)).isoformat() if self.countdown_s else ""
-        names = {_TASK_ID: "task", _TAG: "task", _BODY: "body", _KWARGSREPR: "kwargsrepr", _ARGSREPR: "argsrepr"}
         text = self.pieces[0]
         for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
-            text += (eta if slot == _ETA else per_task_marker(names[slot])) + piece
+            text += reprs[slot] + piece
+        columns: dict[str, Sequence[str]] = {**per_task, "task": task_ids, "body": bodies}
         return Splice.of(text).fill(columns, n)
 
 

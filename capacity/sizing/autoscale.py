@@ -183,6 +183,8 @@ def simulate_fleet(
     fleet.check()
     policy.check()
     n = len(arrivals)
+    if n > 5_000_000:
+        raise InputError(f"{n:,} tasks: the autoscaling simulation handles up to 5,000,000 (an event loop in Python)")
     order = np.argsort(arrivals, kind="stable")
     arrivals, services = np.asarray(arrivals, float)[order], np.asarray(services, float)[order]
     first = fleet.initial_replicas if fleet.initial_replicas is not None else max(fleet.min_replicas, 1)

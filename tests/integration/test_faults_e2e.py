@@ -188,3 +188,23 @@ def test_what_a_worker_prints_is_stored_redacted(tmp_path: Path) -> None:
     assert "ready." in text and "argv" in text
     for secret in ("AKIAIOSFODNN7EXAMPLE", "wJalr", "hunter2-secret"):
         assert secret not in text, text
+
+
+@pytest.mark.parametrize("device", ["/dev/full", "/dev/null"])
+def test_a_device_is_written_in_place_never_replaced(tmp_path: Path, device: str) -> None:
+    # a fuzz run as root once replaced /dev/full with a regular file: metrics --csv staged its
+    # CSV under a temporary name and renamed it over the device node
+    import stat
+
+    from tests.fuzzcli import seed_files
+
+    seeds = seed_files(tmp_path / "seeds")
+    argv = ["metrics", "--tasks-log", seeds["tasklog"], "--timings", f"probe:{seeds['probe']}", "--csv", device]
+    proc = run_cli(argv, base_env(""), tmp_path)
+    assert stat.S_ISCHR(os.stat(device).st_mode), f"{device} is no longer a device"
+    expected = 5 if device == "/dev/full" else 0
+    assert proc.returncode == expected, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for output in ("-o", "--output"):
+        proc = run_cli(["recommend", "--instance", "medium", output, device], base_env(""), tmp_path)
+        assert stat.S_ISCHR(os.stat(device).st_mode) and proc.returncode == expected, proc.stderr

@@ -32,7 +32,8 @@ def test_four_shards_are_one_run(tmp_path: Path, redis_server: RedisServer) -> N
     for proc in shards:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-    logs = sorted(log_dir.glob("worker_tasks_*_shard-*-of-4.log"))
+    # by shard index: the names carry each shard's own start second, which may differ
+    logs = sorted(log_dir.glob("worker_tasks_*_shard-*-of-4.log"), key=lambda p: p.name.rsplit("_shard-", 1)[1])
     assert len(logs) == 4
     sent: list[tuple[float, str]] = []
     for index, log in enumerate(logs):
