@@ -48,6 +48,20 @@ def log_path(log_dir: Path, started: float, shard: tuple[int, int] | None = None
 RESERVE_BYTES = 1 << 20
 
 
+def _hold(fd: int, size: int) -> None:
+    """Allocate ``size`` bytes for real: fallocate where the file system has it, zeros where it
+    does not (some network and FUSE file systems answer EOPNOTSUPP)."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        zeros = bytes(65536)
+        for _ in range(size // len(zeros)):
+            os.write(fd, zeros)
+        os.fsync(fd)
+
+
 class LogFull(WriteFailed):
     """The disk filled while the log was written. The batch in hand was written (in the space
     the reserve gave back); the run must stop sending and close the log."""
@@ -67,7 +81,7 @@ class TaskLogWriter:
         self._reserve: Path | None = path.with_name(path.name + ".reserve")
         with create_new(self._reserve, binary=True) as ballast:
             try:
-                os.posix_fallocate(ballast.fileno(), 0, RESERVE_BYTES)
+                _hold(ballast.fileno(), RESERVE_BYTES)
             except OSError as exc:
                 ballast.close()
                 self._reserve.unlink(missing_ok=True)

@@ -177,3 +177,26 @@ def test_payload_spec_sends_reference_defaults_only_to_the_reference_task(tmp_pa
     lines.write_text('{"args": "nope"}\n')
     with pytest.raises(Bad, match=r"payloads.jsonl:1: args must be a list"):
         PayloadSpec(file=lines).resolve("app.resize")
+
+
+def test_the_log_reserve_falls_back_to_zeros_where_fallocate_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # some network and FUSE file systems answer EOPNOTSUPP: the reserve must still be held
+    import errno
+    import os
+
+    from capacity.load.tasklog import RESERVE_BYTES, TaskLogWriter
+
+    def unsupported(fd: int, offset: int, size: int) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    writer = TaskLogWriter(tmp_path / "worker_tasks_x.log", {"run_id": "r"})
+    reserve = tmp_path / "worker_tasks_x.log.reserve"
+    assert reserve.stat().st_size == RESERVE_BYTES
+    writer.write_batch(["a", "b"], "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00+00:00", 1, "q")
+    writer.close({"status": "completed"})
+    assert not reserve.exists()
+    lines = (tmp_path / "worker_tasks_x.log").read_text().splitlines()
+    assert len(lines) == 4 and '"tasks": 2' in lines[-1]
