@@ -314,9 +314,10 @@ def inject(
                     status = "interrupted"
                 elif drained_at is None:
                     status = "not_drained"
+                    last = monitor.sample()  # now, not the last periodic sample (up to an interval old)
                     error = (
                         f"the queue {config.queue!r} did not drain within {config.monitor_for_s:g} s: "
-                        f"{monitor.samples[-1].visible if monitor.samples else '?'} messages still waiting"
+                        f"{last.visible if last is not None else '?'} messages still waiting"
                     )
         finally:
             if monitor is not None:
