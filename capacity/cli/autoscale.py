@@ -177,7 +177,8 @@ def _report(
     notes = (
         "HPA: desired = ceil(metric / target) outside a 10% tolerance; up at most max(+4 pods, +100%) per 15 s; "
         "down to the highest recommendation of the last 300 s (kubernetes.io, Horizontal Pod Autoscaling).",
-        "Not modelled yet: KEDA's activation from 0 replicas, several queues and pools, a validated real scaled run.",
+        "With --min-replicas 0, KEDA scales 0 -> 1 when the metric passes the activation threshold (checked every "
+        "30 s) and back to 0 after a 300 s cooldown. Not modelled yet: several queues and pools, a validated real run.",
     )
     return Report("Autoscaling simulation", data, tuple(summary), tuple(tables), notes)
 

@@ -68,6 +68,9 @@ class Policy:
     up_percent: float = 100.0
     down_percent: float = 100.0
     down_window_s: float = 300.0
+    polling_s: float = 30.0  # KEDA's pollingInterval: the 0 <-> 1 decisions
+    cooldown_s: float = 300.0  # KEDA's cooldownPeriod: inactive this long before scaling to 0
+    activation: float = 0.0  # activationListLength / activationQueueLength
     utilization: float = 0.8  # seed002
     buffer: float = 0.2  # seed002
 
@@ -187,7 +190,13 @@ def simulate_fleet(
         raise InputError(f"{n:,} tasks: the autoscaling simulation handles up to 5,000,000 (an event loop in Python)")
     order = np.argsort(arrivals, kind="stable")
     arrivals, services = np.asarray(arrivals, float)[order], np.asarray(services, float)[order]
-    first = fleet.initial_replicas if fleet.initial_replicas is not None else max(fleet.min_replicas, 1)
+    first = fleet.initial_replicas if fleet.initial_replicas is not None else fleet.min_replicas
+    # KEDA owns 0 <-> 1 when the minimum is 0 (the HPA never scales to or from 0): every polling
+    # interval it checks the metric against the activation threshold; scaled to 0 after
+    # cooldownPeriod without activity
+    keda_zero = policy.name in ("keda-redis", "keda-sqs") and fleet.min_replicas == 0
+    next_poll = policy.polling_s if keda_zero else math.inf
+    last_active = -math.inf
     if policy.name == "fixed":
         first = policy.replicas
     state = _Fleet(fleet, policy, first)
@@ -233,7 +242,7 @@ def simulate_fleet(
         t_arrival = arrivals[next_arrival] if next_arrival < n else math.inf
         t_done = completions[0][0] if completions else math.inf
         t_ready = pending_ready(now)
-        now_next = min(t_arrival, t_done, t_ready, next_sync)
+        now_next = min(t_arrival, t_done, t_ready, next_sync, next_poll)
         if not math.isfinite(now_next):
             raise InputError("no replica can serve the queue (max replicas 0?)")
         replica_seconds += state.requested * (now_next - last_t) + sum(1 for r in state.replicas if r.removing) * (
@@ -256,14 +265,24 @@ def simulate_fleet(
                 last_finish = now
             state.replicas = [r for r in state.replicas if not (r.removing and r.busy == 0)]
             if finished == n:
-                horizon = now + policy.down_window_s + 4 * policy.sync_s
+                horizon = now + max(policy.down_window_s, policy.cooldown_s) + 4 * max(policy.sync_s, policy.polling_s)
         while next_arrival < n and arrivals[next_arrival] == now:
             queue.append(next_arrival)
             next_arrival += 1
         dispatch(now)
+        if next_poll == now:
+            metric = len(queue) + (in_flight if policy.name == "keda-sqs" else 0)
+            if metric > policy.activation:
+                last_active = now
+                if state.requested == 0:
+                    state.scale_to(now, 1)
+            elif state.requested > 0 and now - last_active >= policy.cooldown_s:
+                state.scale_to(now, 0)
+            next_poll = now + policy.polling_s
         if next_sync == now:
-            wanted = state.desired(now, len(queue), in_flight)
-            state.scale_to(now, wanted)
+            if state.requested > 0 or not keda_zero:  # the HPA does not act on a deployment at 0
+                wanted = state.desired(now, len(queue), in_flight)
+                state.scale_to(now, max(wanted, 1) if keda_zero else wanted)
             dispatch(now)
             timeline.append(
                 {

@@ -96,3 +96,23 @@ def test_the_command_answers_which_target_meets_a_p95_goal_and_at_what_cost() ->
     # the answer is the cheapest target meeting the goal: no other meeting target costs less
     assert data["wait_p95_s"] <= 60 and data["replica_hours"] == min(s["replica_hours"] for s in meeting)
     assert data["monthly_cost_usd"] > 0
+
+
+def test_keda_activation_from_zero_and_back_after_the_cooldown() -> None:
+    # KEDA's ScaledObject docs: with minReplicaCount 0, KEDA itself scales 0 -> 1 when the metric
+    # passes activationListLength (0), checked every pollingInterval (30 s), and back to 0 once
+    # the trigger has been inactive for cooldownPeriod (300 s); the HPA works between 1 and max.
+    # 100 tasks at t=0, S = 1 s, 4 slots, 20 s start-up, target 100:
+    result = simulate_fleet(np.zeros(100), np.ones(100), Fleet(4, 0, 10, 20.0), Policy("keda-redis", target=100))
+    at = {p["t_s"]: p for p in result.timeline}
+    # t=15: nothing yet (the HPA does not act at 0 replicas, KEDA has not polled)
+    assert (at[15]["replicas"], at[15]["queue_depth"]) == (0, 100)
+    # t=30: KEDA sees 100 > 0 and scales to 1; the HPA's ratio 100 / (100 x 1) = 1 keeps it at 1
+    assert (at[30]["replicas"], at[30]["ready_replicas"]) == (1, 0)
+    # ready at 50; 100 tasks at 4/s: the last finishes at 75 s
+    assert result.drain_time_s == pytest.approx(75.0)
+    # KEDA last saw work at its 60 s poll (56 waiting); at 360 s the cooldown has passed: 0
+    assert at[345]["replicas"] == 1 and at[360]["replicas"] == 0
+    # task i starts at 50 + floor(i / 4) s; the 95th percentile (numpy's, index 0.95 x 99 = 94.05)
+    # lies between tasks 94 and 95, both starting at 73 s
+    assert result.wait_p95_s == pytest.approx(73.0)
