@@ -16,6 +16,11 @@ Policies, each as documented by its source:
   scale-up with no stabilisation, at most max(+4 pods, +100%) per 15 s; scale-down to the highest
   recommendation of the last 300 s (recommendations strictly after now - 300 s), up to 100% per
   15 s; then min/max replicas.
+* ``aws-backlog``: AWS's target tracking on backlog per instance ("Scaling policy based on Amazon
+  SQS": backlog per instance = ApproximateNumberOfMessages / running instances, target =
+  acceptable latency / processing time; its example: 1,500 messages on 10 instances, target 100,
+  scales out to 15): desired = ceil(messages / target), out at once, in only after the cooldown
+  (``down_window_s``, the scale-down window here).
 * ``seed002``: seed 002's formula every period, ceil(depth / (concurrency x 0.8) x 1.2).
 * ``fixed``: N replicas (the baseline).
 
@@ -35,7 +40,7 @@ import numpy as np
 
 from capacity.errors import InputError
 
-POLICIES = ("keda-redis", "keda-sqs", "seed002", "fixed")
+POLICIES = ("keda-redis", "keda-sqs", "aws-backlog", "seed002", "fixed")
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,13 @@ class _Fleet:
         if policy.name == "seed002":
             depth = waiting
             return math.ceil(depth / (self.fleet.concurrency * policy.utilization) * (1 + policy.buffer))
-        metric = waiting if policy.name == "keda-redis" else waiting + in_flight
+        metric = waiting + in_flight if policy.name == "keda-sqs" else waiting
+        if policy.name == "aws-backlog":
+            raw = math.ceil(metric / policy.target)  # (messages / instances) / target x instances
+            self.recommendations.append((now, raw))
+            while self.recommendations and self.recommendations[0][0] <= now - policy.down_window_s:
+                self.recommendations.popleft()
+            return raw if raw >= current else min(current, max(r for _, r in self.recommendations))
         if current > 0 and abs(metric / (policy.target * current) - 1) <= policy.tolerance:
             raw = current
         else:

@@ -116,3 +116,15 @@ def test_keda_activation_from_zero_and_back_after_the_cooldown() -> None:
     # task i starts at 50 + floor(i / 4) s; the 95th percentile (numpy's, index 0.95 x 99 = 94.05)
     # lies between tasks 94 and 95, both starting at 73 s
     assert result.wait_p95_s == pytest.approx(73.0)
+
+
+def test_aws_backlog_per_instance_follows_the_aws_example() -> None:
+    # AWS Auto Scaling, "Scaling policy based on Amazon SQS": ApproximateNumberOfMessages 1,500 on
+    # 10 running instances is a backlog of 150 per instance; with an acceptable latency of 10 s and
+    # 0.1 s per message the target is 100, so the group scales out to 15 instances.
+    # 10 replicas x 4 slots hold 40 long tasks; 1,500 more wait.
+    arrivals, services = np.zeros(1540), np.full(1540, 1000.0)
+    fleet = Fleet(4, 1, 30, 20.0, initial_replicas=10)  # the 5 new ones take no task before 35 s
+    result = simulate_fleet(arrivals, services, fleet, Policy("aws-backlog", target=100))
+    first = result.timeline[0]
+    assert (first["queue_depth"], first["replicas"]) == (1500, 15)
