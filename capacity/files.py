@@ -77,6 +77,35 @@ def _in_place(path: Path) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
+def _temporary(target: Path) -> tuple[int, str]:
+    """A private file beside ``target`` (``mkstemp``), after checking ``target`` may be replaced."""
+    if target.is_dir():
+        raise WriteFailed(f"cannot write {target}: it is a directory")
+    _replaceable(target)
+    try:
+        return tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise failure(target, exc) from None
+
+
+@contextlib.contextmanager
+def _renamed_over(tmp: str, target: Path) -> Iterator[None]:
+    """Run the block that fills ``tmp``, then rename it over ``target``; remove it on any failure."""
+    try:
+        yield
+        os.chmod(tmp, 0o644)
+        _replaceable(target)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise failure(target, exc) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 @contextlib.contextmanager
 def replace(path: Path | str, binary: bool = False) -> Iterator[IO[Any]]:
     """A handle on a private temporary file beside ``path``, renamed over it when the block ends
@@ -89,29 +118,11 @@ def replace(path: Path | str, binary: bool = False) -> Iterator[IO[Any]]:
         except OSError as exc:
             raise failure(target, exc) from None
         return
-    if target.is_dir():
-        raise WriteFailed(f"cannot write {target}: it is a directory")
-    _replaceable(target)
-    folder = target.parent
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise failure(target, exc) from None
-    try:
+    fd, tmp = _temporary(target)
+    with _renamed_over(tmp, target):
         text = {} if binary else {"encoding": "utf-8", "newline": ""}
         with os.fdopen(fd, "wb" if binary else "w", **text) as handle:  # type: ignore[call-overload]
             yield handle
-        os.chmod(tmp, 0o644)
-        _replaceable(target)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise failure(target, exc) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager
@@ -122,27 +133,10 @@ def staged(path: Path | str) -> Iterator[Path]:
     if _in_place(target):  # /dev/stdout, /dev/null: the writer writes there itself
         yield target
         return
-    if target.is_dir():
-        raise WriteFailed(f"cannot write {target}: it is a directory")
-    _replaceable(target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise failure(target, exc) from None
-    try:
+    fd, tmp = _temporary(target)
+    os.close(fd)
+    with _renamed_over(tmp, target):
         yield Path(tmp)
-        os.chmod(tmp, 0o644)
-        _replaceable(target)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise failure(target, exc) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def write_text(path: Path | str, text: str) -> None:

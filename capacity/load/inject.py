@@ -314,15 +314,16 @@ def inject(
                     status = "interrupted"
                 elif drained_at is None:
                     status = "not_drained"
-                    last = monitor.sample()  # now, not the last periodic sample (up to an interval old)
-                    error = (
-                        f"the queue {config.queue!r} did not drain within {config.monitor_for_s:g} s: "
-                        f"{last.visible if last is not None else '?'} messages still waiting"
-                    )
         finally:
+            closing = None
             if monitor is not None:
-                monitor.sample()
+                closing = monitor.sample()  # the queue now, not the last periodic sample
                 monitor.stop()
+        if status == "not_drained":
+            error = (
+                f"the queue {config.queue!r} did not drain within {config.monitor_for_s:g} s: "
+                f"{closing.visible if closing is not None else '?'} messages still waiting"
+            )
         lateness = lateness_summary(progress.lateness_s)
         phase_trend = (
             trend(monitor.samples, wall0, last_send, _rate_per_min(schedule))

@@ -142,6 +142,14 @@ class _Fleet:
     def ready(self, now: float) -> list[_Replica]:
         return [r for r in self.replicas if not r.removing and r.ready_at <= now]
 
+    def _remember(self, now: float, raw: int) -> int:
+        """Keep ``raw`` with the recommendations of the scale-down window (those strictly after
+        now - window); the highest of them."""
+        self.recommendations.append((now, raw))
+        while self.recommendations and self.recommendations[0][0] <= now - self.policy.down_window_s:
+            self.recommendations.popleft()
+        return max(r for _, r in self.recommendations)
+
     def desired(self, now: float, waiting: int, in_flight: int) -> int:
         policy, current = self.policy, self.requested
         if policy.name == "fixed":
@@ -152,20 +160,16 @@ class _Fleet:
         metric = waiting + in_flight if policy.name == "keda-sqs" else waiting
         if policy.name == "aws-backlog":
             raw = math.ceil(metric / policy.target)  # (messages / instances) / target x instances
-            self.recommendations.append((now, raw))
-            while self.recommendations and self.recommendations[0][0] <= now - policy.down_window_s:
-                self.recommendations.popleft()
-            return raw if raw >= current else min(current, max(r for _, r in self.recommendations))
+            highest = self._remember(now, raw)
+            return raw if raw >= current else min(current, highest)
         if current > 0 and abs(metric / (policy.target * current) - 1) <= policy.tolerance:
             raw = current
         else:
             raw = math.ceil(metric / policy.target)
         # the HPA's behaviour: scale-down stabilisation over the window, rate limits per period
-        self.recommendations.append((now, raw))
-        while self.recommendations and self.recommendations[0][0] <= now - policy.down_window_s:
-            self.recommendations.popleft()
+        highest = self._remember(now, raw)
         if raw < current:
-            raw = min(current, max(r for _, r in self.recommendations))
+            raw = min(current, highest)
             floor_ = math.floor(current * (1 - policy.down_percent / 100))
             raw = max(raw, floor_)
         elif raw > current:
