@@ -24,6 +24,7 @@ from capacity.cli import (
     probe,
     recommend,
     report,
+    scaledrun,
     simulate,
     usl,
 )
@@ -55,6 +56,7 @@ app.command("collect", help=collect.HELP, short_help=_short(collect.HELP))(colle
 app.command("plan", help=plan.HELP, short_help=_short(plan.HELP))(plan.command)
 app.command("simulate", help=simulate.HELP, short_help=_short(simulate.HELP))(simulate.command)
 app.command("autoscale", help=autoscale.HELP, short_help=_short(autoscale.HELP))(autoscale.command)
+app.command("scaled-run", help=scaledrun.HELP, short_help=_short(scaledrun.HELP))(scaledrun.command)
 app.command("usl", help=usl.HELP, short_help=_short(usl.HELP))(usl.command)
 app.add_typer(matrix.app, name="matrix", help=matrix.HELP, short_help=_short(matrix.HELP))
 app.command("report", help=report.HELP, short_help=_short(report.HELP))(report.command)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from dataclasses import replace
+from typing import Annotated, Any
 
 import typer
 
@@ -12,10 +13,14 @@ from capacity.errors import InputError
 from capacity.profiles import Profiles
 from capacity.render.builders import photos_report, resources_report, scaleout_report, topology_report
 from capacity.render.model import Report
+from capacity.sizing.fleetfile import per_queue, topology_fleet
 from capacity.sizing.recommend import (
     DEFAULT_CPU_PER_JOB,
     DEFAULT_MEM_PER_JOB_BYTES,
     DEFAULT_TENANT_SHARE,
+    ReplicaTopology,
+    TaskThroughput,
+    UserTopology,
     concurrency_from_resources,
     recommend_photos,
     replica_topology,
@@ -40,7 +45,7 @@ Opt = typer.Option
 _MODES: dict[str, tuple[set[str], set[str]]] = {
     "resources": ({"cpu", "memory", "instance", "job_type"}, {"mem_per_job", "cpu_per_job", "tenant_share"}),
     "photos": ({"photos"}, {"memory", "api_rate_limit", "service_time"}),
-    "topology": ({"users", "task_type", "replicas"}, {"threads", "concurrency", "app"}),
+    "topology": ({"users", "task_type", "replicas"}, {"threads", "concurrency", "app", "arrival_rate", "service_time"}),
     "scale-out": (
         {"queue_depth"},
         {"concurrency", "utilization", "buffer", "latency", "service_time", "scaler", "queue", "name", "rate_limit"},
@@ -84,7 +89,7 @@ def _slots(text: str) -> tuple[int, int]:
     return pair
 
 
-RecommendFormat = Annotated[str, format_option("json", "yaml", "markdown", "csv", "env", "k8s", "bullmq")]
+RecommendFormat = Annotated[str, format_option("json", "yaml", "markdown", "csv", "env", "k8s", "bullmq", "fleet")]
 
 # One alias per flag, shared by the sub-commands and the flag-selected form.
 Cpu = Annotated[float | None, Opt(help="CPUs on the worker machine.")]
@@ -109,6 +114,10 @@ Concurrency = Annotated[str | None, Opt(help="Concurrency per worker (a range li
 Utilization = Annotated[float | None, Opt(help="Target utilisation [default: 0.8].")]
 Buffer = Annotated[float | None, Opt(help="Extra capacity [default: 0.2].")]
 Latency = Annotated[str | None, Opt(help="Acceptable latency for AWS's backlog per instance, e.g. 60s.")]
+ArrivalRate = Annotated[
+    str | None,
+    Opt(help="Topology, for --format fleet: tasks per second, 2/s for every queue, or emails=2/s,celery=0.1/s."),
+]
 Scaler = Annotated[str | None, Opt(help="KEDA scaler for --format k8s: sqs or redis [default: sqs].")]
 Queue = Annotated[str | None, Opt(help="Queue name or URL for the KEDA trigger [default: celery].")]
 Name = Annotated[str | None, Opt(help="Deployment name for --format k8s.")]
@@ -176,17 +185,74 @@ def topology(
     threads: int | None = None,
     concurrency: str | None = None,
     app: str | None = None,
+    arrival_rate: str | None = None,
+    service_time: str | None = None,
 ) -> Report:
     topo = loaded.topologies
     if users is None and task_type is None and replicas is None:
         raise InputError("topology needs --users, --task-type or --replicas")
     if users is not None and users < 0:
         raise InputError(f"--users must be zero or more, got {users}")
-    return topology_report(
-        topology_for_users(users, topo.user_scenarios, app) if users is not None else None,
-        replica_topology(replicas, threads, topo.replica_tiers) if replicas is not None else None,
-        task_throughput(loaded.job_type(task_type), _slots(concurrency or "1")) if task_type is not None else None,
+    by_users = topology_for_users(users, topo.user_scenarios, app) if users is not None else None
+    by_replicas = replica_topology(replicas, threads, topo.replica_tiers) if replicas is not None else None
+    throughput = (
+        task_throughput(loaded.job_type(task_type), _slots(concurrency or "1")) if task_type is not None else None
     )
+    report = topology_report(by_users, by_replicas, throughput)
+    if arrival_rate is None:
+        return report
+    return replace(report, fleet=_fleet(by_users, by_replicas, throughput, arrival_rate, service_time))
+
+
+def _fleet_needs_rate(fmt: str, arrival_rate: str | None) -> None:
+    if fmt == "fleet" and arrival_rate is None:
+        raise InputError("--format fleet needs --arrival-rate (and --service-time, or --task-type's durations)")
+
+
+def _fleet(
+    users: UserTopology | None,
+    replicas: ReplicaTopology | None,
+    throughput: TaskThroughput | None,
+    arrival_rate: str,
+    service_time: str | None,
+) -> dict[str, Any]:
+    """The topology as a fleet file: its workers as pools, a Poisson class per queue."""
+    if users is not None:
+        workers = [(tuple(w.queues), w.concurrency) for w in users.scenario.workers]
+        source = f"seed 004's {users.scenario.name} scenario ({users.users} users)"
+    elif replicas is not None:
+        workers = [(("celery",), replicas.threads)] * replicas.replicas
+        source = f"seed 001's {replicas.replicas} replicas x {replicas.threads} threads"
+    else:
+        assert throughput is not None
+        workers = [(("celery",), throughput.slots[0])]
+        source = f"{throughput.slots[0]} slots for {throughput.job_type.name}"
+    queues = sorted({q for queues, _ in workers for q in queues})
+    rates = per_queue(arrival_rate, queues, "--arrival-rate", parse_rate)
+    if service_time is not None:
+        means = per_queue(service_time, queues, "--service-time", parse_duration)
+        missing = sorted(set(rates) - set(means))
+        if missing:
+            raise InputError(f"--service-time: give one for {', '.join(missing)}")
+        services: dict[str, dict[str, Any]] = {q: {"kind": "exponential", "mean": f"{means[q]:g}s"} for q in rates}
+        how = "exponential service with the --service-time mean"
+    elif throughput is not None:
+        fastest, slowest = throughput.job_type.duration
+        mean = (fastest + slowest) / 2
+        shape: dict[str, Any] = {
+            "kind": "lognormal",
+            "mean": f"{mean:g}s",
+            "cv": round((slowest - fastest) / (slowest + fastest), 3),
+        }
+        services = dict.fromkeys(rates, shape)
+        how = (
+            f"lognormal service around {throughput.job_type.name}'s duration range ({fastest:g}-{slowest:g} s): "
+            "mean at its middle, one standard deviation spanning it"
+        )
+    else:
+        raise InputError("--format fleet needs --service-time (or --task-type for its duration range)")
+    note = f"{source}; Poisson arrivals at --arrival-rate for 1 h; {how}. Edit to your traffic."
+    return topology_fleet(workers, rates, services, note)
 
 
 def scale_out(
@@ -255,6 +321,7 @@ def command(
     queue: Queue = None,
     name: Name = None,
     rate_limit: RateLimitOption = None,
+    arrival_rate: ArrivalRate = None,
     profiles_dir: ProfilesOption = None,
     fmt: RecommendFormat = "table",
     output: OutputOption = "-",
@@ -266,6 +333,7 @@ def command(
             raise InputError(f"give {', '.join(_flag(k) for k in given)} after {ctx.invoked_subcommand}")
         return
     mode = pick_mode(set(given))
+    _fleet_needs_rate(fmt, arrival_rate)
     report = scale_out(**given) if mode == "scale-out" else _BY_MODE[mode](profiles(profiles_dir), **given)
     emit(report, fmt, output)
 
@@ -317,12 +385,18 @@ def topology_command(
     threads: Threads = None,
     concurrency: Concurrency = None,
     app: App = None,
+    arrival_rate: ArrivalRate = None,
+    service_time: ServiceTime = None,
     profiles_dir: ProfilesOption = None,
     fmt: RecommendFormat = "table",
     output: OutputOption = "-",
 ) -> None:
-    """Celery topologies: workers and queues for a user count (seed 004), replicas x threads (seed 001)."""
-    emit(topology(profiles(profiles_dir), users, task_type, replicas, threads, concurrency, app), fmt, output)
+    """Celery topologies: workers and queues for a user count (seed 004), replicas x threads (seed 001).
+    With --arrival-rate, --format fleet writes it as a fleet file for simulate/autoscale --fleet."""
+    _fleet_needs_rate(fmt, arrival_rate)
+    loaded = profiles(profiles_dir)
+    report = topology(loaded, users, task_type, replicas, threads, concurrency, app, arrival_rate, service_time)
+    emit(report, fmt, output)
 
 
 @app.command("scale-out")

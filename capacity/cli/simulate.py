@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +25,11 @@ Opt = typer.Option
 
 @handle_errors
 def command(
-    workers: Annotated[int, Opt("--workers", help="Worker slots C (workers x concurrency).")],
+    workers: Annotated[int | None, Opt("--workers", help="Worker slots C (workers x concurrency).")] = None,
+    fleet_file: Annotated[
+        Path | None,
+        Opt("--fleet", help="A fleet file (YAML): task classes on queues and pools of fixed replicas consuming them."),
+    ] = None,
     arrival: Annotated[str, Opt(help="burst, fixed, poisson or replay.")] = "poisson",
     arrival_rate: Annotated[str | None, Opt(help="Arrival rate for fixed/poisson, e.g. 2/s.")] = None,
     count: Annotated[int, Opt(help="Tasks to simulate.")] = 10_000,
@@ -33,7 +38,9 @@ def command(
     service_time: Annotated[str | None, Opt(help="Mean service time, e.g. 10s.")] = None,
     service_cv: Annotated[float, Opt(help="Lognormal: coefficient of variation.")] = 1.0,
     from_metrics: Annotated[Path | None, Opt(help="Per-task CSV from `capacity metrics --csv` (empirical).")] = None,
-    seed: Annotated[int, Opt(help="Random seed (replication k uses seed + k).")] = 1,
+    seed: Annotated[
+        int | None, Opt(help="Random seed (replication k uses seed + k) [default: the fleet file's, or 1].")
+    ] = None,
     replications: Annotated[int, Opt(help="Independent replications, for confidence intervals.")] = 1,
     rate_limit: Annotated[
         str | None, Opt(help="A BullMQ limiter, max jobs started per duration: 100/min, 10/1s.")
@@ -43,6 +50,11 @@ def command(
 ) -> None:
     if fmt in ("env", "k8s"):
         raise InputError(f"--format {fmt} is not available for simulate")
+    if fleet_file is not None:
+        emit(_fleet(fleet_file, seed), fmt, output)
+        return
+    if workers is None:
+        raise InputError("give --workers (slots), or --fleet FILE")
     workload = Workload(
         slots=workers,
         arrival=arrival,
@@ -55,7 +67,7 @@ def command(
         empirical_s=read_service_times(from_metrics) if from_metrics is not None else None,
         rate_limit=RateLimit(*parse_rate_limit(rate_limit)) if rate_limit is not None else None,
     )
-    result = replicate(workload, seed, replications)
+    result = replicate(workload, 1 if seed is None else seed, replications)
     ci = result.ci95_half_width or {}
 
     def show(key: str, seconds: bool = True) -> str:
@@ -82,6 +94,19 @@ def command(
     )
     notes = ("± is the 95% confidence half-width across replications (Student's t).",) if ci else ()
     emit(Report("Simulation", result.to_json(), summary, (table,), notes), fmt, output)
+
+
+def _fleet(path: Path, seed: int | None) -> Report:
+    """Every class and pool of a fleet file, each pool at its fixed replicas."""
+    from capacity.cli.autoscale import read_trace
+    from capacity.render.fleet import fleet_report
+    from capacity.sizing.autoscale import simulate_pools
+    from capacity.sizing.fleetfile import draw_classes, load_fleet, pools
+
+    spec, base = load_fleet(path)
+    result = simulate_pools(draw_classes(spec, base, seed, read_trace), pools(spec, fixed_only=True), spec.wait_target,
+                            spec.wait_critical)  # fmt: skip
+    return replace(fleet_report(result, pools(spec), None, [], None, None), manifests=None, title="Fleet simulation")
 
 
 def _sent_offsets(tasks_log: list[Path]) -> Any:

@@ -136,6 +136,27 @@ class WorkerProcess:
             self._shell(self.control.up or "", "--worker-up")
             stop.wait(self.control.settle_s)
 
+    def launch(self, fields: dict[str, str]) -> None:
+        """Start one more worker process from the command template, without waiting for it."""
+        self._start_one(fields)
+
+    def ready_now(self) -> bool:
+        """Whether every process started has logged Celery's "ready." line."""
+        return self.log.read_bytes().count(b" ready.") >= len(self.processes)
+
+    def exited(self) -> bool:
+        return all(p.poll() is not None for p in self.processes)
+
+    def terminate(self) -> None:
+        """SIGTERM to every process group (Celery's warm shutdown), without waiting."""
+        for process in self.processes:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+
+    def tail(self) -> str:
+        return self._tail()
+
     def _start_one(self, fields: dict[str, str]) -> None:
         assert self.control.command is not None
         try:

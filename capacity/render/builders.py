@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from capacity.render.manifests import scaled_object
 from capacity.render.model import Report, Table
 from capacity.sizing.assess import Assessment
 from capacity.sizing.cost import CostRow
@@ -334,27 +335,7 @@ def scaleout_report(
         "target (give --latency and --service-time) sizes for an acceptable wait instead.",
         f"KEDA target from {r.keda_target_source}.",
     ]
-    if scaler == "sqs":
-        trigger = {
-            "type": "aws-sqs-queue",
-            "metadata": {"queueURL": queue, "queueLength": str(r.keda_target), "awsRegion": "REPLACE"},
-        }
-    else:
-        trigger = {
-            "type": "redis",
-            "metadata": {"address": "REPLACE:6379", "listName": queue, "listLength": str(r.keda_target)},
-        }
-    scaled = {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": name},
-        "spec": {
-            "scaleTargetRef": {"name": name},
-            "minReplicaCount": 0,
-            "maxReplicaCount": max(1, r.required_workers),
-            "triggers": [trigger],
-        },
-    }
+    scaled = scaled_object(name, scaler, queue, r.keda_target, 0, max(1, r.required_workers))
     env = {"WORKER_CONCURRENCY": str(r.concurrency), "REQUIRED_WORKERS": str(r.required_workers)}
     options: dict[str, Any] = {"concurrency": r.concurrency}
     if rate_limit is not None:

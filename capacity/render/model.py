@@ -37,3 +37,5 @@ class Report:
     #: the BullMQ Worker options a Node user pastes ({concurrency, limiter}), where the result has them
     worker_options: dict[str, Any] | None = None
     images: tuple[tuple[str, bytes], ...] = ()
+    #: a fleet file (capacity simulate/autoscale --fleet) of the topology, where the result has one
+    fleet: dict[str, Any] | None = None

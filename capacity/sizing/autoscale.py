@@ -30,15 +30,15 @@ model queues, not Kubernetes' controller); the queue part follows ``simulate``'s
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from capacity.errors import InputError
+from capacity.sizing import _eventloop
 
 POLICIES = ("keda-redis", "keda-sqs", "aws-backlog", "seed002", "fixed")
 
@@ -88,15 +88,56 @@ class Policy:
             raise InputError("--sync must be above zero")
 
 
-@dataclass
-class _Replica:
-    ready_at: float
-    busy: int = 0
-    removing: bool = False
+@dataclass(frozen=True)
+class TaskClass:
+    """Tasks of one kind on one queue: their arrival and service times (arrivals from 0)."""
+
+    name: str
+    queue: str
+    arrivals: np.ndarray = field(compare=False)
+    services: np.ndarray = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Replicas consuming ``queues`` in priority order, sized by ``fleet`` under ``policy``."""
+
+    name: str
+    queues: tuple[str, ...]
+    fleet: Fleet
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class ClassResult:
+    name: str
+    queue: str
+    tasks: int
+    wait_mean_s: float
+    wait_p95_s: float
+    wait_p99_s: float
+    wait_max_s: float
+    response_mean_s: float
+    response_p95_s: float
+    drain_time_s: float
+    seconds_above_wait_target: float
+    seconds_critical: float
+
+
+@dataclass(frozen=True)
+class PoolResult:
+    name: str
+    policy: str
+    max_replicas: int
+    replica_hours: float
+    utilization: float
+    timeline: tuple[dict[str, float], ...] = field(default=())
 
 
 @dataclass(frozen=True)
 class AutoscaleResult:
+    """One run: the whole fleet's figures, then per class and per pool."""
+
     policy: str
     tasks: int
     drain_time_s: float
@@ -109,38 +150,34 @@ class AutoscaleResult:
     seconds_above_wait_target: float
     seconds_critical: float
     timeline: tuple[dict[str, float], ...] = field(default=())
+    classes: tuple[ClassResult, ...] = ()
+    pools: tuple[PoolResult, ...] = ()
+    #: the replicas that keep running once the fleet is back at its minimum (its fixed size)
+    floor_replicas: int = 0
+    #: from 0 to the end of the run: the last task, or the fleet back at its minimum (the window
+    #: its replica-hours cover)
+    span_s: float = 0.0
+
+    def replica_hours_over(self, span_s: float) -> float:
+        """The replica-hours of a longer window than this run's: the floor runs on to ``span_s``.
+        Runs of one trace under different settings end at different times; over one window their
+        costs compare."""
+        return self.replica_hours + self.floor_replicas * max(0.0, span_s - self.span_s) / 3600
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "policy": self.policy,
-            "tasks": self.tasks,
-            "drain_time_s": self.drain_time_s,
-            "max_replicas": self.max_replicas,
-            "wait_mean_s": self.wait_mean_s,
-            "wait_p95_s": self.wait_p95_s,
-            "wait_p99_s": self.wait_p99_s,
-            "response_p95_s": self.response_p95_s,
-            "replica_hours": self.replica_hours,
-            "seconds_above_wait_target": self.seconds_above_wait_target,
-            "seconds_critical": self.seconds_critical,
-            "timeline": list(self.timeline),
-        }
+        data = {k: v for k, v in asdict(self).items() if k not in ("classes", "pools")}
+        data["timeline"] = list(self.timeline)
+        data["classes"] = {c.name: asdict(c) for c in self.classes}
+        data["pools"] = {p.name: {**asdict(p), "timeline": list(p.timeline)} for p in self.pools}
+        return data
 
 
-class _Fleet:
-    """The replicas and the HPA's memory of its recommendations."""
+class Controller:
+    """One pool's scaling decisions, and the HPA's memory of its recommendations."""
 
-    def __init__(self, fleet: Fleet, policy: Policy, first: int) -> None:
+    def __init__(self, fleet: Fleet, policy: Policy) -> None:
         self.fleet, self.policy = fleet, policy
-        self.replicas: list[_Replica] = [_Replica(0.0) for _ in range(first)]
         self.recommendations: deque[tuple[float, int]] = deque()
-
-    @property
-    def requested(self) -> int:
-        return sum(1 for r in self.replicas if not r.removing)
-
-    def ready(self, now: float) -> list[_Replica]:
-        return [r for r in self.replicas if not r.removing and r.ready_at <= now]
 
     def _remember(self, now: float, raw: int) -> int:
         """Keep ``raw`` with the recommendations of the scale-down window (those strictly after
@@ -150,13 +187,12 @@ class _Fleet:
             self.recommendations.popleft()
         return max(r for _, r in self.recommendations)
 
-    def desired(self, now: float, waiting: int, in_flight: int) -> int:
-        policy, current = self.policy, self.requested
+    def desired(self, now: float, current: int, waiting: int, in_flight: int) -> int:
+        policy = self.policy
         if policy.name == "fixed":
             return policy.replicas
         if policy.name == "seed002":
-            depth = waiting
-            return math.ceil(depth / (self.fleet.concurrency * policy.utilization) * (1 + policy.buffer))
+            return math.ceil(waiting / (self.fleet.concurrency * policy.utilization) * (1 + policy.buffer))
         metric = waiting + in_flight if policy.name == "keda-sqs" else waiting
         if policy.name == "aws-backlog":
             raw = math.ceil(metric / policy.target)  # (messages / instances) / target x instances
@@ -170,23 +206,66 @@ class _Fleet:
         highest = self._remember(now, raw)
         if raw < current:
             raw = min(current, highest)
-            floor_ = math.floor(current * (1 - policy.down_percent / 100))
-            raw = max(raw, floor_)
+            raw = max(raw, math.floor(current * (1 - policy.down_percent / 100)))
         elif raw > current:
             raw = min(raw, max(current + policy.up_pods, math.floor(current * (1 + policy.up_percent / 100))))
         return raw
 
-    def scale_to(self, now: float, wanted: int) -> None:
-        wanted = max(self.fleet.min_replicas, min(self.fleet.max_replicas, wanted))
-        current = self.requested
-        for _ in range(wanted - current):
-            self.replicas.append(_Replica(now + self.fleet.startup_s))
-        if wanted < current:
-            # remove the ones not started yet first, then the least busy (graceful: they finish)
-            order = sorted((r for r in self.replicas if not r.removing), key=lambda r: (r.ready_at <= now, r.busy))
-            for replica in order[: current - wanted]:
-                replica.removing = True
-            self.replicas = [r for r in self.replicas if not (r.removing and (r.busy == 0 or r.ready_at > now))]
+
+class _Replicas:
+    """Every replica of every pool, as arrays the compiled loop updates (ids are never reused)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.pool = np.zeros(64, np.int64)
+        self.busy = np.zeros(64, np.int64)
+        self.accept = np.zeros(64, np.bool_)
+        self.last = np.zeros(64, np.float64)
+        self.created: list[float] = []
+        self.ready_at: list[float] = []
+        self.closed: list[bool] = []
+        self.retired: list[float] = []  # inf while alive
+
+    def add(self, pool: int, now: float, startup: float) -> int:
+        if self.n == len(self.pool):
+            for name in ("pool", "busy", "accept", "last"):
+                old = getattr(self, name)
+                new = np.zeros(2 * len(old), old.dtype)
+                new[: len(old)] = old
+                setattr(self, name, new)
+        r = self.n
+        self.n += 1
+        self.pool[r] = pool
+        self.created.append(now)
+        self.ready_at.append(now + startup)
+        self.closed.append(False)
+        self.retired.append(math.inf)
+        return r
+
+
+@dataclass
+class _PoolState:
+    index: int
+    spec: Pool
+    controller: Controller
+    queues: list[int]
+    live: list[int] = field(default_factory=list)  # replica ids not retired
+    next_sync: float = 0.0
+    next_poll: float = math.inf
+    last_active: float = -math.inf
+    keda_zero: bool = False
+    timeline: list[dict[str, float]] = field(default_factory=list)
+
+
+def _time_above(arrivals: np.ndarray, starts: np.ndarray, threshold: float) -> float:
+    """How long some waiting task had waited more than ``threshold``: the length of the union of
+    the intervals (arrival + threshold, start), taken in arrival order."""
+    if not len(arrivals):
+        return 0.0
+    lo = arrivals + threshold
+    reach = np.maximum.accumulate(starts)
+    before = np.concatenate(([-math.inf], reach[:-1]))
+    return float(np.clip(starts - np.maximum(lo, before), 0, None).sum())
 
 
 def simulate_fleet(
@@ -197,130 +276,341 @@ def simulate_fleet(
     wait_target_s: float = 10.0,
     wait_critical_s: float = 60.0,
 ) -> AutoscaleResult:
-    """One run: every task's wait, and the replicas and queue over time (a point per sync)."""
-    fleet.check()
-    policy.check()
-    n = len(arrivals)
-    if n > 5_000_000:
-        raise InputError(f"{n:,} tasks: the autoscaling simulation handles up to 5,000,000 (an event loop in Python)")
-    order = np.argsort(arrivals, kind="stable")
-    arrivals, services = np.asarray(arrivals, float)[order], np.asarray(services, float)[order]
-    first = fleet.initial_replicas if fleet.initial_replicas is not None else fleet.min_replicas
-    # KEDA owns 0 <-> 1 when the minimum is 0 (the HPA never scales to or from 0): every polling
-    # interval it checks the metric against the activation threshold; scaled to 0 after
-    # cooldownPeriod without activity
-    keda_zero = policy.name in ("keda-redis", "keda-sqs") and fleet.min_replicas == 0
-    next_poll = policy.polling_s if keda_zero else math.inf
-    last_active = -math.inf
-    if policy.name == "fixed":
-        first = policy.replicas
-    state = _Fleet(fleet, policy, first)
-    waits = np.full(n, np.nan)
-    queue: deque[int] = deque()
-    # events: (time, kind, seq, payload); kinds ordered so completions free slots before a sync reads
-    completions: list[tuple[float, int, int]] = []  # (time, seq, replica index in a dict)
-    owners: dict[int, _Replica] = {}
-    seq = 0
-    next_arrival = 0
-    next_sync = policy.sync_s
-    in_flight = 0
-    finished = 0
-    last_finish = 0.0
+    """One queue, one pool: every task's wait, and the replicas and queue over time."""
+    task_class = TaskClass("tasks", "celery", np.asarray(arrivals, float), np.asarray(services, float))
+    return simulate_pools([task_class], [Pool("workers", ("celery",), fleet, policy)], wait_target_s, wait_critical_s)
+
+
+def simulate_pools(
+    classes: list[TaskClass],
+    pools: list[Pool],
+    wait_target_s: float = 10.0,
+    wait_critical_s: float = 60.0,
+) -> AutoscaleResult:
+    """Task classes on their queues, served by pools of replicas under their policies.
+
+    The compiled loop moves tasks between one controller decision and the next; here, at every
+    boundary (a sync or polling period, a replica becoming ready), the pools' controllers read
+    their queues and add or remove replicas. A point of the timeline is kept at every sync."""
+    if not classes or not pools:
+        raise InputError("a fleet needs at least one task class and one pool")
+    for pool in pools:
+        pool.fleet.check()
+        pool.policy.check()
+    queue_names = sorted({c.queue for c in classes} | {q for p in pools for q in p.queues})
+    queue_of = {name: i for i, name in enumerate(queue_names)}
+    for task_class in classes:
+        if not any(task_class.queue in p.queues for p in pools):
+            raise InputError(f"class {task_class.name!r}: no pool consumes its queue {task_class.queue!r}")
+        if len(task_class.arrivals) != len(task_class.services):
+            raise InputError(f"class {task_class.name!r}: arrivals and service times differ in length")
+    # the tasks of every class, sorted by arrival; "class" here is the queue (FCFS within it)
+    n = sum(len(c.arrivals) for c in classes)
+    if len(classes) == 1:
+        arrivals = np.asarray(classes[0].arrivals, np.float64)
+        services = np.asarray(classes[0].services, np.float64)
+        if n > 1 and not np.all(arrivals[1:] >= arrivals[:-1]):
+            order = np.argsort(arrivals, kind="stable")
+            arrivals, services = arrivals[order], services[order]
+        task_class_of = np.zeros(n, np.int64)
+    else:
+        arrivals = np.concatenate([np.asarray(c.arrivals, np.float64) for c in classes])
+        services = np.concatenate([np.asarray(c.services, np.float64) for c in classes])
+        task_class_of = np.repeat(np.arange(len(classes)), [len(c.arrivals) for c in classes])
+        order = np.argsort(arrivals, kind="stable")
+        arrivals, services, task_class_of = arrivals[order], services[order], task_class_of[order]
+    if n and (not np.all(np.isfinite(arrivals)) or not np.all(np.isfinite(services)) or services.min() < 0):
+        raise InputError("arrival and service times must be finite, service times zero or more")
+    if n and arrivals[0] < 0:
+        arrivals = arrivals - arrivals[0]
+    klass = np.asarray([queue_of[c.queue] for c in classes], np.int64)[task_class_of]
+    n_queues = len(queue_names)
+    counts = np.bincount(klass, minlength=n_queues)
+    class_off = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    class_tasks = np.argsort(klass, kind="stable").astype(np.int64) if n_queues > 1 else np.arange(n, dtype=np.int64)
+    pool_queues = np.asarray([queue_of[q] for p in pools for q in p.queues], np.int64)
+    pool_qoff = np.concatenate(([0], np.cumsum([len(p.queues) for p in pools]))).astype(np.int64)
+    consumers = [[i for i, p in enumerate(pools) if name in p.queues] for name in queue_names]
+    class_pools = np.asarray([p for c in consumers for p in c], np.int64)
+    class_poff = np.concatenate(([0], np.cumsum([len(c) for c in consumers]))).astype(np.int64)
+    head = np.zeros(n_queues, np.int64)
+    tail = np.zeros(n_queues, np.int64)
+    class_busy = np.zeros(n_queues, np.int64)
+    starts = np.full(n, np.nan)
+    counters = _eventloop.new_counters()
+    heap_t, heap_r, heap_c = np.zeros(64), np.zeros(64, np.int64), np.zeros(64, np.int64)
+    replicas = _Replicas()
+    pool_work = np.zeros(len(pools))
+
+    states: list[_PoolState] = []
+    for i, pool in enumerate(pools):
+        fleet, policy = pool.fleet, pool.policy
+        first = fleet.initial_replicas if fleet.initial_replicas is not None else fleet.min_replicas
+        if policy.name == "fixed":
+            first = policy.replicas
+        # KEDA owns 0 <-> 1 when the minimum is 0 (the HPA never scales to or from 0): every polling
+        # interval it checks the metric against the activation threshold; scaled to 0 after
+        # cooldownPeriod without activity
+        keda_zero = policy.name in ("keda-redis", "keda-sqs") and fleet.min_replicas == 0
+        state = _PoolState(
+            i, pool, Controller(fleet, policy), [queue_of[q] for q in pool.queues],
+            next_sync=policy.sync_s, next_poll=policy.polling_s if keda_zero else math.inf, keda_zero=keda_zero,
+        )  # fmt: skip
+        for _ in range(first):
+            r = replicas.add(i, 0.0, 0.0)
+            replicas.accept[r] = True
+            state.live.append(r)
+        states.append(state)
+
+    def requested(state: _PoolState) -> int:
+        return sum(1 for r in state.live if not replicas.closed[r])
+
+    def ready(state: _PoolState, now: float) -> int:
+        return sum(1 for r in state.live if not replicas.closed[r] and replicas.ready_at[r] <= now)
+
+    def scale_to(state: _PoolState, now: float, wanted: int) -> None:
+        fleet = state.spec.fleet
+        wanted = max(fleet.min_replicas, min(fleet.max_replicas, wanted))
+        open_ = [r for r in state.live if not replicas.closed[r]]
+        for _ in range(wanted - len(open_)):
+            state.live.append(replicas.add(state.index, now, fleet.startup_s))
+        if wanted < len(open_):
+            # the ones not started yet go first, then the least busy (graceful: they finish)
+            order = sorted(open_, key=lambda r: (replicas.ready_at[r] <= now, replicas.busy[r]))
+            for r in order[: len(open_) - wanted]:
+                replicas.closed[r] = True
+                replicas.accept[r] = False
+        retire(state, now)
+
+    def retire(state: _PoolState, now: float) -> None:
+        kept = []
+        for r in state.live:
+            if replicas.closed[r] and (replicas.busy[r] == 0 or replicas.ready_at[r] > now):
+                replicas.retired[r] = now if replicas.ready_at[r] > now else max(now, replicas.last[r])
+            else:
+                kept.append(r)
+        state.live = kept
+
+    def run(t0: float, t_end: float) -> None:
+        nonlocal heap_t, heap_r, heap_c
+        # the free slots of every pool's accepting replicas, one stack entry per slot
+        stacks = []
+        for state in states:
+            ids = np.asarray([r for r in state.live if replicas.accept[r]], np.int64)
+            free = state.spec.fleet.concurrency - replicas.busy[ids] if len(ids) else np.zeros(0, np.int64)
+            stacks.append(np.repeat(ids, np.maximum(free, 0)))
+        free_n = np.asarray([len(s) for s in stacks], np.int64)
+        # room for every slot of every live replica (a completion per running task, at most)
+        room = sum(len(s.live) * s.spec.fleet.concurrency for s in states) + int(counters[_eventloop.HEAP])
+        # a pool's stack has room for all its live replicas' slots, as they free up
+        free_stack = np.zeros(max(1, room), np.int64)
+        offsets = []
+        at = 0
+        for state, stack in zip(states, stacks, strict=True):
+            offsets.append(at)
+            free_stack[at : at + len(stack)] = stack
+            at += len(state.live) * state.spec.fleet.concurrency
+        free_off = np.asarray(offsets, np.int64)
+        if room > len(heap_t):
+            size = int(counters[_eventloop.HEAP])
+            grown = max(room, 2 * len(heap_t))
+            heap_t = np.concatenate([heap_t[:size], np.zeros(grown - size)])
+            heap_r = np.concatenate([heap_r[:size], np.zeros(grown - size, np.int64)])
+            heap_c = np.concatenate([heap_c[:size], np.zeros(grown - size, np.int64)])
+        _eventloop.advance(
+            t0, t_end, arrivals, services, klass, starts, class_tasks, class_off, head, tail, class_busy,
+            pool_queues, pool_qoff, class_pools, class_poff, free_stack, free_off, free_n,
+            replicas.pool, replicas.busy, replicas.accept, replicas.last, pool_work, heap_t, heap_r, heap_c, counters,
+        )  # fmt: skip
+
+    def waiting(state: _PoolState) -> int:
+        return int(sum(tail[q] - head[q] for q in state.queues))
+
+    def in_flight(state: _PoolState) -> int:
+        return int(sum(class_busy[q] for q in state.queues))
+
+    sync_every = min(p.policy.sync_s for p in pools)
+    next_point = sync_every
     timeline: list[dict[str, float]] = []
-    replica_seconds = 0.0
-    last_t = 0.0
-    above = critical = 0.0
-
-    def dispatch(now: float) -> None:
-        nonlocal seq, in_flight
-        for replica in state.ready(now):
-            while replica.busy < fleet.concurrency and queue:
-                i = queue.popleft()
-                waits[i] = now - arrivals[i]
-                replica.busy += 1
-                in_flight += 1
-                seq += 1
-                owners[seq] = replica
-                heapq.heappush(completions, (now + services[i], seq, i))
-
-    def pending_ready(now: float) -> float:
-        later = [r.ready_at for r in state.replicas if not r.removing and r.ready_at > now]
-        return min(later) if later else math.inf
-
     now = 0.0
-    # after the last task, the syncs go on until the fleet is back at its minimum (the scale-down
-    # window passes) or a horizon: those idle replica-hours are paid for too
     horizon = math.inf
-    while finished < n or (state.requested > max(fleet.min_replicas, 0) and now < horizon):
-        if policy.name == "fixed" and finished == n:
-            break
-        t_arrival = arrivals[next_arrival] if next_arrival < n else math.inf
-        t_done = completions[0][0] if completions else math.inf
-        t_ready = pending_ready(now)
-        now_next = min(t_arrival, t_done, t_ready, next_sync, next_poll)
-        if not math.isfinite(now_next):
-            raise InputError("no replica can serve the queue (max replicas 0?)")
-        replica_seconds += state.requested * (now_next - last_t) + sum(1 for r in state.replicas if r.removing) * (
-            now_next - last_t
-        )
-        oldest = arrivals[queue[0]] if queue else None
-        if oldest is not None:
-            # time during which the oldest waiting task had waited beyond the targets
-            span = now_next - last_t
-            above += max(0.0, min(span, now_next - oldest - wait_target_s))
-            critical += max(0.0, min(span, now_next - oldest - wait_critical_s))
-        last_t = now = now_next
-        if t_done == now:
-            while completions and completions[0][0] == now:
-                _, key, _ = heapq.heappop(completions)
-                replica = owners.pop(key)
-                replica.busy -= 1
-                in_flight -= 1
-                finished += 1
-                last_finish = now
-            state.replicas = [r for r in state.replicas if not (r.removing and r.busy == 0)]
-            if finished == n:
-                horizon = now + max(policy.down_window_s, policy.cooldown_s) + 4 * max(policy.sync_s, policy.polling_s)
-        while next_arrival < n and arrivals[next_arrival] == now:
-            queue.append(next_arrival)
-            next_arrival += 1
-        dispatch(now)
-        if next_poll == now:
-            metric = len(queue) + (in_flight if policy.name == "keda-sqs" else 0)
-            if metric > policy.activation:
-                last_active = now
-                if state.requested == 0:
-                    state.scale_to(now, 1)
-            elif state.requested > 0 and now - last_active >= policy.cooldown_s:
-                state.scale_to(now, 0)
-            next_poll = now + policy.polling_s
-        if next_sync == now:
-            if state.requested > 0 or not keda_zero:  # the HPA does not act on a deployment at 0
-                wanted = state.desired(now, len(queue), in_flight)
-                state.scale_to(now, max(wanted, 1) if keda_zero else wanted)
-            dispatch(now)
-            timeline.append(
-                {
+    at_min_since = 0.0
+    end = 0.0
+    while True:
+        pending = [replicas.ready_at[r] for s in states for r in s.live if replicas.ready_at[r] > now]
+        t_next = min([next_point, *(s.next_sync for s in states), *(s.next_poll for s in states), *pending])
+        run(now, t_next)
+        now = t_next
+        for state in states:
+            for r in state.live:
+                if not replicas.closed[r] and replicas.ready_at[r] <= now:
+                    replicas.accept[r] = True
+        for state in states:
+            policy = state.spec.policy
+            if state.next_poll == now:
+                metric = waiting(state) + (in_flight(state) if policy.name == "keda-sqs" else 0)
+                if metric > policy.activation:
+                    state.last_active = now
+                    if requested(state) == 0:
+                        scale_to(state, now, 1)
+                elif requested(state) > 0 and now - state.last_active >= policy.cooldown_s:
+                    scale_to(state, now, 0)
+                state.next_poll = now + policy.polling_s
+            if state.next_sync == now:
+                current = requested(state)
+                if current > 0 or not state.keda_zero:  # the HPA does not act on a deployment at 0
+                    wanted = state.controller.desired(now, current, waiting(state), in_flight(state))
+                    scale_to(state, now, max(wanted, 1) if state.keda_zero else wanted)
+                state.next_sync = now + policy.sync_s
+            retire(state, now)
+        for state in states:  # a replica ready now takes work now
+            for r in state.live:
+                if not replicas.closed[r] and replicas.ready_at[r] <= now:
+                    replicas.accept[r] = True
+        run(now, now)
+        if now == next_point:
+            points = []
+            for state in states:
+                point = {
                     "t_s": now,
-                    "replicas": state.requested,
-                    "ready_replicas": len(state.ready(now)),
-                    "queue_depth": len(queue),
-                    "in_flight": in_flight,
+                    "replicas": requested(state),
+                    "ready_replicas": ready(state, now),
+                    "queue_depth": waiting(state),
+                    "in_flight": int(sum(replicas.busy[r] for r in state.live)),
                 }
-            )
-            next_sync = now + policy.sync_s
-    response = waits + services
+                state.timeline.append(point)
+                points.append(point)
+            timeline.append({k: (now if k == "t_s" else sum(p[k] for p in points)) for k in points[0]})
+            next_point = now + sync_every
+        settled = all(s.spec.policy.name == "fixed" or requested(s) <= s.spec.fleet.min_replicas for s in states)
+        if not settled:
+            at_min_since = math.inf
+        elif at_min_since == math.inf:
+            at_min_since = now
+        if counters[_eventloop.FINISHED] == n:
+            last_finish = float(np.max(starts + services)) if n else 0.0
+            if horizon == math.inf:
+                longest = max(max(p.policy.down_window_s, p.policy.cooldown_s) for p in pools)
+                horizon = last_finish + longest + 4 * max(max(p.policy.sync_s, p.policy.polling_s) for p in pools)
+                if not math.isfinite(horizon):
+                    horizon = last_finish + longest
+            if settled or now >= horizon:
+                end = max(last_finish, at_min_since) if settled else now
+                break
+        elif not any(s.live for s in states) and not any(math.isfinite(s.next_poll) for s in states):
+            raise InputError("no replica can serve the queue (max replicas 0?)")
+    return _result(
+        classes, pools, states, replicas, pool_work, arrivals, services, starts, task_class_of, timeline, end,
+        wait_target_s, wait_critical_s,
+    )  # fmt: skip
+
+
+def _result(
+    classes: list[TaskClass],
+    pools: list[Pool],
+    states: list[_PoolState],
+    replicas: _Replicas,
+    work: np.ndarray,
+    arrivals: np.ndarray,
+    services: np.ndarray,
+    starts: np.ndarray,
+    task_class_of: np.ndarray,
+    timeline: list[dict[str, float]],
+    end: float,
+    wait_target_s: float,
+    wait_critical_s: float,
+) -> AutoscaleResult:
+    waits = starts - arrivals
+    finishes = starts + services
+    n = len(arrivals)
+    seconds = [min(replicas.retired[r], end) - replicas.created[r] for r in range(replicas.n)]
+    per_pool_seconds = np.bincount(replicas.pool[: replicas.n], weights=seconds, minlength=len(pools))
+    # the slot-seconds each pool could serve: from ready to gone, x its concurrency
+    ready_seconds = [
+        max(0.0, min(replicas.retired[r], end) - replicas.ready_at[r]) * pools[int(replicas.pool[r])].fleet.concurrency
+        for r in range(replicas.n)
+    ]
+    capacity = np.bincount(replicas.pool[: replicas.n], weights=ready_seconds, minlength=len(pools))
+    class_results = []
+    times = np.asarray([p["t_s"] for p in timeline])
+    oldest = np.zeros(len(times))
+    for k, task_class in enumerate(classes):
+        mask = slice(None) if len(classes) == 1 else task_class_of == k
+        a, w, s, f = arrivals[mask], waits[mask], services[mask], finishes[mask]
+        class_results.append(_class_result(task_class, a, w, s, f, wait_target_s, wait_critical_s))
+        if len(a) and len(times):
+            # FCFS within a queue: starts never decrease, so the first task not started by t is
+            # the oldest waiting one (if it has arrived)
+            j = np.minimum(np.searchsorted(a + w, times, side="right"), len(a) - 1)
+            oldest = np.maximum(oldest, np.where((a[j] <= times) & (a[j] + w[j] > times), times - a[j], 0.0))
+    timeline = [{**p, "oldest_wait_s": float(o)} for p, o in zip(timeline, oldest, strict=True)]
+    pool_results = tuple(
+        PoolResult(
+            name=pool.name,
+            policy=pool.policy.name,
+            max_replicas=max([_first(pool), *(int(p["replicas"]) for p in state.timeline)]),
+            replica_hours=float(per_pool_seconds[i]) / 3600,
+            utilization=float(work[i] / capacity[i]) if capacity[i] > 0 else 0.0,
+            timeline=tuple(state.timeline),
+        )
+        for i, (pool, state) in enumerate(zip(pools, states, strict=True))
+    )  # fmt: skip
+    if len(classes) == 1:
+        whole = class_results[0]
+    else:
+        whole = _class_result(TaskClass("all", "*", arrivals, services), arrivals, waits, services, finishes,
+                              wait_target_s, wait_critical_s)  # fmt: skip
     return AutoscaleResult(
-        policy=policy.name,
+        policy=", ".join(sorted({p.policy.name for p in pools})),
         tasks=n,
-        drain_time_s=last_finish - float(arrivals[0]) if n else 0.0,
-        max_replicas=max([first, *(int(p["replicas"]) for p in timeline)]),
-        wait_mean_s=float(np.mean(waits)),
-        wait_p95_s=float(np.percentile(waits, 95)),
-        wait_p99_s=float(np.percentile(waits, 99)),
-        response_p95_s=float(np.percentile(response, 95)),
-        replica_hours=replica_seconds / 3600,
-        seconds_above_wait_target=above,
-        seconds_critical=critical,
+        drain_time_s=whole.drain_time_s,
+        max_replicas=max([sum(_first(p) for p in pools), *(int(p["replicas"]) for p in timeline)]),
+        wait_mean_s=whole.wait_mean_s,
+        wait_p95_s=whole.wait_p95_s,
+        wait_p99_s=whole.wait_p99_s,
+        response_p95_s=whole.response_p95_s,
+        replica_hours=float(sum(seconds)) / 3600,
+        seconds_above_wait_target=whole.seconds_above_wait_target,
+        seconds_critical=whole.seconds_critical,
         timeline=tuple(timeline),
+        classes=tuple(class_results),
+        pools=pool_results,
+        floor_replicas=sum(p.policy.replicas if p.policy.name == "fixed" else p.fleet.min_replicas for p in pools),
+        span_s=end,
+    )
+
+
+def _first(pool: Pool) -> int:
+    if pool.policy.name == "fixed":
+        return pool.policy.replicas
+    return pool.fleet.initial_replicas if pool.fleet.initial_replicas is not None else pool.fleet.min_replicas
+
+
+def _class_result(
+    task_class: TaskClass,
+    a: np.ndarray,
+    w: np.ndarray,
+    s: np.ndarray,
+    f: np.ndarray,
+    wait_target_s: float,
+    wait_critical_s: float,
+) -> ClassResult:
+    if not len(a):
+        return ClassResult(task_class.name, task_class.queue, 0, *([0.0] * 9))
+    p95, p99 = np.percentile(w, [95, 99])
+    r = w + s
+    starts = a + w
+    return ClassResult(
+        name=task_class.name,
+        queue=task_class.queue,
+        tasks=len(a),
+        wait_mean_s=float(w.mean()),
+        wait_p95_s=float(p95),
+        wait_p99_s=float(p99),
+        wait_max_s=float(w.max()),
+        response_mean_s=float(r.mean()),
+        response_p95_s=float(np.percentile(r, 95)),
+        drain_time_s=float(f.max() - a[0]),
+        seconds_above_wait_target=_time_above(a, starts, wait_target_s),
+        seconds_critical=_time_above(a, starts, wait_critical_s),
     )

@@ -146,3 +146,38 @@ def required_slots(arrival_rate_per_s: float, service_time_s: float, target: Tar
         middle = (low + high) // 2
         low, high = (low, middle) if met(middle) else (middle, high)
     return high
+
+
+def pollaczek_khinchine_wait(arrival_rate_per_s: float, mean_s: float, second_moment_s2: float) -> float:
+    """M/G/1's mean wait in queue (Pollaczek-Khinchine): Wq = lambda E[S^2] / (2 (1 - rho))."""
+    rho = arrival_rate_per_s * mean_s
+    if not 0 <= rho < 1:
+        raise InputError(f"M/G/1 needs utilisation below 1, got {rho:g}")
+    return arrival_rate_per_s * second_moment_s2 / (2 * (1 - rho))
+
+
+def md_c_wait(slots: int, arrival_rate_per_s: float, service_s: float) -> float:
+    """M/D/c's exact mean wait in queue (Crommelin 1932, in the form of Franx 2001, "A simple
+    solution for the M/D/c waiting time distribution"): with a = lambda D and z_1..z_{c-1} the roots
+    of z^c = exp(a (z - 1)) inside the unit disc other than 1,
+    E[Lq] = sum_k 1 / (1 - z_k) - (c (c - 1) - a^2) / (2 (c - a)), and Wq = E[Lq] / lambda.
+    Each root is the fixed point of z = w_k exp(a (z - 1) / c), w_k = exp(2 pi i k / c), which the
+    iteration reaches because the map contracts inside the disc when a < c. With c = 1 the sum is
+    empty and this is Pollaczek-Khinchine's rho D / (2 (1 - rho))."""
+    import cmath
+
+    a = arrival_rate_per_s * service_s
+    if slots < 1 or not 0 < a < slots:
+        raise InputError(f"M/D/c needs 0 < lambda D < c, got lambda D = {a:g} with c = {slots}")
+    total = 0j
+    for k in range(1, slots):
+        w = cmath.exp(2j * math.pi * k / slots)
+        z = 0j
+        for _ in range(10_000):
+            nxt = w * cmath.exp(a * (z - 1) / slots)
+            if abs(nxt - z) < 1e-15:
+                break
+            z = nxt
+        total += 1 / (1 - z)
+    lq = total.real - (slots * (slots - 1) - a * a) / (2 * (slots - a))
+    return lq / arrival_rate_per_s

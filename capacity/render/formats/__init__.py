@@ -31,6 +31,7 @@ REGISTRY: dict[str, str] = {
     "k8s": "capacity.render.formats.k8s:K8sFormat",
     "html": "capacity.render.formats.html:HTMLFormat",
     "bullmq": "capacity.render.formats.bullmq:BullMQFormat",
+    "fleet": "capacity.render.formats.fleet:FleetFormat",
 }
 #: what most commands offer besides the terminal table
 DATA_FORMATS = ("json", "yaml", "markdown", "csv")

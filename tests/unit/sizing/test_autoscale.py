@@ -128,3 +128,12 @@ def test_aws_backlog_per_instance_follows_the_aws_example() -> None:
     result = simulate_fleet(arrivals, services, fleet, Policy("aws-backlog", target=100))
     first = result.timeline[0]
     assert (first["queue_depth"], first["replicas"]) == (1500, 15)
+
+
+def test_runs_of_different_lengths_are_priced_over_one_window() -> None:
+    # 4 replicas x 2 slots, 80 tasks of 1 s: 10 s, 40 replica-seconds; over a 100 s window the
+    # floor (the 4 fixed replicas) runs 90 s more: (40 + 4 x 90) / 3600 replica-hours
+    result = simulate_fleet(np.zeros(80), np.ones(80), Fleet(2, 1, 10, 0.0), Policy("fixed", replicas=4))
+    assert result.floor_replicas == 4 and result.span_s == pytest.approx(10.0)
+    assert result.replica_hours_over(100.0) == pytest.approx((40 + 4 * 90) / 3600)
+    assert result.replica_hours_over(5.0) == pytest.approx(40 / 3600)

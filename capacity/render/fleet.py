@@ -1,0 +1,218 @@
+"""The report of a fleet simulation (``autoscale``, ``simulate --fleet``): the whole fleet, each
+class and pool, the timeline, the goal search, and the KEDA ScaledObjects of the policies used."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from capacity.render.model import Report, Table
+from capacity.sizing.autoscale import AutoscaleResult, Policy, Pool
+from capacity.units import format_duration
+
+
+def worst_p95(result: AutoscaleResult) -> float:
+    """The p95 wait of the worst-served class (of the only one, with one queue)."""
+    return max(c.wait_p95_s for c in result.classes)
+
+
+def monthly_cost(result: AutoscaleResult, hourly: float | None, span_s: float | None = None) -> float | None:
+    """The replica-hours over ``span_s`` (default: the run's own) at the instance's price, scaled
+    from that window to 730 h. The targets of a search are priced over one window, the longest run's."""
+    if hourly is None:
+        return None
+    span = span_s or result.span_s or 1.0
+    return hourly * result.replica_hours_over(span) * (730 * 3600 / span)
+
+
+def _behavior(policy: Policy) -> dict[str, Any]:
+    """The HPA behaviour simulated, as the ScaledObject's horizontalPodAutoscalerConfig states it."""
+    period = round(policy.sync_s)
+    return {
+        "scaleUp": {
+            "stabilizationWindowSeconds": 0,
+            "selectPolicy": "Max",
+            "policies": [
+                {"type": "Pods", "value": policy.up_pods, "periodSeconds": period},
+                {"type": "Percent", "value": round(policy.up_percent), "periodSeconds": period},
+            ],
+        },
+        "scaleDown": {
+            "stabilizationWindowSeconds": round(policy.down_window_s),
+            "policies": [{"type": "Percent", "value": round(policy.down_percent), "periodSeconds": period}],
+        },
+    }
+
+
+def _manifests(fleet_pools: list[Pool], queue: str | None) -> tuple[dict[str, Any], ...] | None:
+    from capacity.render.manifests import scaled_object
+
+    manifests = []
+    for pool in fleet_pools:
+        p = pool.policy
+        if p.name not in ("keda-redis", "keda-sqs"):
+            continue
+        manifests.append(
+            scaled_object(
+                pool.name,
+                "sqs" if p.name == "keda-sqs" else "redis",
+                queue or ",".join(pool.queues),
+                p.target,
+                pool.fleet.min_replicas,
+                pool.fleet.max_replicas,
+                p.polling_s,
+                p.cooldown_s,
+                p.activation,
+                _behavior(p),
+            )
+        )
+    return tuple(manifests) or None
+
+
+def fleet_report(
+    result: AutoscaleResult,
+    fleet_pools: list[Pool],
+    hourly: float | None,
+    search: list[tuple[float, AutoscaleResult]],
+    goal: str | None,
+    queue: str | None,
+) -> Report:
+    span = max([result.span_s, *(r.span_s for _, r in search)])
+    monthly = monthly_cost(result, hourly, span)
+    single = len(fleet_pools) == 1 and len(result.classes) == 1
+    targets = {p.name: p.policy.target for p in fleet_pools if "keda" in p.policy.name}
+    data: dict[str, Any] = {**result.to_json(), "monthly_cost_usd": monthly}
+    if single:
+        data["target"] = fleet_pools[0].policy.target
+    else:
+        data["targets"] = targets
+    described = "; ".join(
+        f"{p.name}: {p.policy.name}"
+        + (f", target {p.policy.target:g} tasks per replica" if "keda" in p.policy.name else "")
+        + (f", {p.policy.replicas} replicas" if p.policy.name == "fixed" else "")
+        + f", {p.fleet.concurrency} slots each"
+        for p in fleet_pools
+    )
+    summary = [
+        ("Policy", described),
+        ("Tasks", f"{result.tasks:,}"),
+        ("Drain time (first arrival to last finish)", format_duration(result.drain_time_s)),
+        (
+            "Wait mean / p95 / p99",
+            " / ".join(format_duration(v) for v in (result.wait_mean_s, result.wait_p95_s, result.wait_p99_s)),
+        ),
+        ("Response p95", format_duration(result.response_p95_s)),
+        ("Peak replicas", str(result.max_replicas)),
+        (
+            "Replica-hours",
+            f"{result.replica_hours:,.3f}"
+            + (
+                f" ({result.replica_hours_over(span):,.3f} over {format_duration(span)}, the targets' window)"
+                if span > result.span_s
+                else ""
+            ),
+        ),
+        (
+            "Oldest task above the wait target / critical (seed 002)",
+            f"{format_duration(result.seconds_above_wait_target)} / {format_duration(result.seconds_critical)}",
+        ),
+    ]
+    if monthly is not None:
+        summary.append(("Monthly cost at this trace's pace", f"${monthly:,.2f}"))
+    step = max(1, len(result.timeline) // 25)
+    tables = [
+        Table(
+            "Replicas and queue over time",
+            ("t", "replicas", "ready", "waiting", "in flight", "oldest wait"),
+            tuple(
+                (
+                    format_duration(p["t_s"]),
+                    str(int(p["replicas"])),
+                    str(int(p["ready_replicas"])),
+                    f"{int(p['queue_depth']):,}",
+                    f"{int(p['in_flight']):,}",
+                    format_duration(p["oldest_wait_s"]),
+                )
+                for p in result.timeline[::step]
+            ),
+        )
+    ]
+    if not single:
+        tables.append(
+            Table(
+                "Task classes",
+                ("class", "queue", "tasks", "wait mean", "wait p95", "wait p99", "response p95", "drain"),
+                tuple(
+                    (
+                        c.name,
+                        c.queue,
+                        f"{c.tasks:,}",
+                        *(format_duration(v) for v in (c.wait_mean_s, c.wait_p95_s, c.wait_p99_s)),
+                        format_duration(c.response_p95_s),
+                        format_duration(c.drain_time_s),
+                    )
+                    for c in result.classes
+                ),
+            )
+        )
+        tables.append(
+            Table(
+                "Pools",
+                ("pool", "policy", "peak replicas", "replica-hours", "utilisation"),
+                tuple(
+                    (p.name, p.policy, str(p.max_replicas), f"{p.replica_hours:,.3f}", f"{p.utilization:.1%}")
+                    for p in result.pools
+                ),
+            )
+        )
+    if search:
+        data["search"] = [
+            {"target": t, **{k: v for k, v in r.to_json().items() if k not in ("timeline", "pools", "classes")},
+             "monthly_cost_usd": monthly_cost(r, hourly, span),
+             "replica_hours_over_window": r.replica_hours_over(span)}
+            for t, r in search
+        ]  # fmt: skip
+        columns: tuple[str, ...] = (
+            "target",
+            "p95 wait",
+            "peak replicas",
+            f"replica-hours over {format_duration(span)}",
+        )
+        columns += ("monthly",) if hourly else ()
+        tables.append(
+            Table(
+                f"Targets tried (goal: p95 wait <= {goal}; the cheapest meeting it is used)",
+                columns,
+                tuple(
+                    (
+                        f"{t:g}",
+                        format_duration(worst_p95(r)),
+                        str(r.max_replicas),
+                        f"{r.replica_hours_over(span):,.3f}",
+                        *((f"${monthly_cost(r, hourly, span) or 0:,.2f}",) if hourly else ()),
+                    )
+                    for t, r in search
+                ),
+            )
+        )
+    notes = []
+    policies = {p.policy.name for p in fleet_pools}
+    if policies & {"keda-redis", "keda-sqs"}:
+        notes.append(
+            "HPA: desired = ceil(metric / target) outside a 10% tolerance; up at most max(+4 pods, +100%) per 15 s; "
+            "down to the highest recommendation of the last 300 s (kubernetes.io, Horizontal Pod Autoscaling)."
+        )
+        if any(p.fleet.min_replicas == 0 for p in fleet_pools):
+            notes.append(
+                "With a minimum of 0, KEDA scales 0 -> 1 when the metric passes the activation threshold (checked "
+                "every pollingInterval) and back to 0 after cooldownPeriod."
+            )
+    if "aws-backlog" in policies:
+        notes.append("aws-backlog: AWS target tracking on backlog per instance (acceptable latency / service time).")
+    if "seed002" in policies:
+        notes.append("seed002: ceil(depth / (concurrency x 0.8) x 1.2) every period (seed 002's formula).")
+    if not single:
+        notes.append("A pool takes from its queues in the order listed (Celery's -Q order; kombu may rotate it).")
+    return Report(
+        "Autoscaling simulation", data, tuple(summary), tuple(tables), tuple(notes), None,
+        _manifests(fleet_pools, queue),
+    )  # fmt: skip
