@@ -12,9 +12,10 @@ import typer
 from capacity.cli._common import OutputOption, ProfilesOption, emit, format_option, handle_errors, profiles
 from capacity.errors import InputError
 from capacity.render import formats
-from capacity.render.fleet import fleet_report, worst_p95
-from capacity.sizing.autoscale import POLICIES, AutoscaleResult, Fleet, Policy, Pool, TaskClass, simulate_pools
+from capacity.render.fleet import fleet_report
+from capacity.sizing.autoscale import POLICIES, Fleet, Policy, Pool, TaskClass, simulate_pools
 from capacity.sizing.fleetfile import Arrivals, draw_classes, load_fleet, pools, scale_trace
+from capacity.sizing.goal import Search, search
 from capacity.sizing.simulate import Workload, read_service_times
 from capacity.units import parse_duration, parse_rate
 
@@ -31,8 +32,6 @@ timeline."""
 Opt = typer.Option
 #: about a minute and ~10 GB here (a day at 1,000 tasks/s is 86.4 million)
 MAX_TASKS = 100_000_000
-#: targets tried by --goal-p95-wait (KEDA listLength / queueLength values)
-TARGETS = (5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 2000)
 AutoscaleFormat = Annotated[str, format_option(*formats.DATA_FORMATS, "html", "k8s")]
 
 
@@ -56,6 +55,7 @@ def command(
     polling: Annotated[str, Opt(help="KEDA's pollingInterval (0 <-> 1 decisions).")] = "30s",
     cooldown: Annotated[str, Opt(help="KEDA's cooldownPeriod (back to 0).")] = "300s",
     activation: Annotated[float, Opt(help="KEDA's activationListLength / activationQueueLength.")] = 0.0,
+    tolerance: Annotated[float, Opt(help="The HPA's tolerance (--horizontal-pod-autoscaler-tolerance).")] = 0.1,
     arrival: Annotated[str, Opt(help="burst, fixed, poisson, stages or replay.")] = "burst",
     arrival_rate: Annotated[str | None, Opt(help="fixed/poisson: e.g. 20/s.")] = None,
     count: Annotated[int, Opt(help="Tasks to simulate.")] = 10_000,
@@ -71,7 +71,7 @@ def command(
     wait_target: Annotated[str, Opt(help="Seed 002's wait target (time above it is reported).")] = "10s",
     wait_critical: Annotated[str, Opt(help="Seed 002's critical wait.")] = "60s",
     goal_p95_wait: Annotated[
-        str | None, Opt(help="Find the cheapest --target whose p95 wait meets this, e.g. 60s.")
+        str | None, Opt(help="Find the cheapest --target and --min-replicas whose p95 wait meets this, e.g. 60s.")
     ] = None,
     instance: Annotated[str | None, Opt(help="Instance type per replica, for the monthly cost.")] = None,
     queue: Annotated[str, Opt(help="--format k8s: the queue (Redis list or SQS URL) of the trigger.")] = "celery",
@@ -103,7 +103,10 @@ def command(
             polling_s=parse_duration(polling, "--polling"),
             cooldown_s=parse_duration(cooldown, "--cooldown"),
             activation=activation,
+            tolerance=tolerance,
         )
+        if policy == "fixed":  # the fixed size is the fleet's size
+            min_replicas, max_replicas = min(min_replicas, replicas), max(max_replicas, replicas)
         fleet = Fleet(concurrency, min_replicas, max_replicas, parse_duration(startup, "--startup"))
         fleet_pools = [Pool(name, (queue,), fleet, base_policy)]
     total = sum(len(c.arrivals) for c in classes)
@@ -111,24 +114,11 @@ def command(
         raise InputError(f"{total:,} tasks: this simulation handles up to {MAX_TASKS:,} (about a minute, ~10 GB)")
     hourly = profiles(profiles_dir).instance(instance).cost_per_hour_usd if instance is not None else None
     result = simulate_pools(classes, fleet_pools, *waits)
-    search: list[tuple[float, AutoscaleResult]] = []
+    found: Search | None = None
     if goal_p95_wait is not None:
-        goal = parse_duration(goal_p95_wait, "--goal-p95-wait")
-        if not any(p.policy.name in ("keda-redis", "keda-sqs") for p in fleet_pools):
-            raise InputError("--goal-p95-wait searches KEDA's target: give --policy keda-redis or keda-sqs")
-        for t in TARGETS:
-            trial = [replace(p, policy=replace(p.policy, target=t)) if "keda" in p.policy.name else p
-                     for p in fleet_pools]  # fmt: skip
-            search.append((t, simulate_pools(classes, trial, *waits)))
-        meeting = [(t, r) for t, r in search if worst_p95(r) <= goal]
-        if not meeting:
-            raise InputError(f"no target from {TARGETS[0]} to {TARGETS[-1]} keeps p95 wait under {goal_p95_wait}")
-        # priced over one window (the longest run's): a run that ends sooner still pays its floor
-        span = max(r.span_s for _, r in search)
-        found, result = min(meeting, key=lambda pair: (pair[1].replica_hours_over(span), -pair[0]))
-        fleet_pools = [replace(p, policy=replace(p.policy, target=found)) if "keda" in p.policy.name else p
-                       for p in fleet_pools]  # fmt: skip
-    report = fleet_report(result, fleet_pools, hourly, search, goal_p95_wait, queue if fleet_file is None else None)
+        found = search(classes, fleet_pools, parse_duration(goal_p95_wait, "--goal-p95-wait"), *waits)
+        result, fleet_pools = found.chosen.result, list(found.pools)
+    report = fleet_report(result, fleet_pools, hourly, found, goal_p95_wait, queue if fleet_file is None else None)
     if fmt == "html":
         from capacity.render.timeline import timeline_png  # matplotlib: the matrix extra
 

@@ -106,7 +106,7 @@ def _fleet(path: Path, seed: int | None) -> Report:
     spec, base = load_fleet(path)
     result = simulate_pools(draw_classes(spec, base, seed, read_trace), pools(spec, fixed_only=True), spec.wait_target,
                             spec.wait_critical)  # fmt: skip
-    return replace(fleet_report(result, pools(spec), None, [], None, None), manifests=None, title="Fleet simulation")
+    return replace(fleet_report(result, pools(spec), None, None, None, None), manifests=None, title="Fleet simulation")
 
 
 def _sent_offsets(tasks_log: list[Path]) -> Any:

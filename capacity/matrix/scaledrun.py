@@ -205,8 +205,10 @@ def run_scaled(config: ScaledRunConfig, stop: threading.Event) -> ScaledRun:
         while not all(r.worker.ready_now() for r in replicas):
             look(0.0)
             if time.monotonic() > deadline or stop.wait(config.poll_s):
-                raise RunFailed("the first replicas were not ready in time") if not stop.is_set() else Interrupted(
-                    "interrupted"
+                raise (
+                    RunFailed("the first replicas were not ready in time")
+                    if not stop.is_set()
+                    else Interrupted("interrupted")
                 )
         for r in replicas:
             r.asked_at, r.ready_at = 0.0, 0.0

@@ -7,12 +7,8 @@ from typing import Any
 
 from capacity.render.model import Report, Table
 from capacity.sizing.autoscale import AutoscaleResult, Policy, Pool
+from capacity.sizing.goal import Search, worst_p95
 from capacity.units import format_duration
-
-
-def worst_p95(result: AutoscaleResult) -> float:
-    """The p95 wait of the worst-served class (of the only one, with one queue)."""
-    return max(c.wait_p95_s for c in result.classes)
 
 
 def monthly_cost(result: AutoscaleResult, hourly: float | None, span_s: float | None = None) -> float | None:
@@ -72,22 +68,24 @@ def fleet_report(
     result: AutoscaleResult,
     fleet_pools: list[Pool],
     hourly: float | None,
-    search: list[tuple[float, AutoscaleResult]],
+    search: Search | None,
     goal: str | None,
     queue: str | None,
 ) -> Report:
-    span = max([result.span_s, *(r.span_s for _, r in search)])
+    span = search.span_s if search is not None else result.span_s
     monthly = monthly_cost(result, hourly, span)
     single = len(fleet_pools) == 1 and len(result.classes) == 1
     targets = {p.name: p.policy.target for p in fleet_pools if "keda" in p.policy.name}
     data: dict[str, Any] = {**result.to_json(), "monthly_cost_usd": monthly}
     if single:
         data["target"] = fleet_pools[0].policy.target
+        data["min_replicas"] = fleet_pools[0].fleet.min_replicas
     else:
         data["targets"] = targets
     described = "; ".join(
         f"{p.name}: {p.policy.name}"
         + (f", target {p.policy.target:g} tasks per replica" if "keda" in p.policy.name else "")
+        + (f", {p.fleet.min_replicas}-{p.fleet.max_replicas} replicas" if p.policy.name != "fixed" else "")
         + (f", {p.policy.replicas} replicas" if p.policy.name == "fixed" else "")
         + f", {p.fleet.concurrency} slots each"
         for p in fleet_pools
@@ -115,6 +113,7 @@ def fleet_report(
             "Oldest task above the wait target / critical (seed 002)",
             f"{format_duration(result.seconds_above_wait_target)} / {format_duration(result.seconds_critical)}",
         ),
+        ("A queue above 100 tasks (seed 002: critical)", format_duration(result.seconds_queue_critical)),
     ]
     if monthly is not None:
         summary.append(("Monthly cost at this trace's pace", f"${monthly:,.2f}"))
@@ -164,33 +163,43 @@ def fleet_report(
                 ),
             )
         )
-    if search:
+    if search is not None:
         data["search"] = [
-            {"target": t, **{k: v for k, v in r.to_json().items() if k not in ("timeline", "pools", "classes")},
-             "monthly_cost_usd": monthly_cost(r, hourly, span),
-             "replica_hours_over_window": r.replica_hours_over(span)}
-            for t, r in search
-        ]  # fmt: skip
+            {
+                "target": t.target,
+                "min_replicas": t.min_replicas,
+                **{k: v for k, v in t.result.to_json().items() if k not in ("timeline", "pools", "classes")},
+                "monthly_cost_usd": monthly_cost(t.result, hourly, span),
+                "replica_hours_over_window": t.result.replica_hours_over(span),
+            }
+            for t in search.trials
+        ]
         columns: tuple[str, ...] = (
             "target",
+            "min",
             "p95 wait",
             "peak replicas",
             f"replica-hours over {format_duration(span)}",
         )
         columns += ("monthly",) if hourly else ()
+        # the chosen minimum's row for every target, and the chosen target's for every minimum
+        shown = [
+            t for t in search.trials if t.min_replicas == search.chosen.min_replicas or t.target == search.chosen.target
+        ]
         tables.append(
             Table(
-                f"Targets tried (goal: p95 wait <= {goal}; the cheapest meeting it is used)",
+                f"Targets and minimum replicas tried (goal: p95 wait <= {goal}; the cheapest meeting it is used, *)",
                 columns,
                 tuple(
                     (
-                        f"{t:g}",
-                        format_duration(worst_p95(r)),
-                        str(r.max_replicas),
-                        f"{r.replica_hours_over(span):,.3f}",
-                        *((f"${monthly_cost(r, hourly, span) or 0:,.2f}",) if hourly else ()),
+                        f"{t.target:g}" + (" *" if t is search.chosen else ""),
+                        str(t.min_replicas),
+                        format_duration(worst_p95(t.result)),
+                        str(t.result.max_replicas),
+                        f"{t.result.replica_hours_over(span):,.3f}",
+                        *((f"${monthly_cost(t.result, hourly, span) or 0:,.2f}",) if hourly else ()),
                     )
-                    for t, r in search
+                    for t in shown
                 ),
             )
         )

@@ -41,6 +41,9 @@ from capacity.errors import InputError
 from capacity.sizing import _eventloop
 
 POLICIES = ("keda-redis", "keda-sqs", "aws-backlog", "seed002", "fixed")
+#: bounds on a pool: the controller keeps a Python object per replica, the loop an entry per slot
+MAX_REPLICAS = 10_000
+MAX_SLOTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,12 @@ class Fleet:
     initial_replicas: int | None = None  # default: min_replicas (at least 1 when min is 0 and tasks wait)
 
     def check(self) -> None:
-        if self.concurrency < 1:
-            raise InputError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if not 1 <= self.concurrency <= MAX_SLOTS:
+            raise InputError(f"--concurrency must be 1 to {MAX_SLOTS:,}, got {self.concurrency}")
         if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
             raise InputError("replicas: need 0 <= --min-replicas <= --max-replicas, --max-replicas >= 1")
+        if self.max_replicas > MAX_REPLICAS:
+            raise InputError(f"--max-replicas: at most {MAX_REPLICAS:,} (the controller walks every replica each sync)")
         if self.startup_s < 0:
             raise InputError("--startup must be zero or more")
 
@@ -86,6 +91,8 @@ class Policy:
             raise InputError("--target must be above zero")
         if self.sync_s <= 0:
             raise InputError("--sync must be above zero")
+        if not 1 <= self.replicas <= MAX_REPLICAS:
+            raise InputError(f"--replicas must be 1 to {MAX_REPLICAS:,}")
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,8 @@ class ClassResult:
     drain_time_s: float
     seconds_above_wait_target: float
     seconds_critical: float
+    #: how long more than QUEUE_CRITICAL tasks waited in this queue (seed 002: depth > 100 is critical)
+    seconds_queue_critical: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +159,8 @@ class AutoscaleResult:
     seconds_above_wait_target: float
     seconds_critical: float
     timeline: tuple[dict[str, float], ...] = field(default=())
+    #: the longest any queue spent above seed 002's critical depth
+    seconds_queue_critical: float = 0.0
     classes: tuple[ClassResult, ...] = ()
     pools: tuple[PoolResult, ...] = ()
     #: the replicas that keep running once the fleet is back at its minimum (its fixed size)
@@ -257,15 +268,31 @@ class _PoolState:
     timeline: list[dict[str, float]] = field(default_factory=list)
 
 
-def _time_above(arrivals: np.ndarray, starts: np.ndarray, threshold: float) -> float:
-    """How long some waiting task had waited more than ``threshold``: the length of the union of
-    the intervals (arrival + threshold, start), taken in arrival order."""
-    if not len(arrivals):
+#: seed 002's critical queue depth ("Queue depth: critical > 100", profiles/thresholds.yaml)
+QUEUE_CRITICAL = 100
+
+
+def _union_length(lo: np.ndarray, hi: np.ndarray) -> float:
+    """The length of the union of the intervals [lo_i, hi_i), ``lo`` sorted."""
+    if not len(lo):
         return 0.0
-    lo = arrivals + threshold
-    reach = np.maximum.accumulate(starts)
+    reach = np.maximum.accumulate(hi)
     before = np.concatenate(([-math.inf], reach[:-1]))
-    return float(np.clip(starts - np.maximum(lo, before), 0, None).sum())
+    return float(np.clip(hi - np.maximum(lo, before), 0, None).sum())
+
+
+def _time_above(arrivals: np.ndarray, starts: np.ndarray, threshold: float) -> float:
+    """How long some waiting task had waited more than ``threshold``: the union of the intervals
+    (arrival + threshold, start), in arrival order."""
+    return _union_length(arrivals + threshold, starts)
+
+
+def _time_deeper(arrivals: np.ndarray, starts: np.ndarray, depth: int) -> float:
+    """How long more than ``depth`` tasks waited in one FCFS queue: task j + depth has arrived and
+    task j has not started (tasks start in order), the union of [a_(j + depth), start_j)."""
+    if len(arrivals) <= depth:
+        return 0.0
+    return _union_length(arrivals[depth:], starts[: len(starts) - depth])
 
 
 def simulate_fleet(
@@ -393,27 +420,28 @@ def simulate_pools(
 
     def run(t0: float, t_end: float) -> None:
         nonlocal heap_t, heap_r, heap_c
-        # the free slots of every pool's accepting replicas, one stack entry per slot
-        stacks = []
+        # the free slots of every pool's accepting replicas, one stack entry per slot, but never
+        # more than the tasks not started yet (a pool of a million idle slots needs no million
+        # entries). A stack then holds at most that plus the pool's running tasks (their slots come
+        # back): at most every task, and at most every slot of its live replicas.
+        remaining = n - int(head.sum())
+        stacks, areas = [], []
         for state in states:
             ids = np.asarray([r for r in state.live if replicas.accept[r]], np.int64)
-            free = state.spec.fleet.concurrency - replicas.busy[ids] if len(ids) else np.zeros(0, np.int64)
-            stacks.append(np.repeat(ids, np.maximum(free, 0)))
+            free = np.maximum(state.spec.fleet.concurrency - replicas.busy[ids], 0) if len(ids) else ids
+            before = np.cumsum(free) - free
+            stacks.append(np.repeat(ids, np.clip(remaining - before, 0, free)))
+            areas.append(min(len(state.live) * state.spec.fleet.concurrency, n) + 1)
         free_n = np.asarray([len(s) for s in stacks], np.int64)
-        # room for every slot of every live replica (a completion per running task, at most)
-        room = sum(len(s.live) * s.spec.fleet.concurrency for s in states) + int(counters[_eventloop.HEAP])
-        # a pool's stack has room for all its live replicas' slots, as they free up
-        free_stack = np.zeros(max(1, room), np.int64)
-        offsets = []
-        at = 0
-        for state, stack in zip(states, stacks, strict=True):
-            offsets.append(at)
-            free_stack[at : at + len(stack)] = stack
-            at += len(state.live) * state.spec.fleet.concurrency
-        free_off = np.asarray(offsets, np.int64)
+        free_off = np.concatenate(([0], np.cumsum(areas)[:-1])).astype(np.int64)
+        free_stack = np.zeros(sum(areas), np.int64)
+        for offset, stack in zip(free_off, stacks, strict=True):
+            free_stack[offset : offset + len(stack)] = stack
+        # a completion per running task, at most: every slot of the live replicas, and every task
+        room = min(sum(len(s.live) * s.spec.fleet.concurrency for s in states), n) + 1
         if room > len(heap_t):
             size = int(counters[_eventloop.HEAP])
-            grown = max(room, 2 * len(heap_t))
+            grown = max(room, min(2 * len(heap_t), n + 1))
             heap_t = np.concatenate([heap_t[:size], np.zeros(grown - size)])
             heap_r = np.concatenate([heap_r[:size], np.zeros(grown - size, np.int64)])
             heap_c = np.concatenate([heap_c[:size], np.zeros(grown - size, np.int64)])
@@ -572,6 +600,7 @@ def _result(
         replica_hours=float(sum(seconds)) / 3600,
         seconds_above_wait_target=whole.seconds_above_wait_target,
         seconds_critical=whole.seconds_critical,
+        seconds_queue_critical=max(c.seconds_queue_critical for c in class_results),
         timeline=tuple(timeline),
         classes=tuple(class_results),
         pools=pool_results,
@@ -596,7 +625,7 @@ def _class_result(
     wait_critical_s: float,
 ) -> ClassResult:
     if not len(a):
-        return ClassResult(task_class.name, task_class.queue, 0, *([0.0] * 9))
+        return ClassResult(task_class.name, task_class.queue, 0, *([0.0] * 10))
     p95, p99 = np.percentile(w, [95, 99])
     r = w + s
     starts = a + w
@@ -613,4 +642,5 @@ def _class_result(
         drain_time_s=float(f.max() - a[0]),
         seconds_above_wait_target=_time_above(a, starts, wait_target_s),
         seconds_critical=_time_above(a, starts, wait_critical_s),
+        seconds_queue_critical=_time_deeper(a, starts, QUEUE_CRITICAL),
     )

@@ -41,8 +41,11 @@ def test_the_goal_search_emits_the_scaled_object_for_the_target_found(runner: Cl
     chosen = data["target"]
     meeting = [row for row in data["search"] if row["wait_p95_s"] <= 60]
     assert data["wait_p95_s"] <= 60
-    # the cheapest over one window (the longest run's: a run that ends sooner keeps its minimum)
-    assert chosen == min(meeting, key=lambda r: (r["replica_hours_over_window"], -r["target"]))["target"]
+    # the cheapest over one window (the longest run's: a run that ends sooner keeps its minimum),
+    # over every target and minimum tried
+    best = min(meeting, key=lambda r: (r["replica_hours_over_window"], -r["target"], r["min_replicas"]))
+    assert (chosen, data["min_replicas"]) == (best["target"], best["min_replicas"])
+    assert {r["min_replicas"] for r in data["search"]} == {1, 2, 4}
     code, out, _ = run(runner, *args, "-f", "k8s", "--queue", "photos")
     scaled = yaml.safe_load(out)
     assert code == 0 and scaled["kind"] == "ScaledObject"
@@ -51,7 +54,7 @@ def test_the_goal_search_emits_the_scaled_object_for_the_target_found(runner: Cl
     }  # fmt: skip
     behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
-    assert scaled["spec"]["maxReplicaCount"] == 60
+    assert scaled["spec"]["maxReplicaCount"] == 60 and scaled["spec"]["minReplicaCount"] == data["min_replicas"]
 
 
 def test_the_html_report_has_the_timeline_plot(runner: CliRunner, tmp_path: Path) -> None:
