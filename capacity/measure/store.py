@@ -71,6 +71,10 @@ class Store:
     def __post_init__(self) -> None:
         import duckdb
 
+        self._window: tuple[str, str] | None = None  # of the logs as they were under _log_key
+        self._log_key: tuple[Any, ...] | None = None
+        self._timings_unique = False
+        self._unique_key: tuple[Any, ...] | None = None
         self.error: type[Exception] = duckdb.Error
         self._spill = tempfile.TemporaryDirectory(prefix="capacity-duckdb-")
         self.con = duckdb.connect()
@@ -124,14 +128,44 @@ class Store:
             )
         return " UNION ALL ".join(parts)
 
-    def _per_task(self) -> str:
-        """One row per task id across every log and timing row, with its durations."""
-        return f"""
-            WITH logrows AS ({self.log_rows()}),
-            timingrows AS ({self._timing_rows()}),
-            l AS (
-                SELECT task_id, min(sent) AS sent, count(sent) AS n, count(*) FILTER (WHERE bad) AS bad
-                FROM logrows GROUP BY task_id),
+    def _bounds(self) -> tuple[str, str]:
+        """The window a timing must fall in to be of this run: [first send - 1 h, min(last send +
+        30 days, now + 1 h)], as SQL literals (NULL without sends). Computed once, apart: a
+        window taken from the per-task rows inside the per-task query made DuckDB build those
+        rows twice (5,000,000 tasks: 2.9 s instead of 1.3 s)."""
+        key = (tuple(self.log_files), len(self.log_tables))
+        if self._log_key != key:  # the line-by-line reader has run: read the window again
+            self._window, self._log_key = None, key
+        rows = self.log_rows()
+        if self._window is None:
+            lo, hi = self.con.execute(
+                f"SELECT min(sent) - 3600, least(max(sent) + 30 * 86400, epoch(now()) + 3600) FROM ({rows})"
+            ).fetchall()[0]
+            self._window = tuple("NULL" if v is None else repr(float(v)) for v in (lo, hi))  # type: ignore[assignment]
+        assert self._window is not None
+        return self._window
+
+    def _timings_per_task(self) -> str:
+        """The CTE ``g``: one row per task id of the timing rows. Grouped when an id can appear
+        twice (retries, several sources); when the ids are unique (a records table's primary key)
+        the rows are already that, and the grouping (5,000,000 records: 2 s of the 3 s query) is
+        skipped: the check costs a tenth of it."""
+        if self._timings_unique is None:
+            self._timings_unique = bool(
+                self.con.execute(f"SELECT count(*) = count(DISTINCT task_id) FROM ({self._timing_rows()})").fetchall()[
+                    0
+                ][0]
+            )
+        if self._timings_unique:
+            return """
+            g AS (
+                SELECT task_id, received, started, finished, record_start, state,
+                       CASE WHEN finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS') THEN 1 ELSE 0 END
+                           AS successes,
+                       least(received, started, finished, record_start) AS earliest,
+                       greatest(received, started, finished, record_start) AS latest
+                FROM timingrows)"""
+        return """
             -- a success anywhere counts (SUCCESS sorts above FAILURE, RETRY, REVOKED)
             g AS (
                 SELECT task_id, min(received) AS received, min(started) AS started, max(finished) AS finished,
@@ -140,12 +174,22 @@ class Store:
                        -- the earliest and latest instant of any timing of the task, for the window check
                        least(min(received), min(started), min(finished), min(record_start)) AS earliest,
                        greatest(max(received), max(started), max(finished), max(record_start)) AS latest
-                FROM timingrows GROUP BY task_id),
+                FROM timingrows GROUP BY task_id)"""
+
+    def _per_task(self) -> str:
+        """One row per task id across every log and timing row, with its durations."""
+        lo, hi = self._bounds()
+        return f"""
+            WITH logrows AS ({self.log_rows()}),
+            timingrows AS ({self._timing_rows()}),
+            l AS (
+                SELECT task_id, min(sent) AS sent, count(sent) AS n, count(*) FILTER (WHERE bad) AS bad
+                FROM logrows GROUP BY task_id),
+            {self._timings_per_task()},
             -- a timing outside [first send - 1 h, min(last send + 30 days, now + 1 h)] is not of
             -- this run (a worker clock in 2036, a year 9999): reported, not joined, and it does not
             -- stretch the timeline
-            bounds AS (
-                SELECT min(sent) - 3600 AS lo, least(max(sent) + 30 * 86400, epoch(now()) + 3600) AS hi FROM l),
+            bounds AS (SELECT {lo}::DOUBLE AS lo, {hi}::DOUBLE AS hi),
             per_id AS (
                 SELECT coalesce(l.task_id, g.task_id) AS task_id, l.sent, coalesce(l.n, 0) AS n,
                        coalesce(l.bad, 0) AS bad,

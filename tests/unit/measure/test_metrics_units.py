@@ -183,6 +183,23 @@ def test_records_csv_naive_and_mixed_offsets(tmp_path: Path) -> None:
     assert any("without a time zone" in w for w in m.warnings)
 
 
+def test_records_with_unique_ids_and_with_a_retried_id_count_alike(tmp_path: Path) -> None:
+    # unique ids take the ungrouped path; an id twice (a failure, then its retry's success) the
+    # grouped one: both must give a: 10 s, b: 20 s, one completion each, and no failure
+    log = write_log(tmp_path / "l.log", {"a": T0, "b": T0})
+    unique = tmp_path / "unique.csv"
+    unique.write_text(
+        f"id,uploaded_at,updated_at,state\na,{iso(T0)},{iso(T0 + 10)},SUCCESS\nb,{iso(T0)},{iso(T0 + 20)},SUCCESS\n"
+    )
+    retried = tmp_path / "retried.csv"
+    retried.write_text(unique.read_text() + f"b,{iso(T0)},{iso(T0 + 5)},FAILURE\n")
+    columns = RecordColumns("id", "uploaded_at", "updated_at", "state")
+    for records in (unique, retried):
+        m = run_metrics([log], [str(records)], columns=columns)
+        assert (m.completed, m.failed, m.missing) == (2, 0, 0), records.name
+        assert m.seed_s.mean == pytest.approx(15.0) and m.response.max == pytest.approx(20.0), records.name
+
+
 def test_records_from_sqlite_query(tmp_path: Path) -> None:
     log = write_log(tmp_path / "l.log", {"a": T0})
     db = tmp_path / "app.db"
