@@ -7,7 +7,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -34,6 +34,9 @@ the policy says, reading the queue's length every sync period as KEDA's Redis sc
 burst (--count) or a stages file (--stages) is injected; measure each replica's start-up, the
 replicas over time, the drain time and the p95 wait; then simulate the same trace with the
 measured service times and start-up, and compare. Exit 1 when a figure is more than 15% off."""
+
+if TYPE_CHECKING:
+    from capacity.matrix.scaledrun import Validation
 
 Opt = typer.Option
 ScaledFormat = Annotated[str, format_option(*formats.DATA_FORMATS, "html")]
@@ -122,10 +125,7 @@ def command(
         raise RunFailed(f"the simulation is more than 15% off the real run on {missed} (the notes say why)")
 
 
-def _report(check: object, policy: Policy, directory: Path) -> Report:
-    from capacity.matrix.scaledrun import Validation
-
-    assert isinstance(check, Validation)
+def _report(check: Validation, policy: Policy, directory: Path) -> Report:
     real, sim = check.real, check.simulated
     startups = real.startup_s
     summary = [

@@ -28,12 +28,13 @@ from typing import Any
 import numpy as np
 
 from capacity.brokers.redis import redis_client
-from capacity.errors import InputError, Interrupted, RunFailed
+from capacity.errors import BrokerError, InputError, Interrupted, RunFailed
 from capacity.load.inject import InjectConfig, InjectResult, inject
 from capacity.load.payload import REFERENCE_TASK, PayloadSpec
 from capacity.load.schedules import Schedule
 from capacity.matrix.processes import REFERENCE_WORKER, WorkerControl, WorkerProcess
 from capacity.measure.metrics import run_metrics
+from capacity.secrets import mask, redact_url
 from capacity.sizing.autoscale import AutoscaleResult, Controller, Fleet, Policy, simulate_fleet
 
 #: the figures compared, and how close the simulation must come (issue #14: within 15%)
@@ -145,7 +146,7 @@ def run_scaled(config: ScaledRunConfig, stop: threading.Event) -> ScaledRun:
     config.run_dir.mkdir(parents=True, exist_ok=True)
     timings = str((config.run_dir / "timings").resolve())
     client = redis_client(config.broker_url, socket_timeout=5)
-    if client.llen(config.queue):
+    if _llen(client, config):
         raise InputError(f"queue {config.queue!r} is not empty: a scaled run needs it to start empty")
     controller = Controller(Fleet(config.concurrency, config.min_replicas, config.max_replicas, 0.0), config.policy)
     replicas: list[_Replica] = []
@@ -205,17 +206,20 @@ def run_scaled(config: ScaledRunConfig, stop: threading.Event) -> ScaledRun:
         while not all(r.worker.ready_now() for r in replicas):
             look(0.0)
             if time.monotonic() > deadline or stop.wait(config.poll_s):
-                raise (
-                    RunFailed("the first replicas were not ready in time")
-                    if not stop.is_set()
-                    else Interrupted("interrupted")
-                )
+                if stop.is_set():
+                    raise Interrupted("interrupted")
+                raise RunFailed(f"the first replicas were not ready within {config.ready_timeout_s:.0f} s")
         for r in replicas:
             r.asked_at, r.ready_at = 0.0, 0.0
-        outcome: dict[str, InjectResult] = {}
-        sender = threading.Thread(
-            target=lambda: outcome.update(result=_inject(config, stop)), name="scaled-run-inject", daemon=True
-        )
+        outcome: dict[str, Any] = {}
+
+        def send() -> None:  # its failure is raised here, in the controller's thread, not printed
+            try:
+                outcome["result"] = _inject(config, stop)
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        sender = threading.Thread(target=send, name="scaled-run-inject", daemon=True)
         t0 = time.monotonic()
         sender.start()
         next_sync = config.policy.sync_s
@@ -229,7 +233,12 @@ def run_scaled(config: ScaledRunConfig, stop: threading.Event) -> ScaledRun:
                 if stop.wait(min(config.poll_s, next_sync - now)):
                     raise Interrupted("interrupted")
                 continue
-            waiting = int(client.llen(config.queue))
+            if not sender.is_alive() and finished_at is None:
+                if "error" in outcome:
+                    raise outcome["error"]
+                if outcome["result"].status != "completed":
+                    raise RunFailed(f"inject ended {outcome['result'].status}: {outcome['result'].error}")
+            waiting = _llen(client, config)
             current = len(open_replicas())
             wanted = controller.desired(next_sync, current, waiting, 0)
             scale_to(now, wanted)
@@ -248,13 +257,12 @@ def run_scaled(config: ScaledRunConfig, stop: threading.Event) -> ScaledRun:
             elif settled_since is None:
                 settled_since = now
             if finished_at is None and not sender.is_alive() and waiting == 0:
-                result = outcome.get("result")
-                if result is None or result.status != "completed":
-                    raise RunFailed(f"inject ended {result.status if result else 'without a result'}")
+                result = outcome["result"]
                 if _finished(result, timings) >= result.sent:
                     finished_at = now
-                    longest = max(config.policy.down_window_s, config.policy.cooldown_s)
-                    horizon = now + longest + 4 * config.policy.sync_s
+                    # the fleet is back at its minimum within the scale-down window (KEDA's
+                    # cooldown applies only at 0, which a real run does not use)
+                    horizon = now + config.policy.down_window_s + 4 * config.policy.sync_s
             if finished_at is not None and (settled_since is not None or now >= horizon):
                 break
             if now > config.drain_timeout_s:
@@ -267,6 +275,16 @@ def run_scaled(config: ScaledRunConfig, stop: threading.Event) -> ScaledRun:
             r.worker.stop()
     assert result is not None
     return _measured(config, result, timings, replicas, timeline, end)
+
+
+def _llen(client: Any, config: ScaledRunConfig) -> int:
+    """The queue's length, as KEDA's Redis scaler reads it; BrokerError when Redis does not answer."""
+    try:
+        return int(client.llen(config.queue))
+    except Exception as exc:  # redis-py's ConnectionError, TimeoutError, AuthenticationError
+        raise BrokerError(
+            f"cannot read the queue's length on {redact_url(config.broker_url)}: {mask(str(exc))}"
+        ) from None
 
 
 def _inject(config: ScaledRunConfig, stop: threading.Event) -> InjectResult:

@@ -39,11 +39,15 @@ import numpy as np
 
 from capacity.errors import InputError
 from capacity.sizing import _eventloop
+from capacity.sizing._figures import QUEUE_CRITICAL, time_above, time_deeper
 
 POLICIES = ("keda-redis", "keda-sqs", "aws-backlog", "seed002", "fixed")
 #: bounds on a pool: the controller keeps a Python object per replica, the loop an entry per slot
 MAX_REPLICAS = 10_000
 MAX_SLOTS = 100_000
+#: controller periods (syncs, polls, replicas becoming ready) simulated at most: ~20 s of the
+#: Python side; 200,000 syncs of 15 s are 34 days
+MAX_STEPS = 200_000
 
 
 @dataclass(frozen=True)
@@ -192,11 +196,16 @@ class Controller:
 
     def _remember(self, now: float, raw: int) -> int:
         """Keep ``raw`` with the recommendations of the scale-down window (those strictly after
-        now - window); the highest of them."""
-        self.recommendations.append((now, raw))
-        while self.recommendations and self.recommendations[0][0] <= now - self.policy.down_window_s:
-            self.recommendations.popleft()
-        return max(r for _, r in self.recommendations)
+        now - window); the highest of them. A sliding-window maximum: a recommendation that a later,
+        higher one outlives can never be the highest again, so it is dropped (O(1) a period,
+        whatever the window holds)."""
+        kept = self.recommendations
+        while kept and kept[-1][1] <= raw:
+            kept.pop()
+        kept.append((now, raw))
+        while len(kept) > 1 and kept[0][0] <= now - self.policy.down_window_s:  # the newest stays
+            kept.popleft()
+        return kept[0][1]
 
     def desired(self, now: float, current: int, waiting: int, in_flight: int) -> int:
         policy = self.policy
@@ -266,33 +275,6 @@ class _PoolState:
     last_active: float = -math.inf
     keda_zero: bool = False
     timeline: list[dict[str, float]] = field(default_factory=list)
-
-
-#: seed 002's critical queue depth ("Queue depth: critical > 100", profiles/thresholds.yaml)
-QUEUE_CRITICAL = 100
-
-
-def _union_length(lo: np.ndarray, hi: np.ndarray) -> float:
-    """The length of the union of the intervals [lo_i, hi_i), ``lo`` sorted."""
-    if not len(lo):
-        return 0.0
-    reach = np.maximum.accumulate(hi)
-    before = np.concatenate(([-math.inf], reach[:-1]))
-    return float(np.clip(hi - np.maximum(lo, before), 0, None).sum())
-
-
-def _time_above(arrivals: np.ndarray, starts: np.ndarray, threshold: float) -> float:
-    """How long some waiting task had waited more than ``threshold``: the union of the intervals
-    (arrival + threshold, start), in arrival order."""
-    return _union_length(arrivals + threshold, starts)
-
-
-def _time_deeper(arrivals: np.ndarray, starts: np.ndarray, depth: int) -> float:
-    """How long more than ``depth`` tasks waited in one FCFS queue: task j + depth has arrived and
-    task j has not started (tasks start in order), the union of [a_(j + depth), start_j)."""
-    if len(arrivals) <= depth:
-        return 0.0
-    return _union_length(arrivals[depth:], starts[: len(starts) - depth])
 
 
 def simulate_fleet(
@@ -464,7 +446,15 @@ def simulate_pools(
     horizon = math.inf
     at_min_since = 0.0
     end = 0.0
+    steps = 0
     while True:
+        steps += 1
+        if steps > MAX_STEPS:
+            raise InputError(
+                f"the simulation reached {MAX_STEPS:,} controller periods (at {now:,.0f} s of simulated time): "
+                "a sync period that short, or windows that long, cannot be simulated; lengthen --sync or shorten "
+                "the windows"
+            )
         pending = [replicas.ready_at[r] for s in states for r in s.live if replicas.ready_at[r] > now]
         t_next = min([next_point, *(s.next_sync for s in states), *(s.next_poll for s in states), *pending])
         run(now, t_next)
@@ -640,7 +630,7 @@ def _class_result(
         response_mean_s=float(r.mean()),
         response_p95_s=float(np.percentile(r, 95)),
         drain_time_s=float(f.max() - a[0]),
-        seconds_above_wait_target=_time_above(a, starts, wait_target_s),
-        seconds_critical=_time_above(a, starts, wait_critical_s),
-        seconds_queue_critical=_time_deeper(a, starts, QUEUE_CRITICAL),
+        seconds_above_wait_target=time_above(a, starts, wait_target_s),
+        seconds_critical=time_above(a, starts, wait_critical_s),
+        seconds_queue_critical=time_deeper(a, starts, QUEUE_CRITICAL),
     )

@@ -19,6 +19,9 @@ import numpy as np
 from capacity.errors import InputError
 
 ARRIVALS = ("burst", "fixed", "poisson", "replay")
+#: bounds on one simulate run: replications, and tasks x replications (~0.3 s per million here)
+MAX_REPLICATIONS = 10_000
+MAX_SIMULATED = 200_000_000
 SERVICES = ("constant", "exponential", "lognormal", "empirical")
 
 
@@ -185,8 +188,15 @@ FIGURES = tuple(f.name for f in fields(Replications) if f.type == "float")
 def replicate(workload: Workload, seed: int = 1, replications: int = 1, depth_points: int = 200) -> Replications:
     """Run ``replications`` seeded replications; means, with 95% confidence intervals when > 1."""
     workload.check()
-    if replications < 1:
-        raise InputError(f"--replications must be at least 1, got {replications}")
+    if not 1 <= replications <= MAX_REPLICATIONS:
+        raise InputError(f"--replications must be 1 to {MAX_REPLICATIONS:,}, got {replications}")
+    offsets = workload.replay_offsets_s
+    tasks = len(offsets) if workload.arrival == "replay" and offsets is not None else workload.count
+    if tasks * replications > MAX_SIMULATED:
+        raise InputError(
+            f"{tasks:,} tasks x {replications:,} replications: at most {MAX_SIMULATED:,} simulated tasks "
+            "(about a minute here)"
+        )
     runs = []
     depth: list[dict[str, float]] = []
     for k in range(replications):

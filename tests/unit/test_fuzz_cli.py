@@ -39,7 +39,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_tree_covers_every_command() -> None:
     names = {" ".join(path) for path in TREE}
-    for expected in ("inject", "metrics", "matrix run", "recommend photos", "usl", "compare", "bench", "collect"):
+    for expected in (
+        "inject", "metrics", "matrix run", "recommend photos", "usl", "compare", "bench", "collect", "scaled-run",
+    ):  # fmt: skip
         assert expected in names
 
 
@@ -82,6 +84,11 @@ SUBPROCESS_CASES = [
     ["recommend", "--memory", ""],
     ["metrics", "--tasks-log", "{inputs}/tasklog.log", "--fail-if", "completion<%"],
     ["recommend", "--instance", "medium", "-o", "/dev/full"],
+    ["scaled-run", "--count", "5", "--broker", "redis://127.0.0.1:1/0"],
+    ["scaled-run", "--stages", "{inputs}/latin1.yaml"],
+    ["scaled-run", "--count", "5", "--min-replicas", "0"],
+    ["autoscale", "--concurrency", "999999999", "--count", "10"],
+    ["autoscale", "--fleet", "{inputs}/deep.json"],
 ]
 
 

@@ -150,3 +150,15 @@ def test_time_with_a_queue_above_seed_002s_critical_depth() -> None:
     assert result.classes[0].seconds_queue_critical == pytest.approx(112.0)
     # the oldest task above the 10 s wait target: from t = 10 until the last start at 124 s
     assert result.seconds_above_wait_target == pytest.approx(124.0 - 10.0)
+
+
+def test_a_zero_scale_down_window_follows_each_recommendation() -> None:
+    # --scale-down-window 0: no stabilisation; the recommendation of the period is used as it is
+    # (400 tasks of 1 s, 4 slots, target 100: 5 replicas at 15 s, then down as the queue empties)
+    policy = Policy("keda-redis", target=100, down_window_s=0.0)
+    result = simulate_fleet(np.zeros(400), np.ones(400), Fleet(4, 1, 10, 0.0), policy)
+    at = {p["t_s"]: p for p in result.timeline}
+    # t=15: 60 done, 4 running, 336 waiting -> ceil(3.36) = 4 (within max(1 + 4, 2)): 4 replicas
+    assert at[15]["replicas"] == 4 and at[15]["queue_depth"] == 336 - 12
+    # t=30: 16 slots from 15 s: 336 - 12 - 16 x 15 = 84 waiting -> ceil(0.84) = 1: down at once
+    assert (at[30]["replicas"], at[30]["queue_depth"]) == (1, 84)
