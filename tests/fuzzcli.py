@@ -162,6 +162,11 @@ SEEDS = [
     "inject --broker redis://127.0.0.1:1/0 --count 5 --quiet --log-dir {dir}/logs",
     "inject --broker redis://127.0.0.1:1/0 --mode sustained --rate 10/s --count 5 --quiet --log-dir {dir}/logs",
     "inject --mode sustained --rate 400/s --count 800 --queue q --shards 4 -f k8s",
+    "autoscale --concurrency 4 --count 500 --max-replicas 5 --startup 5s --volume 1x --speedup 1",
+    "autoscale --concurrency 4 --count 300 --goal-p95-wait 60s -f k8s",
+    "autoscale --fleet {fleet} -f json",
+    "simulate --fleet {fleet}",
+    "recommend topology --users 120 --arrival-rate emails=1/s --service-time 1s -f fleet",
     "matrix plan",
     "report {dir}/no-run",
     "compare {dir}/a {dir}/b",
@@ -189,7 +194,15 @@ def seed_files(directory: Path) -> dict[str, str]:
     records.write_text("id,uploaded_at,updated_at\nt0,2023-11-14T22:13:21Z,2023-11-14T22:13:22Z\n")
     usl = directory / "points.csv"
     usl.write_text("concurrency,throughput\n1,10\n2,19\n4,34\n8,50\n")
-    return {"tasklog": str(log), "probe": str(probe), "records": str(records), "usl": str(usl), "dir": str(directory)}
+    fleet = directory / "fleet.yaml"
+    fleet.write_text(
+        "classes:\n  - {name: e, queue: e, arrivals: {kind: poisson, rate: 2/s, count: 200}, "
+        "service: {kind: constant, mean: 1s}}\npools:\n  - {name: p, queues: [e], concurrency: 2, replicas: 2}\n"
+    )
+    return {
+        "tasklog": str(log), "probe": str(probe), "records": str(records), "usl": str(usl), "dir": str(directory),
+        "fleet": str(fleet),
+    }  # fmt: skip
 
 
 def mutated_strategy(

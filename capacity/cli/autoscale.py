@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,7 +40,12 @@ AutoscaleFormat = Annotated[str, format_option(*formats.DATA_FORMATS, "html", "k
 def command(
     concurrency: Annotated[int | None, Opt(help="Slots per replica (the worker's --concurrency).")] = None,
     fleet_file: Annotated[
-        Path | None, Opt("--fleet", help="A fleet file (YAML): task classes on queues and the pools consuming them.")
+        Path | None,
+        Opt(
+            "--fleet",
+            help="A fleet file (YAML): task classes on queues and the pools consuming them, with their policies "
+            "and thresholds (the single-queue options are then not used).",
+        ),
     ] = None,
     policy: Annotated[str, Opt(help=f"Scaling policy: {', '.join(POLICIES)}.")] = "keda-redis",
     target: Annotated[float, Opt(help="KEDA listLength / queueLength: tasks per replica.")] = 100.0,
@@ -148,8 +154,11 @@ def _one_class(
 ) -> TaskClass:
     if speedup <= 0:
         raise InputError("--speedup must be above zero")
-    times = float(volume.strip().removesuffix("x")) if volume.strip().removesuffix("x") else -1.0
-    if not times > 0:
+    try:
+        times = float(volume.strip().removesuffix("x"))
+    except ValueError:
+        times = math.nan
+    if not 0 < times < math.inf:
         raise InputError(f"--volume {volume!r}: a factor above zero, e.g. 2x or 0.5")
     if arrival not in ("replay", "stages") and count > MAX_TASKS:
         raise InputError(f"--count {count:,}: this simulation handles up to {MAX_TASKS:,} tasks (about a minute)")

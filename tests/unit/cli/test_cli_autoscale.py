@@ -130,7 +130,8 @@ def test_recommend_writes_a_fleet_file_simulate_reads(runner: CliRunner, tmp_pat
 def test_mistakes_are_one_line(runner: CliRunner, tmp_path: Path) -> None:
     code, _, err = run(runner, "autoscale")
     assert code == 2 and "--concurrency" in err and err.count("\n") == 1
-    code, _, err = run(runner, "autoscale", "--concurrency", "2", "--volume", "0x")
-    assert code == 2 and "--volume" in err
+    for volume in ("0x", "abc", "inf"):
+        code, _, err = run(runner, "autoscale", "--concurrency", "2", "--volume", volume)
+        assert code == 2 and "--volume" in err, volume
     code, _, err = run(runner, "autoscale", "--concurrency", "2", "--arrival", "stages")
     assert code == 2 and "--stages" in err
