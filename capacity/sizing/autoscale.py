@@ -1,10 +1,11 @@
-"""A worker fleet under a scaling policy: a discrete-event simulation (issue #14, first part).
+"""A worker fleet under scaling policies: a discrete-event simulation (issue #14).
 
-Tasks arrive (``simulate``'s Workload: burst, fixed, Poisson, replayed logs; constant,
-exponential, lognormal or measured service times) at one FCFS queue served by replicas of
-``concurrency`` slots each. A replica the policy adds is ready ``startup_s`` later (scheduling,
-image pull, worker start); one it removes takes no new task and leaves when its tasks finish
-(Celery's warm shutdown).
+Task classes arrive on their queues (``simulate``'s Workload: burst, fixed, Poisson, replayed
+logs; constant, exponential, lognormal or measured service times); pools of replicas of
+``concurrency`` slots take from their queues in priority order, FCFS within a queue. A replica the
+policy adds is ready ``startup_s`` later (scheduling, image pull, worker start); one it removes
+takes no new task and leaves when its tasks finish (Celery's warm shutdown). The tasks move in a
+compiled loop (``_eventloop``) between the controllers' decisions, which run here.
 
 Policies, each as documented by its source:
 
@@ -25,7 +26,8 @@ Policies, each as documented by its source:
 * ``fixed``: N replicas (the baseline).
 
 Written here because no maintained Python library simulates the HPA's algorithm (ciw and SimPy
-model queues, not Kubernetes' controller); the queue part follows ``simulate``'s FCFS pool.
+model queues, not Kubernetes' controller); a pool with fixed replicas starts every task when
+``simulate``'s FCFS pool does (a test).
 """
 
 from __future__ import annotations
