@@ -46,21 +46,6 @@ def timed_day(n: int) -> tuple[float, float, object]:
     return drawn - start, time.perf_counter() - drawn, result
 
 
-def with_ciw(customers: int, slots: int, rate: float, service: float) -> float:
-    import ciw
-
-    ciw.seed(1)
-    network = ciw.create_network(
-        arrival_distributions=[ciw.dists.Exponential(rate=rate)],
-        service_distributions=[ciw.dists.Exponential(rate=1 / service)],
-        number_of_servers=[slots],
-    )
-    simulation = ciw.Simulation(network)
-    start = time.perf_counter()
-    simulation.simulate_until_max_customers(customers, method="Finish")
-    return time.perf_counter() - start
-
-
 def speed() -> None:
     simulate_fleet(np.zeros(10), np.ones(10), Fleet(1), Policy("fixed"))  # compile (numba caches it)
     draw, day, result = timed_day(86_400_000)
@@ -87,7 +72,9 @@ def speed() -> None:
         print(f"  {replicas:>5} replicas ({4 * replicas:>5} slots)  {took:6.2f} s  {per_task:5.0f} ns a task")
     customers = 200_000
     try:
-        theirs = with_ciw(customers, 40, 1000.0, 0.032)
+        from bench_simulate import with_ciw  # ciw: pip install -e '.[bench]'
+
+        theirs = with_ciw(customers, 1, rate=1000.0, service_s=0.032, slots=40)[0]
     except ImportError:
         print("ciw is not installed (pip install -e '.[bench]'): no baseline")
         return

@@ -25,12 +25,15 @@ from capacity.sizing.simulate import Workload, replicate
 RATE, SERVICE_S, SLOTS = 3.0, 1.0, 4
 
 
-def with_ciw(customers: int, seed: int) -> tuple[float, float]:
+def with_ciw(
+    customers: int, seed: int, rate: float = RATE, service_s: float = SERVICE_S, slots: int = SLOTS
+) -> tuple[float, float]:
+    """ciw on M/M/c: (seconds, mean wait). benchmarks/bench_autoscale.py uses it as its baseline too."""
     ciw.seed(seed)
     network = ciw.create_network(
-        arrival_distributions=[ciw.dists.Exponential(rate=RATE)],
-        service_distributions=[ciw.dists.Exponential(rate=1 / SERVICE_S)],
-        number_of_servers=[SLOTS],
+        arrival_distributions=[ciw.dists.Exponential(rate=rate)],
+        service_distributions=[ciw.dists.Exponential(rate=1 / service_s)],
+        number_of_servers=[slots],
     )
     simulation = ciw.Simulation(network)
     start = time.perf_counter()

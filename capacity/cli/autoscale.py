@@ -119,11 +119,12 @@ def command(
     if total > MAX_TASKS:
         raise InputError(f"{total:,} tasks: this simulation handles up to {MAX_TASKS:,} (about a minute, ~10 GB)")
     hourly = profiles(profiles_dir).instance(instance).cost_per_hour_usd if instance is not None else None
-    result = simulate_pools(classes, fleet_pools, *waits)
     found: Search | None = None
-    if goal_p95_wait is not None:
+    if goal_p95_wait is not None:  # every trial is a run: the given settings need none of their own
         found = search(classes, fleet_pools, parse_duration(goal_p95_wait, "--goal-p95-wait"), *waits)
         result, fleet_pools = found.chosen.result, list(found.pools)
+    else:
+        result = simulate_pools(classes, fleet_pools, *waits)
     report = fleet_report(result, fleet_pools, hourly, found, goal_p95_wait, queue if fleet_file is None else None)
     if fmt == "html":
         from capacity.render.timeline import timeline_png  # matplotlib: the matrix extra

@@ -104,9 +104,9 @@ def _fleet(path: Path, seed: int | None) -> Report:
     from capacity.sizing.fleetfile import draw_classes, load_fleet, pools
 
     spec, base = load_fleet(path)
-    result = simulate_pools(draw_classes(spec, base, seed, read_trace), pools(spec, fixed_only=True), spec.wait_target,
-                            spec.wait_critical)  # fmt: skip
-    return replace(fleet_report(result, pools(spec), None, None, None, None), manifests=None, title="Fleet simulation")
+    fixed = pools(spec, fixed_only=True)
+    result = simulate_pools(draw_classes(spec, base, seed, read_trace), fixed, spec.wait_target, spec.wait_critical)
+    return replace(fleet_report(result, fixed, None, None, None, None), manifests=None, title="Fleet simulation")
 
 
 def _sent_offsets(tasks_log: list[Path]) -> Any:

@@ -289,7 +289,7 @@ def _wait_finished(
             raise Interrupted("interrupted; finished cells are kept, rerun to go on")
         if worker is not None:
             worker.check_task_known()
-        finished = _finished(result.log_path, timings)
+        finished = finished_tasks(result.log_path, timings)
         if finished >= result.sent:
             return
         if time.monotonic() > deadline:
@@ -300,6 +300,7 @@ def _wait_finished(
         stop.wait(0.3)
 
 
-def _finished(log_path: Path, timings: str) -> int:
+def finished_tasks(log_path: Path, timings: str) -> int:
+    """Tasks of the log the timings show finished, successfully or not."""
     metrics = run_metrics([log_path], [timings])
     return int(metrics.completed or 0) + int(metrics.failed or 0)

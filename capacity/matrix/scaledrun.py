@@ -33,6 +33,7 @@ from capacity.load.inject import InjectConfig, InjectResult, inject
 from capacity.load.payload import REFERENCE_TASK, PayloadSpec
 from capacity.load.schedules import Schedule
 from capacity.matrix.processes import REFERENCE_WORKER, WorkerControl, WorkerProcess
+from capacity.matrix.run import finished_tasks
 from capacity.measure.metrics import run_metrics
 from capacity.secrets import mask, redact_url
 from capacity.sizing.autoscale import AutoscaleResult, Controller, Fleet, Policy, simulate_fleet
@@ -258,7 +259,7 @@ def run_scaled(config: ScaledRunConfig, stop: threading.Event) -> ScaledRun:
                 settled_since = now
             if finished_at is None and not sender.is_alive() and waiting == 0:
                 result = outcome["result"]
-                if _finished(result, timings) >= result.sent:
+                if finished_tasks(result.log_path, timings) >= result.sent:
                     finished_at = now
                     # the fleet is back at its minimum within the scale-down window (KEDA's
                     # cooldown applies only at 0, which a real run does not use)
@@ -306,11 +307,6 @@ def _inject(config: ScaledRunConfig, stop: threading.Event) -> InjectResult:
         ),
         stop,
     )
-
-
-def _finished(result: InjectResult, timings: str) -> int:
-    metrics = run_metrics([result.log_path], [timings])
-    return int(metrics.completed or 0) + int(metrics.failed or 0)
 
 
 def _measured(
