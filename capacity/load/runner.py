@@ -10,8 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Protocol
 
 from capacity.load.schedules import Schedule
@@ -72,22 +74,32 @@ def drive(
     clock = clock or SystemClock()
     state = progress or RunProgress(target=schedule.count)
     offsets = iter(schedule.offsets())
-    pending = next(offsets, None)
+    # the next offsets, read ahead a batch at a time: a burst's batch is one slice, not a
+    # Python step per task (offsets are in order, so the due ones are a prefix found by bisect)
+    ahead: list[float] = []
+    first = 0  # ahead[first:] are not sent yet
     start = clock.monotonic() - max(0.0, started_ago_s)
     max_sleep = 0.05
-    while pending is not None and not stop.is_set():
+    while not stop.is_set():
+        if len(ahead) - first < max_batch:
+            ahead = ahead[first:] + list(islice(offsets, max_batch))
+            first = 0
+            if not ahead:
+                break
+        pending = ahead[first]
         now = clock.monotonic() - start
         if pending > now + _EARLY_S:
             clock.sleep(min(pending - now, max_sleep))
             continue
         now = max(now, pending)  # within a microsecond of due counts as due (and not early)
-        batch: list[float] = []
-        while pending is not None and pending <= now and len(batch) < max_batch:
-            batch.append(pending)
-            pending = next(offsets, None)
+        last = bisect_right(ahead, now, first, min(len(ahead), first + max_batch))
+        batch, first = ahead[first:last], last
         send(batch, now)
         if record_lateness:
-            state.lateness_s.extend(now - due for due in batch)
+            if batch[0] == batch[-1]:
+                state.lateness_s.extend(array("d", [now - batch[0]]) * len(batch))
+            else:
+                state.lateness_s.extend([now - offset for offset in batch])
         state.sent += len(batch)
         state.elapsed_s = clock.monotonic() - start
     state.elapsed_s = clock.monotonic() - start

@@ -6,6 +6,7 @@ shape is testable by looking at numbers.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -42,8 +43,7 @@ class Burst:
         return self.n
 
     def offsets(self) -> Iterator[float]:
-        for _ in range(self.n):
-            yield 0.0
+        return itertools.repeat(0.0, self.n)
 
 
 @dataclass(frozen=True)
