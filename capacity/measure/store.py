@@ -1,15 +1,17 @@
-"""Where metrics joins task logs and timings: one DuckDB query over the files themselves.
+"""Where metrics joins task logs and timings: DuckDB queries over the files themselves.
 
-DuckDB parses the JSON Lines in parallel and streams them into a single hash aggregation per task
-id (first send, earliest receive and start, latest finish), then into the figures (counts,
-means, exact quantiles, the per-minute histogram): nothing is materialised but that aggregation,
-which spills to disk beyond ``memory_limit``. The benchmark compares this with DuckDB used
-directly and with a per-line loop. Files DuckDB refuses are re-read line by line (timings.py)
-only to name the bad line, or to skip it with --skip-bad.
-"""
+DuckDB parses the JSON Lines in parallel and streams them into hash aggregations per task id
+(first send; earliest receive and start, latest finish), joins the two, then computes the
+figures (counts, means, exact quantiles, the per-minute histogram): nothing is materialised but
+those aggregations, which spill to disk beyond ``memory_limit``. Timing tables with one row per
+task (records, result backends) skip their grouping and the separate read of the plausibility
+window: one pass, checked afterwards (``Store.figures``). The benchmarks compare this with DuckDB
+used directly and with a per-line loop. Files DuckDB refuses are re-read line by line
+(inputs.py) only to name the bad line, or to skip it with --skip-bad."""
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -52,6 +54,36 @@ _EVENT_SELECT = """
     FROM {source}"""
 
 
+def _window_if_plausible(first_sent: Any, last_sent: Any, checks: dict[str, Any]) -> tuple[str, str] | None:
+    """The window [first send - 1 h, min(last send + 30 days, now + 1 h)] as SQL literals, when
+    every timing (earliest ``check_earliest``, latest ``check_latest``, none NaN) is inside it;
+    None when one is not (the figures must then be computed against the window)."""
+    if checks["check_nan"]:
+        return None
+    if first_sent is None:  # no sends: no window, nothing is implausible (as in _bounds)
+        return ("NULL", "NULL")
+    lo = float(first_sent) - 3600
+    hi = min(float(last_sent) + 30 * 86400, float(checks["check_now"]) + 3600)
+    earliest, latest = checks["check_earliest"], checks["check_latest"]
+    if (earliest is not None and earliest < lo) or (latest is not None and latest > hi):
+        return None
+    return repr(lo), repr(hi)
+
+
+_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
+def _seconds(table: pa.Table, column: str) -> str:
+    """SQL for a timing table's column as epoch seconds: as it is, or from an Arrow timestamp
+    of any unit (whole microseconds over 1e6, as ``inputs.stamps_to_epoch`` computes them)."""
+    kind = table.schema.field(column).type
+    if not pa.types.is_timestamp(kind):
+        return column
+    if kind.unit == "ns":
+        return f"epoch_ns({column}) // 1000 / 1000000.0"
+    return f"epoch_us({column}) / 1000000.0"
+
+
 def _files(paths: Sequence[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
@@ -73,8 +105,12 @@ class Store:
 
         self._window: tuple[str, str] | None = None  # of the logs as they were under _log_key
         self._log_key: tuple[Any, ...] | None = None
-        self._timings_unique = False
+        self._timings_unique = False  # of the timing inputs as they were under _unique_key
         self._unique_key: tuple[Any, ...] | None = None
+        #: how the last figures were computed: "one pass" (unique timing ids, every timing inside
+        #: the window: checked by the pass itself) or "grouped" (the window first, ids grouped)
+        self.path = ""
+        self._verified: tuple[tuple[Any, ...], tuple[str, str]] | None = None  # inputs, their window
         self.error: type[Exception] = duckdb.Error
         self._spill = tempfile.TemporaryDirectory(prefix="capacity-duckdb-")
         self.con = duckdb.connect()
@@ -118,8 +154,9 @@ class Store:
             parts.append(_EVENT_SELECT.format(source=source))
         parts += [_EVENT_SELECT.format(source=name) for name in self._register("event_table", self.event_tables)]
         parts += [
-            f"SELECT task_id, received, started, finished, record_start, state FROM {name}"
-            for name in self._register("timing_table", self.timing_tables)
+            f"SELECT task_id, received, started, {_seconds(table, 'finished')} AS finished, "
+            f"{_seconds(table, 'record_start')} AS record_start, state FROM {name}"
+            for name, table in zip(self._register("timing_table", self.timing_tables), self.timing_tables, strict=True)
         ]
         if not parts:
             parts.append(
@@ -145,18 +182,23 @@ class Store:
         assert self._window is not None
         return self._window
 
-    def _timings_per_task(self) -> str:
+    def timings_unique(self) -> bool:
+        """Whether no task id appears twice among the timing rows (checked once per set of inputs):
+        distinct hashes are distinct ids, so equal counts prove it; a collision (or a real
+        repeat) only sends the figures down the grouped path, which is right either way."""
+        key = (tuple(self.event_files), len(self.event_tables), len(self.timing_tables))
+        if self._unique_key != key:
+            rows = self._timing_rows()
+            (unique,) = self.con.execute(f"SELECT count(*) = count(DISTINCT hash(task_id)) FROM ({rows})").fetchall()[0]
+            self._timings_unique, self._unique_key = bool(unique), key
+        return self._timings_unique
+
+    def _timings_per_task(self, unique: bool) -> str:
         """The CTE ``g``: one row per task id of the timing rows. Grouped when an id can appear
         twice (retries, several sources); when the ids are unique (a records table's primary key)
         the rows are already that, and the grouping (5,000,000 records: 2 s of the 3 s query) is
         skipped: the check costs a tenth of it."""
-        if self._timings_unique is None:
-            self._timings_unique = bool(
-                self.con.execute(f"SELECT count(*) = count(DISTINCT task_id) FROM ({self._timing_rows()})").fetchall()[
-                    0
-                ][0]
-            )
-        if self._timings_unique:
+        if unique:
             return """
             g AS (
                 SELECT task_id, received, started, finished, record_start, state,
@@ -176,16 +218,44 @@ class Store:
                        greatest(max(received), max(started), max(finished), max(record_start)) AS latest
                 FROM timingrows GROUP BY task_id)"""
 
-    def _per_task(self) -> str:
-        """One row per task id across every log and timing row, with its durations."""
-        lo, hi = self._bounds()
+    def _one_pass(self) -> bool:
+        """Whether the figures can try the one-pass plan: timing rows from tables only (records,
+        result backends, BullMQ: a row per task) with unique ids. Probe and event lines are
+        several rows per task, so they are grouped, and the window read first."""
+        return not (self.event_files or self.event_tables) and self.timings_unique()
+
+    def _plan(self) -> tuple[bool, tuple[str, str] | None]:
+        """(timing ids unique, the plausibility window) for a per-task query that must be exact."""
+        if self._verified is not None and self._verified[0] == self._inputs():
+            return True, self._verified[1]
+        return self._one_pass(), self._bounds()
+
+    def _inputs(self) -> tuple[Any, ...]:
+        return (
+            tuple(self.log_files),
+            len(self.log_tables),
+            tuple(self.event_files),
+            len(self.event_tables),
+            len(self.timing_tables),
+        )
+
+    def _per_task(self, unique: bool, window: tuple[str, str] | None) -> str:
+        """One row per task id across every log and timing row, with its durations. Without a
+        window every timing is taken as plausible and each row carries ``earliest``/``latest``
+        for the caller to check that it was so."""
+        lo, hi = window or ("NULL", "NULL")
+        implausible = (
+            "coalesce(g.earliest < bounds.lo OR g.latest > bounds.hi OR isnan(g.earliest) OR isnan(g.latest), FALSE)"
+            if window
+            else "FALSE"
+        )
         return f"""
             WITH logrows AS ({self.log_rows()}),
             timingrows AS ({self._timing_rows()}),
             l AS (
                 SELECT task_id, min(sent) AS sent, count(sent) AS n, count(*) FILTER (WHERE bad) AS bad
                 FROM logrows GROUP BY task_id),
-            {self._timings_per_task()},
+            {self._timings_per_task(unique)},
             -- a timing outside [first send - 1 h, min(last send + 30 days, now + 1 h)] is not of
             -- this run (a worker clock in 2036, a year 9999): reported, not joined, and it does not
             -- stretch the timeline
@@ -194,8 +264,7 @@ class Store:
                 SELECT coalesce(l.task_id, g.task_id) AS task_id, l.sent, coalesce(l.n, 0) AS n,
                        coalesce(l.bad, 0) AS bad,
                        g.task_id IS NULL AND l.task_id IS NULL AS timing_without_id,
-                       coalesce(g.earliest < bounds.lo OR g.latest > bounds.hi
-                                OR isnan(g.earliest) OR isnan(g.latest), FALSE) AS implausible,
+                       {implausible} AS implausible, g.earliest, g.latest,
                        coalesce(g.successes, 0) AS successes,
                        g.received, g.started, g.finished, g.record_start, g.state
                 FROM l FULL OUTER JOIN g ON l.task_id = g.task_id, bounds),
@@ -221,9 +290,29 @@ class Store:
             FROM checked"""
 
     def figures(self) -> dict[str, Any]:
-        """Every aggregate metrics needs, in one pass; raises ``self.error`` on unreadable JSON."""
+        """Every aggregate metrics needs; raises ``self.error`` on unreadable JSON.
 
+        One pass where it can be (``_one_pass``): the window is not known before the pass, so the
+        pass takes every timing as plausible and also returns the earliest and latest timing; when
+        those fall inside the window its own first and last sends give, nothing was implausible
+        and the figures stand (read apart first, the window cost a second parse of the logs: 0.4
+        s of 5,000,000 tasks). Otherwise, and for probe and event lines, the window is read first
+        and the figures computed against it."""
+        if self._one_pass():
+            found = self._figures(self._per_task(True, None), checks=True)
+            checks = {name: found.pop(name) for name in list(found) if name.startswith("check_")}
+            window = _window_if_plausible(found["first_sent"], found["last_sent"], checks)
+            if window is not None:
+                self._verified, self.path = (self._inputs(), window), "one pass"
+                return found
+        self.path = "grouped"
+        return self._figures(self._per_task(*self._plan()), checks=False)
+
+    def _figures(self, per_task: str, checks: bool) -> dict[str, Any]:
+        # finished_q is exact: quantile_cont costs less than approx_quantile's t-digest
         def stats(column: str) -> str:
+            if column in ("s", "w", "wr") and not self._has_worker_times():
+                return f"NULL AS {column}_mean, NULL AS {column}_q, NULL AS {column}_max"
             return (
                 f"avg({column}) AS {column}_mean, quantile_cont({column}, {_QUANTILES}) AS {column}_q, "
                 f"max({column}) AS {column}_max"
@@ -231,6 +320,22 @@ class Store:
 
         # records are the only source of a record start: without them seed S is simply absent
         record_stats = stats("ss") if self.timing_tables else "NULL AS ss_mean, NULL AS ss_q, NULL AS ss_max"
+        # the one-pass plan has nothing implausible (else it is not taken) and a success per task
+        # at most (unique ids): those figures are known without aggregating them
+        by_task = (
+            "0 AS implausible, NULL AS implausible_ids, 0 AS duplicate_completions, 0 AS tasks_completed_twice"
+            if checks
+            else """count(*) FILTER (WHERE implausible) AS implausible,
+                   list(task_id ORDER BY task_id) FILTER (WHERE implausible)[1:5] AS implausible_ids,
+                   coalesce(sum(successes - 1) FILTER (WHERE n > 0 AND successes > 1), 0) AS duplicate_completions,
+                   count(*) FILTER (WHERE n > 0 AND successes > 1) AS tasks_completed_twice"""
+        )
+        check_columns = (
+            "min(earliest) AS check_earliest, max(latest) AS check_latest, "
+            "coalesce(bool_or(isnan(earliest) OR isnan(latest)), FALSE) AS check_nan, epoch(now()) AS check_now, "
+            if checks
+            else ""
+        )
         query = f"""
             SELECT count(*) FILTER (WHERE n > 0) AS sent,
                    count(*) FILTER (WHERE ok) AS completed,
@@ -238,24 +343,55 @@ class Store:
                    count(*) FILTER (WHERE n = 0 AND task_id IS NOT NULL AND bad = 0) AS unknown,
                    coalesce(sum(n - 1) FILTER (WHERE n > 0), 0) AS duplicates,
                    coalesce(sum(bad), 0) AS bad_log_lines,
-                   count(*) FILTER (WHERE implausible) AS implausible,
-                   list(task_id ORDER BY task_id) FILTER (WHERE implausible)[1:5] AS implausible_ids,
-                   coalesce(sum(successes - 1) FILTER (WHERE n > 0 AND successes > 1), 0) AS duplicate_completions,
-                   count(*) FILTER (WHERE n > 0 AND successes > 1) AS tasks_completed_twice,
+                   {by_task},
                    coalesce(bool_or(timing_without_id), FALSE) AS timing_without_id,
                    min(sent) FILTER (WHERE n > 0) AS first_sent,
                    max(sent) FILTER (WHERE n > 0) AS last_sent,
                    max(finished) FILTER (WHERE ok) AS last_finished,
-                   approx_quantile(finished, [0.1, 0.9]) FILTER (WHERE ok) AS finished_q,
-                   histogram(floor(finished / 60)::BIGINT) FILTER (WHERE ok) AS per_minute,
+                   quantile_cont(finished, [0.1, 0.9]) FILTER (WHERE ok) AS finished_q,
+                   histogram(floor(finished / 60)::BIGINT{self._minute_bins()}) FILTER (WHERE ok) AS per_minute,
                    count(*) FILTER (WHERE n > 0 AND (w < 0 OR r < 0)) AS skewed,
                    min(least(w, r)) FILTER (WHERE n > 0 AND (w < 0 OR r < 0)) AS most_skewed,
+                   {check_columns}
                    {stats("s")}, {stats("w")}, {stats("wr")}, {stats("r")}, {record_stats}
-            FROM ({self._per_task()})"""
+            FROM ({per_task})"""
         cursor = self.con.execute(query)
         names = [d[0] for d in cursor.description]
-        row = cursor.fetchall()[0]
-        return dict(zip(names, row, strict=True))
+        found = dict(zip(names, cursor.fetchall()[0], strict=True))
+        if found["per_minute"]:  # binned, every minute of the range is there, most with 0
+            found["per_minute"] = {minute: n for minute, n in found["per_minute"].items() if n}
+        return found
+
+    def _minute_bins(self) -> str:
+        """``, range(first, last + 1)``: the minutes a completion can fall in, when the timing
+        tables alone hold the completions (at most ~70 days of minutes). DuckDB rewrites a
+        histogram without bins into a grouping over a materialised copy of every per-task row
+        (0.25 s of 5,000,000 tasks); with its bins given it is one more aggregate."""
+        if self.event_files or self.event_tables or not self.timing_tables:
+            return ""
+        import pyarrow.compute as pc
+
+        lows, highs = [], []
+        for table in self.timing_tables:
+            column, per_second = table["finished"], 1.0
+            if pa.types.is_timestamp(column.type):
+                column, per_second = pc.cast(column, pa.int64()), _PER_SECOND[column.type.unit]
+            bounds = pc.min_max(column).as_py()
+            if bounds["min"] is not None:
+                lows.append(bounds["min"] / per_second)
+                highs.append(bounds["max"] / per_second)
+        if not lows or not all(math.isfinite(v) for v in lows + highs):
+            return ""
+        first, last = math.floor(min(lows) / 60), math.floor(max(highs) / 60)
+        return f", range({first}, {last + 1})" if last - first < 100_000 else ""
+
+    def _has_worker_times(self) -> bool:
+        """Whether any source can give a task's receipt or start (probe and event lines can; a
+        records table or result backend may): without one, S, W and W from receipt are absent and
+        not aggregated."""
+        if self.event_files or self.event_tables:
+            return True
+        return any(t[c].null_count < t.num_rows for t in self.timing_tables for c in ("received", "started"))
 
     def failures(self, limit: int = 3) -> list[tuple[str, int]]:
         """The commonest exception texts of failed tasks (probe lines and Celery events), with counts."""
@@ -283,7 +419,7 @@ class Store:
                 self.con.execute(f"""
                     COPY (SELECT task_id, sent, received, started, finished, state, s AS service_s,
                                  w AS wait_s, r AS response_s
-                          FROM ({self._per_task()}) WHERE n > 0 ORDER BY sent, task_id)
+                          FROM ({self._per_task(*self._plan())}) WHERE n > 0 ORDER BY sent, task_id)
                     TO '{target}' (HEADER, DELIMITER ',')""")
             except Exception as exc:  # duckdb.IOException: a full disk, no permission
                 if type(exc).__name__ != "IOException":

@@ -183,9 +183,28 @@ def test_records_csv_naive_and_mixed_offsets(tmp_path: Path) -> None:
     assert any("without a time zone" in w for w in m.warnings)
 
 
-def test_records_with_unique_ids_and_with_a_retried_id_count_alike(tmp_path: Path) -> None:
-    # unique ids take the ungrouped path; an id twice (a failure, then its retry's success) the
+def _figures_path(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The path (Store.path) each figures computation took, in order."""
+    from capacity.measure.store import Store
+
+    taken: list[str] = []
+    figures = Store.figures
+
+    def spy(self: Store) -> dict[str, Any]:
+        found = figures(self)
+        taken.append(self.path)
+        return found
+
+    monkeypatch.setattr(Store, "figures", spy)
+    return taken
+
+
+def test_records_with_unique_ids_and_with_a_retried_id_count_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # unique ids take the one-pass plan; an id twice (a failure, then its retry's success) the
     # grouped one: both must give a: 10 s, b: 20 s, one completion each, and no failure
+    taken = _figures_path(monkeypatch)
     log = write_log(tmp_path / "l.log", {"a": T0, "b": T0})
     unique = tmp_path / "unique.csv"
     unique.write_text(
@@ -194,10 +213,62 @@ def test_records_with_unique_ids_and_with_a_retried_id_count_alike(tmp_path: Pat
     retried = tmp_path / "retried.csv"
     retried.write_text(unique.read_text() + f"b,{iso(T0)},{iso(T0 + 5)},FAILURE\n")
     columns = RecordColumns("id", "uploaded_at", "updated_at", "state")
-    for records in (unique, retried):
+    for records, path in ((unique, "one pass"), (retried, "grouped")):
+        taken.clear()
         m = run_metrics([log], [str(records)], columns=columns)
+        assert taken == [path], records.name  # the path this case is about was taken
         assert (m.completed, m.failed, m.missing) == (2, 0, 0), records.name
         assert m.seed_s.mean == pytest.approx(15.0) and m.response.max == pytest.approx(20.0), records.name
+
+
+@pytest.mark.parametrize(
+    ("case", "path"),
+    [
+        ("plain", "one pass"),
+        ("unknown ids, an id never finished", "one pass"),
+        ("finished in 2036", "grouped"),
+        ("started 2 h before the first send", "grouped"),
+        ("a task sent twice", "one pass"),  # a log's repeat is grouped in either plan
+        ("a record twice", "grouped"),
+    ],
+)
+def test_the_one_pass_plan_gives_the_grouped_plans_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, path: str
+) -> None:
+    # the one-pass plan takes every timing as plausible and checks that afterwards; where the
+    # check fails it must fall back, and where it passes its figures must be the grouped plan's
+    from capacity.measure.store import Store
+
+    sends = {f"t{i:03}": T0 + i * 0.5 for i in range(60)}
+    records = {t: (s + 0.25, s + 1 + (i % 7) * 0.3) for i, (t, s) in enumerate(sends.items())}
+    extra: list[str] = []
+    if case == "unknown ids, an id never finished":
+        records["zz-not-sent"] = (T0, T0 + 3)
+        del records["t010"]
+    elif case == "finished in 2036":
+        records["t005"] = (T0, 2_100_000_000.0)
+    elif case == "started 2 h before the first send":
+        records["t007"] = (T0 - 7200, T0 + 2)
+    elif case == "a task sent twice":
+        extra.append(json.dumps({"task_id": "t003", "sent_at": iso(T0 + 9), "queue": "q"}))
+    lines = [f"{t},{iso(a)},{iso(b)},SUCCESS" for t, (a, b) in records.items()]
+    if case == "a record twice":
+        lines.append(f"t004,{iso(T0)},{iso(T0 + 0.5)},FAILURE")
+    csv = tmp_path / "records.csv"
+    csv.write_text("id,uploaded_at,updated_at,state\n" + "\n".join(lines) + "\n")
+    log = write_log(tmp_path / "worker_tasks_1.log", sends, mode="sustained", extra_lines=extra)
+    columns = RecordColumns("id", "uploaded_at", "updated_at", "state")
+    taken = _figures_path(monkeypatch)
+    per_task = tmp_path / "fast.csv"
+    fast = run_metrics([log], [str(csv)], columns=columns, per_task_csv=per_task).to_json()
+    assert taken == [path]
+    monkeypatch.setattr(Store, "_one_pass", lambda self: False)
+    grouped_csv = tmp_path / "grouped.csv"
+    grouped = run_metrics([log], [str(csv)], columns=columns, per_task_csv=grouped_csv).to_json()
+    assert taken == [path, "grouped"]
+    assert fast == grouped
+    assert per_task.read_text() == grouped_csv.read_text()
+    assert fast["completed"] == (59 if case.startswith(("unknown", "finished", "started")) else 60)
 
 
 def test_records_from_sqlite_query(tmp_path: Path) -> None:
@@ -283,6 +354,37 @@ def test_records_parquet_and_jsonl(tmp_path: Path) -> None:
     (tmp_path / "r.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     m = run_metrics([log], [f"records:{tmp_path / 'r.jsonl'}"])
     assert (m.completed, m.missing, m.seed_s.mean) == (1, 1, pytest.approx(2.0))
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("zone", [None, "UTC", "Europe/Paris"])
+def test_records_with_arrow_timestamps_of_every_unit(tmp_path: Path, unit: str, zone: str | None) -> None:
+    # timestamps stay Arrow timestamps until DuckDB scans them: every unit and zone must give the
+    # seconds the ISO strings give (a: 10.5 s, b: 0.25 s; R from the sends at T0); nanoseconds
+    # below a microsecond are dropped, as the string reader drops them
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    log = write_log(tmp_path / "l.log", {"a": T0, "b": T0})
+    per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
+    step = {"s": 1, "ms": 1, "us": 1, "ns": 1_001}[unit]  # 1,001 ns: a microsecond and a nanosecond
+    starts = [int(T0) * per_second, int(T0) * per_second]
+    halves = {"s": 10, "ms": 10_500, "us": 10_500_000, "ns": 10_500_000_000}[unit]
+    quarter = {"s": 0, "ms": 250, "us": 250_000, "ns": 250_000_000}[unit] + step
+    ends = [starts[0] + halves, starts[1] + quarter]
+    kind = pa.timestamp(unit, tz=zone)
+    pq.write_table(
+        pa.table({"id": ["a", "b"], "uploaded_at": pa.array(starts, kind), "updated_at": pa.array(ends, kind)}),
+        tmp_path / "r.parquet",
+    )
+    m = run_metrics([log], [str(tmp_path / "r.parquet")])
+    expected_a = {"s": 10.0, "ms": 10.5, "us": 10.5, "ns": 10.5}[unit]
+    expected_b = {"s": 1.0, "ms": 0.251, "us": 0.250001, "ns": 0.250001}[unit]
+    assert m.completed == 2
+    assert m.seed_s.max == pytest.approx(expected_a, abs=1e-6)
+    assert m.seed_s.mean == pytest.approx((expected_a + expected_b) / 2, abs=1e-6)
+    assert m.response.max == pytest.approx(expected_a, abs=1e-6)  # the logs' T0 is a whole second
+    assert any("without a time zone" in w for w in m.warnings) == (zone is None)
 
 
 def test_sustained_run_with_monitor_samples_gets_a_trend_and_littles_law(tmp_path: Path) -> None:
