@@ -73,9 +73,15 @@ def _window_if_plausible(first_sent: Any, last_sent: Any, checks: dict[str, Any]
 _PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
+_TIMING_COLUMNS = ("received", "started", "finished", "record_start", "state")
+
+
 def _seconds(table: pa.Table, column: str) -> str:
-    """SQL for a timing table's column as epoch seconds: as it is, or from an Arrow timestamp
-    of any unit (whole microseconds over 1e6, as ``inputs.stamps_to_epoch`` computes them)."""
+    """SQL for a timing table's column: NULL where the table leaves it out, the state as it is,
+    a time as epoch seconds: as it is, or from an Arrow timestamp of any unit (whole
+    microseconds over 1e6, as ``inputs.stamps_to_epoch`` computes them)."""
+    if column not in table.column_names:
+        return "NULL::VARCHAR" if column == "state" else "NULL::DOUBLE"
     kind = table.schema.field(column).type
     if not pa.types.is_timestamp(kind):
         return column
@@ -96,7 +102,9 @@ class Store:
     log_tables: list[pa.Table] = field(default_factory=list)  # task_id, sent
     event_files: list[Path] = field(default_factory=list)
     event_tables: list[pa.Table] = field(default_factory=list)  # probe/event line columns
-    timing_tables: list[pa.Table] = field(default_factory=list)  # task_id, received, ..., state
+    # task_id, received, started, finished, record_start, state: a column a table has none of
+    # may be left out (a records file has no receipt: 5,000,000 nulls cost 0.2 s of fresh memory)
+    timing_tables: list[pa.Table] = field(default_factory=list)
     # DuckDB spills its hash aggregation to disk beyond this; $CAPACITY_MEMORY_LIMIT overrides.
     memory_limit: str = field(default_factory=lambda: os.environ.get("CAPACITY_MEMORY_LIMIT", "3.5GB"))
 
@@ -107,10 +115,10 @@ class Store:
         self._log_key: tuple[Any, ...] | None = None
         self._timings_unique = False  # of the timing inputs as they were under _unique_key
         self._unique_key: tuple[Any, ...] | None = None
-        #: how the last figures were computed: "one pass" (unique timing ids, every timing inside
-        #: the window: checked by the pass itself) or "grouped" (the window first, ids grouped)
+        #: how the last figures were computed: "one pass" (every timing inside the window: checked
+        #: after the pass) or "window first", then "grouped" or "ungrouped" (unique timing ids)
         self.path = ""
-        self._verified: tuple[tuple[Any, ...], tuple[str, str]] | None = None  # inputs, their window
+        self._verified: tuple[tuple[Any, ...], bool, tuple[str, str]] | None = None  # inputs, unique, window
         self.error: type[Exception] = duckdb.Error
         self._spill = tempfile.TemporaryDirectory(prefix="capacity-duckdb-")
         self.con = duckdb.connect()
@@ -153,10 +161,12 @@ class Store:
             source = f"read_json({_files(self.event_files)}, format = 'newline_delimited', columns = {EVENT_COLUMNS})"
             parts.append(_EVENT_SELECT.format(source=source))
         parts += [_EVENT_SELECT.format(source=name) for name in self._register("event_table", self.event_tables)]
+        names = self._register("timing_table", self.timing_tables)
         parts += [
-            f"SELECT task_id, received, started, {_seconds(table, 'finished')} AS finished, "
-            f"{_seconds(table, 'record_start')} AS record_start, state FROM {name}"
-            for name, table in zip(self._register("timing_table", self.timing_tables), self.timing_tables, strict=True)
+            "SELECT task_id, "
+            + ", ".join(f"{_seconds(table, column)} AS {column}" for column in _TIMING_COLUMNS)
+            + f" FROM {name}"
+            for name, table in zip(names, self.timing_tables, strict=True)
         ]
         if not parts:
             parts.append(
@@ -214,21 +224,22 @@ class Store:
                        min(record_start) AS record_start, max(state) AS state,
                        count(finished) FILTER (WHERE state IS NULL OR state = 'SUCCESS') AS successes,
                        -- the earliest and latest instant of any timing of the task, for the window check
-                       least(min(received), min(started), min(finished), min(record_start)) AS earliest,
-                       greatest(max(received), max(started), max(finished), max(record_start)) AS latest
+                       -- (each row's first, then the group's: two aggregates, not eight)
+                       min(least(received, started, finished, record_start)) AS earliest,
+                       max(greatest(received, started, finished, record_start)) AS latest
                 FROM timingrows GROUP BY task_id)"""
 
-    def _one_pass(self) -> bool:
-        """Whether the figures can try the one-pass plan: timing rows from tables only (records,
-        result backends, BullMQ: a row per task) with unique ids. Probe and event lines are
-        several rows per task, so they are grouped, and the window read first."""
+    def _unique_timings(self) -> bool:
+        """Whether the timing rows need no grouping: rows from tables only (records, result
+        backends, BullMQ: a row per task) with unique ids. Probe and event lines are several rows
+        per task."""
         return not (self.event_files or self.event_tables) and self.timings_unique()
 
     def _plan(self) -> tuple[bool, tuple[str, str] | None]:
         """(timing ids unique, the plausibility window) for a per-task query that must be exact."""
         if self._verified is not None and self._verified[0] == self._inputs():
-            return True, self._verified[1]
-        return self._one_pass(), self._bounds()
+            return self._verified[1], self._verified[2]
+        return self._unique_timings(), self._bounds()
 
     def _inputs(self) -> tuple[Any, ...]:
         return (
@@ -292,23 +303,24 @@ class Store:
     def figures(self) -> dict[str, Any]:
         """Every aggregate metrics needs; raises ``self.error`` on unreadable JSON.
 
-        One pass where it can be (``_one_pass``): the window is not known before the pass, so the
-        pass takes every timing as plausible and also returns the earliest and latest timing; when
-        those fall inside the window its own first and last sends give, nothing was implausible
-        and the figures stand (read apart first, the window cost a second parse of the logs: 0.4
-        s of 5,000,000 tasks). Otherwise, and for probe and event lines, the window is read first
-        and the figures computed against it."""
-        if self._one_pass():
-            found = self._figures(self._per_task(True, None), checks=True)
-            checks = {name: found.pop(name) for name in list(found) if name.startswith("check_")}
-            window = _window_if_plausible(found["first_sent"], found["last_sent"], checks)
-            if window is not None:
-                self._verified, self.path = (self._inputs(), window), "one pass"
-                return found
-        self.path = "grouped"
-        return self._figures(self._per_task(*self._plan()), checks=False)
+        The window a timing must fall in is not known before the pass, so the pass takes every
+        timing as plausible and also returns the earliest and latest; when those fall inside the
+        window its own first and last sends give, nothing was implausible and the figures stand
+        (read apart first, the window cost a second parse of the logs: 0.4 s of 5,000,000 tasks,
+        0.9 s of 10,000,000). Otherwise the window is read and the figures computed again
+        against it. Timing rows with unique ids are joined without grouping them."""
+        unique = self._unique_timings()
+        grouping = "ungrouped" if unique else "grouped"
+        found = self._figures(self._per_task(unique, None), unique, checks=True)
+        checks = {name: found.pop(name) for name in list(found) if name.startswith("check_")}
+        window = _window_if_plausible(found["first_sent"], found["last_sent"], checks)
+        if window is not None:
+            self._verified, self.path = (self._inputs(), unique, window), f"one pass, {grouping}"
+            return found
+        self.path = f"window first, {grouping}"
+        return self._figures(self._per_task(unique, self._bounds()), unique, checks=False)
 
-    def _figures(self, per_task: str, checks: bool) -> dict[str, Any]:
+    def _figures(self, per_task: str, unique: bool, checks: bool) -> dict[str, Any]:
         # finished_q is exact: quantile_cont costs less than approx_quantile's t-digest
         def stats(column: str) -> str:
             if column in ("s", "w", "wr") and not self._has_worker_times():
@@ -320,14 +332,18 @@ class Store:
 
         # records are the only source of a record start: without them seed S is simply absent
         record_stats = stats("ss") if self.timing_tables else "NULL AS ss_mean, NULL AS ss_q, NULL AS ss_max"
-        # the one-pass plan has nothing implausible (else it is not taken) and a success per task
-        # at most (unique ids): those figures are known without aggregating them
-        by_task = (
-            "0 AS implausible, NULL AS implausible_ids, 0 AS duplicate_completions, 0 AS tasks_completed_twice"
+        # with checks (nothing implausible, else the pass is done again) and unique ids (a success
+        # per task at most), those figures are known without aggregating them
+        implausible = (
+            "0 AS implausible, NULL AS implausible_ids"
             if checks
             else """count(*) FILTER (WHERE implausible) AS implausible,
-                   list(task_id ORDER BY task_id) FILTER (WHERE implausible)[1:5] AS implausible_ids,
-                   coalesce(sum(successes - 1) FILTER (WHERE n > 0 AND successes > 1), 0) AS duplicate_completions,
+                   list(task_id ORDER BY task_id) FILTER (WHERE implausible)[1:5] AS implausible_ids"""
+        )
+        completions = (
+            "0 AS duplicate_completions, 0 AS tasks_completed_twice"
+            if unique
+            else """coalesce(sum(successes - 1) FILTER (WHERE n > 0 AND successes > 1), 0) AS duplicate_completions,
                    count(*) FILTER (WHERE n > 0 AND successes > 1) AS tasks_completed_twice"""
         )
         check_columns = (
@@ -343,7 +359,8 @@ class Store:
                    count(*) FILTER (WHERE n = 0 AND task_id IS NOT NULL AND bad = 0) AS unknown,
                    coalesce(sum(n - 1) FILTER (WHERE n > 0), 0) AS duplicates,
                    coalesce(sum(bad), 0) AS bad_log_lines,
-                   {by_task},
+                   {implausible},
+                   {completions},
                    coalesce(bool_or(timing_without_id), FALSE) AS timing_without_id,
                    min(sent) FILTER (WHERE n > 0) AS first_sent,
                    max(sent) FILTER (WHERE n > 0) AS last_sent,
@@ -391,7 +408,8 @@ class Store:
         not aggregated."""
         if self.event_files or self.event_tables:
             return True
-        return any(t[c].null_count < t.num_rows for t in self.timing_tables for c in ("received", "started"))
+        given = [t[c] for t in self.timing_tables for c in ("received", "started") if c in t.column_names]
+        return any(column.null_count < len(column) for column in given)
 
     def failures(self, limit: int = 3) -> list[tuple[str, int]]:
         """The commonest exception texts of failed tasks (probe lines and Celery events), with counts."""

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from capacity.errors import InputError
-from capacity.measure.inputs import TIMING_SCHEMA, Problems, TaskLog, iso_to_epoch, scan
+from capacity.measure.inputs import Problems, TaskLog, iso_to_epoch, scan
 from capacity.measure.sources import RecordColumns, SourceSettings, TimingSource
 
 SQLITE = "sqlite:///"
@@ -39,22 +39,16 @@ def timing_table(table: pa.Table, where: str, columns: RecordColumns, problems: 
             return pc.cast(column, pa.float64())
         return iso_to_epoch(pc.cast(column, pa.string()), where, problems)
 
-    n = table.num_rows
     finished, record_start = epoch(columns.end_col), epoch(columns.start_col)
-    return pa.table(
-        {
-            "task_id": pc.cast(table[columns.id_col], pa.string()),
-            "received": pa.nulls(n, pa.float64()),
-            "started": pa.nulls(n, pa.float64()),
-            "finished": finished,
-            "record_start": record_start,
-            "state": pc.cast(table[columns.state_col], pa.string()) if columns.state_col else pa.nulls(n, pa.string()),
-            "host": pa.nulls(n, pa.string()),
-        },
-        schema=TIMING_SCHEMA.set(3, pa.field("finished", finished.type)).set(
-            4, pa.field("record_start", record_start.type)
-        ),
-    )
+    # no receipt, start of execution or host: left out, the store reads them as NULL
+    found = {
+        "task_id": pc.cast(table[columns.id_col], pa.string()),
+        "finished": finished,
+        "record_start": record_start,
+    }
+    if columns.state_col:
+        found["state"] = pc.cast(table[columns.state_col], pa.string())
+    return pa.table(found)
 
 
 def _sqlite(source: str, query: str | None) -> pa.Table:

@@ -213,7 +213,7 @@ def test_records_with_unique_ids_and_with_a_retried_id_count_alike(
     retried = tmp_path / "retried.csv"
     retried.write_text(unique.read_text() + f"b,{iso(T0)},{iso(T0 + 5)},FAILURE\n")
     columns = RecordColumns("id", "uploaded_at", "updated_at", "state")
-    for records, path in ((unique, "one pass"), (retried, "grouped")):
+    for records, path in ((unique, "one pass, ungrouped"), (retried, "one pass, grouped")):
         taken.clear()
         m = run_metrics([log], [str(records)], columns=columns)
         assert taken == [path], records.name  # the path this case is about was taken
@@ -221,54 +221,71 @@ def test_records_with_unique_ids_and_with_a_retried_id_count_alike(
         assert m.seed_s.mean == pytest.approx(15.0) and m.response.max == pytest.approx(20.0), records.name
 
 
+@pytest.mark.parametrize("source", ["records", "probe"])
 @pytest.mark.parametrize(
     ("case", "path"),
     [
         ("plain", "one pass"),
         ("unknown ids, an id never finished", "one pass"),
-        ("finished in 2036", "grouped"),
-        ("started 2 h before the first send", "grouped"),
-        ("a task sent twice", "one pass"),  # a log's repeat is grouped in either plan
-        ("a record twice", "grouped"),
+        ("finished in 2036", "window first"),
+        ("started 2 h before the first send", "window first"),
+        ("received 2 h before the first send", "window first"),  # records have no receipt
+        ("a task sent twice", "one pass"),  # a log's repeat is grouped in every plan
+        ("a timing twice", "one pass"),
     ],
 )
-def test_the_one_pass_plan_gives_the_grouped_plans_figures(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, path: str
+def test_the_one_pass_plan_gives_the_careful_plans_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, case: str, path: str
 ) -> None:
-    # the one-pass plan takes every timing as plausible and checks that afterwards; where the
-    # check fails it must fall back, and where it passes its figures must be the grouped plan's
-    from capacity.measure.store import Store
+    # the one-pass plan takes every timing as plausible and checks that afterwards, and joins
+    # unique timing ids ungrouped; where the check fails it must read the window and compute
+    # again, and where it passes its figures must be those of the careful plan (window first,
+    # every id grouped), per-task CSV included. Probe lines (several a task) are always grouped.
+    import capacity.measure.store as store
 
     sends = {f"t{i:03}": T0 + i * 0.5 for i in range(60)}
-    records = {t: (s + 0.25, s + 1 + (i % 7) * 0.3) for i, (t, s) in enumerate(sends.items())}
+    timings = {t: (s + 0.25, s + 1 + (i % 7) * 0.3) for i, (t, s) in enumerate(sends.items())}
     extra: list[str] = []
     if case == "unknown ids, an id never finished":
-        records["zz-not-sent"] = (T0, T0 + 3)
-        del records["t010"]
+        timings["zz-not-sent"] = (T0, T0 + 3)
+        del timings["t010"]
     elif case == "finished in 2036":
-        records["t005"] = (T0, 2_100_000_000.0)
+        timings["t005"] = (T0, 2_100_000_000.0)
     elif case == "started 2 h before the first send":
-        records["t007"] = (T0 - 7200, T0 + 2)
+        timings["t007"] = (T0 - 7200, T0 + 2)
     elif case == "a task sent twice":
         extra.append(json.dumps({"task_id": "t003", "sent_at": iso(T0 + 9), "queue": "q"}))
-    lines = [f"{t},{iso(a)},{iso(b)},SUCCESS" for t, (a, b) in records.items()]
-    if case == "a record twice":
-        lines.append(f"t004,{iso(T0)},{iso(T0 + 0.5)},FAILURE")
-    csv = tmp_path / "records.csv"
-    csv.write_text("id,uploaded_at,updated_at,state\n" + "\n".join(lines) + "\n")
+    repeats = [("t004", T0, T0 + 0.5, "FAILURE")] if case == "a timing twice" else []
+    early_receipt = case.startswith("received")
     log = write_log(tmp_path / "worker_tasks_1.log", sends, mode="sustained", extra_lines=extra)
-    columns = RecordColumns("id", "uploaded_at", "updated_at", "state")
+    columns = None
+    if source == "records":
+        lines = [f"{t},{iso(a)},{iso(b)},SUCCESS" for t, (a, b) in timings.items()]
+        lines += [f"{t},{iso(a)},{iso(b)},{state}" for t, a, b, state in repeats]
+        target = tmp_path / "records.csv"
+        target.write_text("id,uploaded_at,updated_at,state\n" + "\n".join(lines) + "\n")
+        columns = RecordColumns("id", "uploaded_at", "updated_at", "state")
+    else:
+        rows = [received(t, T0 - 7200 if early_receipt and t == "t008" else a) for t, (a, _) in timings.items()]
+        rows += [done(t, a + 0.1, b) for t, (a, b) in timings.items()]
+        rows += [done(t, a, b, state) for t, a, b, state in repeats]
+        target = write_probe(tmp_path / "timings", rows)
+    grouping = "ungrouped" if source == "records" and case != "a timing twice" else "grouped"
+    if early_receipt and source == "records":
+        path = "one pass"
     taken = _figures_path(monkeypatch)
     per_task = tmp_path / "fast.csv"
-    fast = run_metrics([log], [str(csv)], columns=columns, per_task_csv=per_task).to_json()
-    assert taken == [path]
-    monkeypatch.setattr(Store, "_one_pass", lambda self: False)
-    grouped_csv = tmp_path / "grouped.csv"
-    grouped = run_metrics([log], [str(csv)], columns=columns, per_task_csv=grouped_csv).to_json()
-    assert taken == [path, "grouped"]
-    assert fast == grouped
-    assert per_task.read_text() == grouped_csv.read_text()
-    assert fast["completed"] == (59 if case.startswith(("unknown", "finished", "started")) else 60)
+    fast = run_metrics([log], [str(target)], columns=columns, per_task_csv=per_task).to_json()
+    assert taken == [f"{path}, {grouping}"]
+    monkeypatch.setattr(store.Store, "_unique_timings", lambda self: False)
+    monkeypatch.setattr(store, "_window_if_plausible", lambda *_: None)
+    careful_csv = tmp_path / "careful.csv"
+    careful = run_metrics([log], [str(target)], columns=columns, per_task_csv=careful_csv).to_json()
+    assert taken[1:] == ["window first, grouped"]
+    assert fast == careful
+    assert per_task.read_text() == careful_csv.read_text()
+    implausible = case.startswith(("finished", "started")) or (early_receipt and source == "probe")
+    assert fast["completed"] == (59 if implausible or case.startswith("unknown") else 60)
 
 
 def test_records_from_sqlite_query(tmp_path: Path) -> None:
