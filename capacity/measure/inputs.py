@@ -77,33 +77,20 @@ def event_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist([{n: r.get(n) for n in EVENT_SCHEMA.names} for r in rows], schema=EVENT_SCHEMA)
 
 
-def iso_to_epoch(
-    values: pa.Array | pa.ChunkedArray, where: str, problems: Problems
-) -> pa.Array | pa.ChunkedArray:
-    """ISO 8601 strings (any offset; naive taken as UTC with a warning) to epoch seconds."""
+def iso_times(values: pa.Array | pa.ChunkedArray, where: str, problems: Problems) -> pa.Array | pa.ChunkedArray:
+    """ISO 8601 strings (any offset; naive taken as UTC with a warning) as Arrow timestamps, which
+    the store turns into epoch seconds as DuckDB scans them; mixed forms as epoch seconds."""
     if values.null_count == len(values):
         return pa.nulls(len(values), pa.float64())
     try:
-        stamps = pc.cast(values, pa.timestamp("us", tz="UTC"))
+        return pc.cast(values, pa.timestamp("us", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         try:
             stamps = pc.cast(values, pa.timestamp("us"))
             problems.warn(f"{where}: timestamps without a time zone were taken as UTC")
+            return stamps
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return _iso_to_epoch_slow(values, where, problems)
-    return stamps_to_epoch(stamps)
-
-
-def stamps_to_epoch(stamps: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Arrow timestamps of any unit as epoch seconds, from the stored integers: whole
-    microseconds over 1e6 (a cast between timestamp units checks every value for lost
-    precision, 10x the time, and refused nanoseconds outright)."""
-    unit = stamps.type.unit
-    counts = pc.cast(stamps, pa.int64())
-    if unit == "ns":
-        counts = pc.divide(counts, 1000)  # integer division: below a microsecond is dropped
-    per_second = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e6}[unit]
-    return pc.divide(pc.cast(counts, pa.float64()), per_second)
 
 
 def _iso_to_epoch_slow(values: pa.Array | pa.ChunkedArray, where: str, problems: Problems) -> pa.Array:

@@ -79,7 +79,7 @@ _TIMING_COLUMNS = ("received", "started", "finished", "record_start", "state")
 def _seconds(table: pa.Table, column: str) -> str:
     """SQL for a timing table's column: NULL where the table leaves it out, the state as it is,
     a time as epoch seconds: as it is, or from an Arrow timestamp of any unit (whole
-    microseconds over 1e6, as ``inputs.stamps_to_epoch`` computes them)."""
+    microseconds over 1e6; below a microsecond is dropped)."""
     if column not in table.column_names:
         return "NULL::VARCHAR" if column == "state" else "NULL::DOUBLE"
     kind = table.schema.field(column).type

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from capacity.errors import InputError
-from capacity.measure.inputs import Problems, TaskLog, iso_to_epoch, scan
+from capacity.measure.inputs import Problems, TaskLog, iso_times, scan
 from capacity.measure.sources import RecordColumns, SourceSettings, TimingSource
 
 SQLITE = "sqlite:///"
@@ -19,8 +19,8 @@ SQLITE = "sqlite:///"
 
 def timing_table(table: pa.Table, where: str, columns: RecordColumns, problems: Problems) -> pa.Table:
     """The records' id, start and end columns as timing rows: epoch seconds, or Arrow timestamps
-    as read (the store's query turns them into seconds as DuckDB scans them; converted here,
-    5,000,000 records took 0.2-0.4 s, mostly in fresh memory for the copies)."""
+    (the store's query turns them into seconds as DuckDB scans them; converted here, 5,000,000
+    records took 0.2-0.4 s, mostly in fresh memory for the copies)."""
     named = _named(columns)
     missing = [c for c in named if c not in table.column_names]
     if missing:
@@ -37,7 +37,7 @@ def timing_table(table: pa.Table, where: str, columns: RecordColumns, problems: 
             return column
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
             return pc.cast(column, pa.float64())
-        return iso_to_epoch(pc.cast(column, pa.string()), where, problems)
+        return iso_times(pc.cast(column, pa.string()), where, problems)
 
     finished, record_start = epoch(columns.end_col), epoch(columns.start_col)
     # no receipt, start of execution or host: left out, the store reads them as NULL

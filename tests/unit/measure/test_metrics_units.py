@@ -288,6 +288,23 @@ def test_the_one_pass_plan_gives_the_careful_plans_figures(
     assert fast["completed"] == (59 if implausible or case.startswith("unknown") else 60)
 
 
+def test_records_csv_whose_later_rows_do_not_fit_the_first_blocks_types(tmp_path: Path) -> None:
+    # the CSV's types are taken from its first block (1 MiB) and given to the whole read: here the
+    # ids are numbers for 40,000 rows (1.4 MB) and then one is not, and the mixed-form times
+    # begin after the first block too; the read must start again with inference on every row
+    n = 40_000
+    ids = [str(100_000 + i) for i in range(n - 1)] + ["x-last"]
+    log = write_log(tmp_path / "l.log", {i: T0 for i in ids})
+    rows = [f"{i},{iso(T0)},{iso(T0 + 2)},SUCCESS" for i in ids[:-1]]
+    rows.append(f"x-last,{iso(T0)[:-6]},{iso(T0 + 4)[:-6]},SUCCESS")  # naive: a form of its own
+    records = tmp_path / "records.csv"
+    records.write_text("id,uploaded_at,updated_at,state\n" + "\n".join(rows) + "\n")
+    assert records.stat().st_size > 1 << 20
+    m = run_metrics([log], [str(records)], columns=RecordColumns("id", "uploaded_at", "updated_at", "state"))
+    assert (m.sent, m.completed, m.missing) == (n, n, 0)
+    assert m.seed_s.max == pytest.approx(4.0) and m.seed_s.mean == pytest.approx(2.0 + 2.0 / n)
+
+
 def test_records_from_sqlite_query(tmp_path: Path) -> None:
     log = write_log(tmp_path / "l.log", {"a": T0})
     db = tmp_path / "app.db"
