@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,8 +35,6 @@ def user_worker(broker: str, queue: str, out: Path, timings: Path, log: Path) ->
             if b" ready." in log.read_bytes():
                 break
             assert process.poll() is None, log.read_text()
-            import time
-
             time.sleep(0.1)
         yield
     finally:
@@ -68,6 +67,11 @@ def test_positional_arguments_and_per_task_values_reach_a_users_worker(tmp_path:
         argv += ["--monitor", "--monitor-interval", "0.2s", "--monitor-for", "60s"]
         proc = run_cli(argv, env, tmp_path)
         assert proc.returncode == 0, proc.stderr
+        # the monitor ends when the queue holds nothing and nothing is unacknowledged; this worker
+        # acknowledges a task when it starts (Celery's default), so the last ones may still run
+        deadline = time.monotonic() + 60
+        while len(list(out.iterdir())) < 40 and time.monotonic() < deadline:
+            time.sleep(0.1)
     log = only_log(tmp_path / "logs")
     run_id = json.loads(log.read_text().splitlines()[0])["run_id"]
     # every task got its own first argument (no collisions) and its own sequence number

@@ -49,6 +49,7 @@ def test_generated_and_mutated_command_lines(workdir: Path, monkeypatch: pytest.
     monkeypatch.chdir(workdir)
     for key in [k for k in os.environ if k.startswith(("CAPACITY_", "CELERY_", "SQS_", "AWS_"))]:
         monkeypatch.delenv(key)
+    monkeypatch.setenv("CAPACITY_MEMORY_LIMIT", environment(workdir)["CAPACITY_MEMORY_LIMIT"])
     files = hostile_files(workdir / "inputs")
     seeds = seed_files(workdir / "seeds")
     found: list[str] = []
