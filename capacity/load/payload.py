@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from capacity import files
-from capacity.errors import BrokerError, InputError
+from capacity.errors import BrokerError, InputError, WriteFailed
 from capacity.load import s3
+from capacity.units import format_size
 
 CHUNK = 1 << 20
 
@@ -41,6 +43,12 @@ def existing_file(reference: str) -> PayloadFile:
 
 
 def _write_synthetic(path: Path, size_bytes: int) -> None:
+    free = shutil.disk_usage(path.parent).free
+    if size_bytes > free:  # refused before writing: a fuzzed --size 99999999999999 filled the disk
+        raise WriteFailed(
+            f"No space left for the payload file: --size {format_size(size_bytes)}, {path.parent} has "
+            f"{format_size(free)} free"
+        )
     block = os.urandom(min(CHUNK, max(size_bytes, 1)))
     # a private temporary name, removed on failure (a full disk left a .part behind; a planted
     # symlink at the predictable .part name was written through)

@@ -192,7 +192,7 @@ class Store:
         assert self._window is not None
         return self._window
 
-    def timings_unique(self) -> bool:
+    def _timing_ids_unique(self) -> bool:
         """Whether no task id appears twice among the timing rows (checked once per set of inputs):
         distinct hashes are distinct ids, so equal counts prove it; a collision (or a real
         repeat) only sends the figures down the grouped path, which is right either way."""
@@ -233,7 +233,7 @@ class Store:
         """Whether the timing rows need no grouping: rows from tables only (records, result
         backends, BullMQ: a row per task) with unique ids. Probe and event lines are several rows
         per task."""
-        return not (self.event_files or self.event_tables) and self.timings_unique()
+        return not (self.event_files or self.event_tables) and self._timing_ids_unique()
 
     def _plan(self) -> tuple[bool, tuple[str, str] | None]:
         """(timing ids unique, the plausibility window) for a per-task query that must be exact."""

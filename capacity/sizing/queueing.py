@@ -134,7 +134,10 @@ def required_slots(arrival_rate_per_s: float, service_time_s: float, target: Tar
 
     # every criterion improves with slots: double until met, then bisect (a goal no count meets
     # is found in ~17 evaluations, not 100,000)
-    low = max(1, math.floor(arrival_rate_per_s * service_time_s) + 1)
+    offered = arrival_rate_per_s * service_time_s
+    if not offered < limit:  # a stable queue needs more slots than the load; Erlang C is O(slots)
+        raise InputError(f"the load ({offered:,.0f} busy slots on average) needs more than {limit:,} slots")
+    low = max(1, math.floor(offered) + 1)
     if met(low):
         return low
     high = low

@@ -62,6 +62,15 @@ def test_synthetic_file_is_created_once(tmp_path: Path) -> None:
     assert Path(first.reference).stat().st_size == 3_000_000
 
 
+def test_a_payload_larger_than_the_free_disk_is_refused_before_writing(tmp_path: Path) -> None:
+    # a fuzzed --size 99999999999999 wrote until the disk was full
+    from capacity.errors import WriteFailed
+
+    with pytest.raises(WriteFailed, match=r"No space left for the payload file: --size 1000000 TB, .* has .* free"):
+        synthetic_file(10**18, str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_existing_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         existing_file(str(tmp_path / "missing.mp4"))

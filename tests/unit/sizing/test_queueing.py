@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from capacity.errors import InputError
 from capacity.sizing.queueing import MMc, Target, erlang_b, erlang_c, required_slots
 
 
@@ -24,6 +25,15 @@ def test_pyworkforce_readme_example() -> None:
     assert queue.service_level(20) == pytest.approx(0.8883500191794669, rel=1e-9)
     target = Target(service_level=(0.8, 20), max_utilization=0.85)
     assert required_slots(arrival, 180, target) == 14
+
+
+def test_a_load_beyond_the_slot_limit_is_refused_at_once() -> None:
+    # 2/s x 1e14 s is 2e14 busy slots on average: Erlang C is O(slots), so the search must stop
+    # before evaluating any count (a fuzzed plan --service-time 99999999999999 ran until OOM)
+    refused = r"the load \(200,000,000,000,000 busy slots on average\) needs more than 100,000 slots"
+    with pytest.raises(InputError, match=refused):
+        required_slots(2.0, 1e14, Target(max_utilization=0.9))
+    assert required_slots(2.0, 49_999.0, Target(max_utilization=1.0)) == 99_999  # 99,998 busy: just inside
 
 
 def test_erlang_b_textbook_value() -> None:
