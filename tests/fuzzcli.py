@@ -295,7 +295,6 @@ def environment(directory: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAPACITY_", "CELERY_", "SQS_", "AWS_"))}
     env.update(AWS_DEFAULT_REGION="us-east-1", COLUMNS="100", HOME=str(directory))
     # a case runs in a test worker (or under a 3 GB address-space limit): a simulation of a
-    # mutated --count of 199,999,999 tasks (24 GB) is refused here, not attempted (it once took
-    # a whole xdist worker down with it through the kernel's OOM killer)
+    # mutated --count of 199,999,999 tasks (~25 GB) is refused here, not attempted
     env["CAPACITY_MEMORY_LIMIT"] = "2GB"
     return env

@@ -2,8 +2,8 @@
 DuckDB's limit in ``metrics``), otherwise most of what the machine has available now.
 
 A simulation that would not fit is refused with one line before its arrays exist: the kernel's
-OOM killer gives no error message, and a fuzzed ``simulate --count 199999999`` (24 GB) took a
-whole test worker with it.
+OOM killer gives no error message, and ``simulate --count 199999999``, inside the task bound,
+needs about 25 GB.
 """
 
 from __future__ import annotations

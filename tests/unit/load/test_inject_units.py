@@ -209,27 +209,3 @@ def test_the_log_reserve_falls_back_to_zeros_where_fallocate_is_missing(
     assert not reserve.exists()
     lines = (tmp_path / "worker_tasks_x.log").read_text().splitlines()
     assert len(lines) == 4 and '"tasks": 2' in lines[-1]
-
-
-def test_hand_packed_transaction_is_what_redis_pys_own_packer_sends() -> None:
-    # the Redis broker frames its LPUSH itself (redis-py's packer was a third of a burst); the
-    # bytes must be exactly those of redis-py's packer for the same four commands
-    import redis.connection
-
-    from capacity.brokers.redis import MARKER_TTL_S, pack_transaction
-
-    def encode(value: str | bytes) -> bytes:
-        return value.encode() if isinstance(value, str) else value
-
-    packer = redis.connection.PythonRespSerializer(buffer_cutoff=6000, encode=encode)
-    payloads = ['{"body": "eyJ9"}', "caf\u00e9 \u2603", "", "x" * 7000]
-    expected = b"".join(
-        b"".join(packer.pack(*command))
-        for command in (
-            ("MULTI",),
-            ("LPUSH", "queue\x06\x163", *payloads),
-            ("SET", "capacity:sent:r1:7", b"1", "EX", str(MARKER_TTL_S)),
-            ("EXEC",),
-        )
-    )
-    assert pack_transaction("queue\x06\x163", payloads, "capacity:sent:r1:7") == expected
