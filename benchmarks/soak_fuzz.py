@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -37,7 +38,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trace", type=Path, help="append each command line here before it runs (to find a crash)")
     options = parser.parse_args()
+    trace = options.trace.resolve().open("a", buffering=1) if options.trace else None
     work = Path(tempfile.mkdtemp(prefix="capacity-soak-"))
     os.chdir(work)
     os.environ.clear()
@@ -48,6 +51,7 @@ def main() -> int:
     codes: collections.Counter[int] = collections.Counter()
     broken: list[str] = []
     slowest = (0.0, "")
+    hungry: list[str] = []
 
     @seed(options.seed)
     @settings(
@@ -60,9 +64,15 @@ def main() -> int:
     @given(mutated_strategy(tree, files, seeds) | argv_strategy(tree, files))
     def case(argv: list[str]) -> None:
         nonlocal slowest
+        if trace is not None:
+            trace.write(" ".join(argv) + "\n")
         started = time.monotonic()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         outcome = run_in_process(argv)
         elapsed = time.monotonic() - started
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak  # KiB
+        if grown > 256 << 10:
+            hungry.append(f"{grown >> 10} MB more at peak (exit {outcome.code}): {' '.join(argv)[:300]}")
         codes[outcome.code] += 1
         broken.extend(problems(argv, outcome))
         if elapsed > slowest[0]:
@@ -77,6 +87,8 @@ def main() -> int:
     print(f"tracebacks: {tracebacks}; undocumented exit codes: {sum(1 for b in broken if ': exit ' in b)}")
     print(f"property broken: {len(broken)}")
     print(f"slowest case: {slowest[0]:.2f} s ({slowest[1]})")
+    for line in hungry:
+        print(f"raised the peak memory: {line}")
     for line in broken[:20]:
         print("  " + line[:300])
     return 1 if broken else 0

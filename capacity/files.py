@@ -8,6 +8,11 @@ the task log, the monitor samples. ``replace`` writes a whole file under a priva
 name in the same folder (``tempfile.mkstemp``) and renames it over the target at the end, so a
 reader never sees half a file and a symlink at the target is replaced, not followed: reports,
 ``-o``, CSVs, payload files. An existing device or pipe (``-o /dev/stdout``) is written in place.
+
+And how it reads the user's input files (profiles, fleets, matrices, stages, payload templates and
+files, per-task CSVs): ``read_input`` for a whole file, ``input_lines`` line by line, both bounded
+(64 MiB; a line too), so ``--fleet /dev/zero`` or a video given by mistake is refused in one line
+instead of filling the memory until the OOM killer ends the process (the CLI fuzz found it).
 """
 
 from __future__ import annotations
@@ -20,7 +25,33 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Literal, overload
 
-from capacity.errors import WriteFailed
+from capacity.errors import InputError, WriteFailed
+
+#: the most read of one input file whole, and of one line of a file read line by line
+MAX_INPUT_BYTES = 64 << 20
+
+
+def read_input(path: Path) -> str:
+    """A whole input file as UTF-8 text, as ``Path.read_text`` (its OSError, UnicodeDecodeError),
+    but an InputError past MAX_INPUT_BYTES."""
+    with path.open("rb") as handle:
+        data = handle.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise _too_large(path, "is")
+    return data.decode("utf-8")
+
+
+def input_lines(handle: IO[str], path: Path) -> Iterator[str]:
+    """The lines of a text file opened for reading, as iterating over it gives them, but an
+    InputError at a line longer than MAX_INPUT_BYTES (characters)."""
+    while line := handle.readline(MAX_INPUT_BYTES + 1):
+        if len(line) > MAX_INPUT_BYTES and not line.endswith("\n"):
+            raise _too_large(path, "has a line that is")
+        yield line
+
+
+def _too_large(path: Path, what: str) -> InputError:
+    return InputError(f"{path} {what} larger than {MAX_INPUT_BYTES >> 20} MiB: not an input this tool reads")
 
 
 def _checked(path: Path | str) -> Path:

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from capacity.errors import InputError, ProfileError
+from capacity.files import read_input
 from capacity.units import parse_duration, parse_size
 
 DEFAULT_DIR = Path(__file__).parent / "profiles"
@@ -218,7 +219,7 @@ def _describe(error: dict[str, Any]) -> str:
 def load_file(path: Path, model: type[_T]) -> _T:
     """Read one YAML profile into ``model``; ProfileError names the file and the field."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_input(path))
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -229,9 +230,13 @@ def load_file(path: Path, model: type[_T]) -> _T:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ProfileError(f"{path}: {_describe(dict(first))}{more}") from None
+        raise ProfileError(f"{path}: {describe_invalid(exc)}") from None
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """pydantic's first complaint in one line: the field, the message, the value given."""
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{_describe(dict(exc.errors()[0]))}{more}"
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,6 +96,83 @@ class RedisServer:
 
     def queued_task_ids(self, queue: str = "celery") -> list[str]:
         return [json.loads(raw)["headers"]["id"] for raw in self.client().lrange(queue, 0, -1)]
+
+
+class LateDelivery:
+    """A TCP proxy in front of a server that can hold back what one client connection sends, and
+    deliver it late, after that client has given up and closed: the network's worst case for "did
+    my request apply?" (a stalled server, a congested link), made exact. A test double for the
+    network only; the server behind it is real."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._hold: tuple[bytes, float] | None = None
+        self._lock = threading.Lock()
+        #: set once held bytes have been delivered
+        self.delivered = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self, marker: bytes, seconds: float) -> None:
+        """The next client chunk containing ``marker``, and whatever follows it on that connection,
+        reaches the server ``seconds`` later, even if the client closed meanwhile."""
+        with self._lock:
+            self._hold = (marker, seconds)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._upstream, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._downstream, args=(server, client), daemon=True).start()
+
+    def _upstream(self, client: socket.socket, server: socket.socket) -> None:
+        held: list[bytes] = []
+        release = 0.0
+        open_ = True
+        try:
+            while open_ or held:
+                wait = max(0.0, release - time.monotonic()) if held else None
+                if held and (not open_ or not select.select([client], [], [], wait)[0]):
+                    # time's up (or the client is gone): deliver what it sent, late
+                    time.sleep(max(0.0, release - time.monotonic()))
+                    server.sendall(b"".join(held))
+                    held = []
+                    self.delivered.set()
+                    continue
+                chunk = client.recv(1 << 16)
+                if not chunk:
+                    open_ = False
+                    continue
+                with self._lock:
+                    if not held and self._hold and self._hold[0] in chunk:
+                        release = time.monotonic() + self._hold[1]
+                        self._hold = None
+                        held.append(chunk)
+                        continue
+                if held:
+                    held.append(chunk)
+                else:
+                    server.sendall(chunk)
+        except OSError:
+            pass
+        time.sleep(0.5)  # let the server read what was delivered before it sees the close
+        server.close()
+
+    def _downstream(self, server: socket.socket, client: socket.socket) -> None:
+        try:
+            while chunk := server.recv(1 << 16):
+                client.sendall(chunk)
+        except OSError:
+            pass
+        client.close()
+
+    def close(self) -> None:
+        self._listener.close()
 
 
 class MotoSQS:

@@ -1,11 +1,19 @@
 """Redis, as kombu's Redis transport uses it: one list per queue (and priority), LPUSH to send.
 
-Each batch goes in one MULTI/EXEC: a single multi-value LPUSH plus a marker key. The marker makes
-a retry after a broken connection exact: if it exists, the batch landed; if not, it did not.
+Each batch goes in one MULTI/EXEC: a single multi-value LPUSH plus a marker key, so the batch and
+its marker land together or not at all. Whether a batch landed is learnt, in this order:
+- the send did not complete: EXEC never reached Redis in full, so nothing can apply; resend;
+- the reply is late (a stalled or busy Redis): keep reading on the same connection, which Redis
+  answers in order, until the retry time is spent. Asking a new connection for the marker instead
+  is a race: a stalled Redis, resumed, may serve the new connection before it executes the old
+  one's buffered transaction (seen in CI: the marker was absent, the batch went out twice);
+- the connection broke while waiting (Redis restarted or closed it): the old connection and its
+  buffer are gone with it, so the marker, asked on a new connection, is exact.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +42,30 @@ def redis_client(url: str, **options: Any) -> Any:
         return redis.Redis.from_url(redis_py_url(url), **options)
     except (ValueError, TypeError) as exc:
         raise InputError(f"Redis URL {redact_url(url)!r} is not usable: {exc}") from None
+
+
+def pack_transaction(key: str, payloads: Sequence[str], marker: str) -> bytes:
+    """``MULTI; LPUSH key payloads...; SET marker 1 EX ttl; EXEC`` in Redis's protocol (RESP).
+
+    Written here, not left to redis-py, because its packer (hiredis's ``pack_command``) copies
+    each value at ~1.3 us for a 1.2 KB message, 12x a join of the framing: a third of a burst's
+    time (``benchmarks/bench_inject.py``). Payloads are sent as UTF-8.
+    """
+    values = [payload.encode() for payload in payloads]
+    parts = [b"*1\r\n$5\r\nMULTI\r\n*%d\r\n$5\r\nLPUSH\r\n" % (len(values) + 2), _bulk(key.encode())]
+    for value in values:
+        parts += (b"$%d\r\n" % len(value), value, b"\r\n")
+    parts.append(b"*5\r\n$3\r\nSET\r\n" + _bulk(marker.encode()) + b"$1\r\n1\r\n$2\r\nEX\r\n")
+    parts.append(_bulk(b"%d" % MARKER_TTL_S) + b"*1\r\n$4\r\nEXEC\r\n")
+    return b"".join(parts)
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+class _Unsent(Exception):
+    """The transaction did not reach Redis in full (its EXEC among what was not sent)."""
 
 
 class RedisBroker(Broker):
@@ -94,35 +126,74 @@ class RedisBroker(Broker):
             return
         self._seq += 1
         marker = self._marker(self._seq)
+        packed = pack_transaction(self.key, payloads, marker)
+        patience = time.monotonic() + self.options.retry_for_s
         maybe_landed = False
         last_error: BaseException | None = None
         for attempt in attempts(self.options.retry_for_s, self.options.stop):
             try:
                 if attempt and maybe_landed:
+                    # only after a broken connection (see the module's docstring)
                     if self._client.exists(marker):
                         return
                     maybe_landed = False  # marker and LPUSH are atomic: absent marker, absent batch
-                pipe = self._client.pipeline(transaction=True)
-                # bytes skip redis-py's per-value Encoder (a third of the cost of a burst)
-                pipe.lpush(self.key, *[payload.encode() for payload in payloads])
-                pipe.set(marker, 1, ex=MARKER_TTL_S)
-                maybe_landed = True
-                pipe.execute()
+                self._execute(packed, patience)
                 return
+            except _Unsent as exc:
+                last_error = exc.__cause__
             except self._errors as exc:
+                maybe_landed = True
                 last_error = exc
             except self._response_error as exc:
                 # an error reply (OOM under maxmemory, READONLY replica): EXEC applied nothing, so
                 # the batch is not on the queue; retrying would not change the server's mind
-                # redis-py prefixes "Command # 1 (LPUSH celery {...}) of pipeline caused error: "
-                reason = " ".join(str(exc).split()).rpartition("caused error: ")[2]
                 raise SendFailed(
-                    f"{self.safe_url} refused a batch of {len(payloads)}: {reason}", refused=True
+                    f"{self.safe_url} refused a batch of {len(payloads)}: {' '.join(str(exc).split())}", refused=True
                 ) from None
         raise SendFailed(
             f"broker {self.safe_url} unreachable for {self.options.retry_for_s:g} s: {last_error}",
             in_doubt=list(task_ids) if maybe_landed else [],
         )
+
+    def _execute(self, packed: bytes, patience: float) -> None:
+        """Send a packed MULTI ... EXEC on one of redis-py's connections and read its four replies
+        (what its transaction pipeline does, without packing the values again, and without
+        dropping the connection when a reply is late: it waits on it until ``patience``, a
+        monotonic time, or a stop). _Unsent when the send failed; an error reply is raised as
+        redis-py's ResponseError, the first error inside EXEC's reply too."""
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
+        try:
+            try:
+                connection.send_packed_command([packed], check_health=False)
+            except self._errors as exc:
+                raise _Unsent() from exc
+            *queued, executed = [self._patient_read(connection, patience) for _ in range(4)]
+            # an error while queueing (OOM) comes before EXEC's own (EXECABORT), and says why
+            replies = [*queued, *(executed if isinstance(executed, list) else [executed])]
+            errors = [reply for reply in replies if isinstance(reply, self._response_error)]
+            if errors:
+                raise errors[0]
+        except BaseException:
+            connection.disconnect()  # replies may be left unread: not reusable
+            raise
+        finally:
+            pool.release(connection)
+
+    def _patient_read(self, connection: Any, patience: float) -> Any:
+        """One reply, an error reply returned rather than raised (the others must still be read)."""
+        import redis
+
+        stop = self.options.stop
+        while True:
+            try:
+                # a second at a time, so a stop (Ctrl-C) is seen within one
+                return connection.read_response(timeout=1.0, disconnect_on_error=False)
+            except self._response_error as exc:
+                return exc
+            except redis.TimeoutError:
+                if time.monotonic() >= patience or (stop is not None and stop.is_set()):
+                    raise
 
     def landed(self, seq: int) -> bool:
         """Whether batch ``seq`` of this run is on the broker (for reconciling in-doubt batches)."""

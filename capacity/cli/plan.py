@@ -11,6 +11,7 @@ import typer
 
 from capacity.cli._common import FormatOption, OutputOption, ProfilesOption, emit, handle_errors, profiles
 from capacity.errors import InputError
+from capacity.files import read_input
 from capacity.render.builders import plan_report
 from capacity.sizing.cost import monthly_cost
 from capacity.sizing.queueing import MMc, Target, required_slots
@@ -28,7 +29,7 @@ Opt = typer.Option
 
 def _service_from_metrics(path: Path) -> float:
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads(read_input(path))
     except (OSError, ValueError) as exc:
         raise InputError(f"--from-metrics {path}: not a metrics JSON file ({exc})") from None
     value = data.get("service_time_mean_s")

@@ -234,6 +234,8 @@ def _fleet(
         missing = sorted(set(rates) - set(means))
         if missing:
             raise InputError(f"--service-time: give one for {', '.join(missing)}")
+        if any(means[q] <= 0 for q in rates):
+            raise InputError("--service-time: an exponential service needs a mean above zero")
         services: dict[str, dict[str, Any]] = {q: {"kind": "exponential", "mean": f"{means[q]:g}s"} for q in rates}
         how = "exponential service with the --service-time mean"
     elif throughput is not None:

@@ -179,7 +179,7 @@ def _template_object(raw: Any, where: str) -> tuple[list[Any], dict[str, Any]]:
 def load_template(path: Path) -> tuple[list[Any], dict[str, Any]]:
     """``--payload-template``: JSON ``{"args": [...], "kwargs": {...}}`` with placeholders."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(files.read_input(path))
     except OSError as exc:
         raise InputError(f"--payload-template: cannot read {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
@@ -193,7 +193,7 @@ def load_payload_file(path: Path) -> tuple[tuple[list[Any], dict[str, Any]], ...
     rows = []
     try:
         with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
+            for number, line in enumerate(files.input_lines(handle, path), 1):
                 if not line.strip():
                     continue
                 try:

@@ -16,6 +16,7 @@ from typing import Protocol
 import yaml
 
 from capacity.errors import InputError
+from capacity.files import read_input
 from capacity.units import parse_duration, parse_rate
 
 
@@ -150,7 +151,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 def load_stages(path: Path) -> Stages:
     """Stages from YAML: a list of ``{duration: 1m, rate: 10/s}`` or ``{duration, from, to}``."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_input(path))
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"{path}: cannot read stages: {exc}") from None
     items = raw.get("stages") if isinstance(raw, dict) else raw

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from capacity.errors import InputError
+from capacity.files import input_lines, read_input
 
 RESAMPLES = 1000
 MAX_TASKS = 5000
@@ -148,7 +149,7 @@ def read_tasks(path: Path) -> Tasks:
     """A per-task CSV as ``capacity metrics --csv`` writes it."""
     try:
         with path.open(encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle))
+            rows = list(csv.DictReader(input_lines(handle, path)))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: cannot read per-task CSV: {exc}") from None
     needed = {"sent", "finished", "state", "service_s", "wait_s", "response_s"}
@@ -205,7 +206,7 @@ def figures_from_tasks(tasks: Tasks) -> dict[str, float | None]:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_input(path))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InputError(f"{path}: cannot read JSON: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from capacity.errors import InputError
-from capacity.profiles import Seconds, _Frozen, load_file
+from capacity.profiles import Seconds, _Frozen, describe_invalid, load_file
 from capacity.sizing.autoscale import BYTES_PER_TASK, POLICIES, Fleet, Policy, Pool, TaskClass
 from capacity.sizing.memory import check_fits
 from capacity.sizing.simulate import Workload, read_service_times
@@ -279,7 +279,10 @@ def topology_fleet(
     if not classes:
         raise InputError("--arrival-rate: no queue has a rate above zero")
     fleet = {"note": note, "classes": classes, "pools": pools_}
-    FleetFile.model_validate(fleet)  # what is written must load
+    try:
+        FleetFile.model_validate(fleet)  # what is written must load
+    except ValidationError as exc:
+        raise InputError(f"the fleet file would not load: {describe_invalid(exc)}") from None
     return fleet
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from capacity.errors import InputError
+from capacity.files import input_lines
 from capacity.sizing.memory import check_fits
 
 ARRIVALS = ("burst", "fixed", "poisson", "replay")
@@ -274,7 +275,7 @@ def read_per_task(path: Path) -> tuple[np.ndarray, np.ndarray]:
     the measured service times (``service_s``) of those that completed."""
     try:
         with path.open(encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+            rows = list(csv.DictReader(input_lines(handle, path)))
         sent = [float(r["sent"]) for r in rows if r.get("sent") not in (None, "")]
         services = [float(r["service_s"]) for r in rows if r.get("service_s") not in (None, "", "nan")]
     except (OSError, UnicodeDecodeError, csv.Error, ValueError, TypeError) as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from capacity.errors import InputError
+from capacity.files import input_lines
 
 MIN_POINTS = 3
 TRUSTED_POINTS = 6
@@ -84,7 +85,7 @@ def read_points(path: Path, size: str | None = None) -> tuple[np.ndarray, np.nda
     payload sizes, ``size`` picks one."""
     try:
         with path.open(encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+            rows = list(csv.DictReader(input_lines(handle, path)))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: cannot read a CSV: {getattr(exc, 'strerror', None) or exc}") from None
     if not rows:

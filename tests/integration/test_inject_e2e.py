@@ -18,6 +18,7 @@ import pytest
 from tests.integration.common import BrokerContract, only_log
 from tests.realbrokers import (
     ROOT,
+    LateDelivery,
     MotoSQS,
     RedisServer,
     base_env,
@@ -430,6 +431,25 @@ def test_a_stalled_redis_mid_burst_puts_no_batch_twice(tmp_path: Path, redis_ser
     queued = collections.Counter(redis_server.queued_task_ids())
     assert end is not None and end["status"] == "completed"
     assert max(queued.values()) == 1 and logged == queued and sum(logged.values()) == 60000
+
+
+def test_a_transaction_delivered_late_lands_once(redis_server: RedisServer) -> None:
+    # the race a stalled Redis made in CI (issue #12): a batch's MULTI/EXEC reached Redis only after
+    # the client's read had timed out; a new connection, asked for the batch's marker, found none,
+    # the batch was sent again, and then the first transaction applied too
+    from capacity.brokers import BrokerOptions, open_broker
+
+    proxy = LateDelivery(redis_server.port)
+    try:
+        with open_broker(f"redis://127.0.0.1:{proxy.port}/0", BrokerOptions(queue="late", run_id="r")) as broker:
+            proxy.hold(b"EXEC", 7.0)  # beyond the broker's 5 s socket timeout
+            ids = [f"task-{i}" for i in range(3)]
+            broker.send_batch(ids, [json.dumps({"headers": {"id": task_id}}) for task_id in ids])
+        assert proxy.delivered.wait(30)
+        time.sleep(1.0)  # settle: whatever else the proxy delivered has been executed
+        assert redis_server.queued_task_ids("late") == ["task-2", "task-1", "task-0"]
+    finally:
+        proxy.close()
 
 
 def test_sqs_message_limit_is_the_queues_own(tmp_path: Path, moto_sqs: MotoSQS) -> None:
