@@ -213,7 +213,11 @@ _FILES: dict[str, type[BaseModel]] = {
 def _describe(error: dict[str, Any]) -> str:
     where = ".".join(str(p) for p in error["loc"]) or "(top level)"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message} (got {error.get('input')!r})"
+    value = error.get("input")
+    got = repr(value)
+    if len(got) > 80:  # e.g. a whole file's text where a mapping belongs (a report given as a fleet)
+        got = f"{len(value):,} characters of text" if isinstance(value, str) else got[:60] + "..."
+    return f"{where}: {message} (got {got})"
 
 
 def load_file(path: Path, model: type[_T]) -> _T:

@@ -74,7 +74,7 @@ def command(
     service_time: Annotated[str, Opt(help="Mean service time, e.g. 12s.")] = "1s",
     service_cv: Annotated[float, Opt(help="Lognormal: coefficient of variation.")] = 1.0,
     from_metrics: Annotated[Path | None, Opt(help="Empirical: the per-task CSV of `capacity metrics --csv`.")] = None,
-    seed: Annotated[int | None, Opt(help="Random seed [default: the fleet file's, or 1].")] = None,
+    seed: Annotated[int | None, Opt(min=0, help="Random seed [default: the fleet file's, or 1].")] = None,
     wait_target: Annotated[str, Opt(help="Seed 002's wait target (time above it is reported).")] = "10s",
     wait_critical: Annotated[str, Opt(help="Seed 002's critical wait.")] = "60s",
     goal_p95_wait: Annotated[

@@ -39,7 +39,8 @@ def command(
     service_cv: Annotated[float, Opt(help="Lognormal: coefficient of variation.")] = 1.0,
     from_metrics: Annotated[Path | None, Opt(help="Per-task CSV from `capacity metrics --csv` (empirical).")] = None,
     seed: Annotated[
-        int | None, Opt(help="Random seed (replication k uses seed + k) [default: the fleet file's, or 1].")
+        int | None,
+        Opt(min=0, help="Random seed (replication k uses seed + k) [default: the fleet file's, or 1]."),
     ] = None,
     replications: Annotated[int, Opt(help="Independent replications, for confidence intervals.")] = 1,
     rate_limit: Annotated[

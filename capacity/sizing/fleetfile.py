@@ -146,7 +146,7 @@ class FleetFile(_Frozen):
     pools: list[PoolSpec] = Field(min_length=1)
     wait_target: Seconds = 10.0  # seed 002
     wait_critical: Seconds = 60.0
-    seed: int = 1
+    seed: int = Field(1, ge=0)
     note: str | None = None
 
     @model_validator(mode="after")

@@ -92,14 +92,14 @@ def write_matrix(path: Path, queue: str, task: str, payload: str) -> Path:
     return path
 
 
-def test_matrix_run_and_report_with_a_users_worker(tmp_path: Path, redis_server: RedisServer) -> None:
+def test_matrix_run_and_report_with_a_users_worker(tmp_path: Path, broker: str) -> None:
     queue = "resize-" + uuid.uuid4().hex[:6]
     out = tmp_path / "out"
     out.mkdir()
-    env = {**base_env(redis_server.url), "RESIZE_OUT": str(out)}
+    env = {**base_env(broker), "RESIZE_OUT": str(out)}
     matrix = write_matrix(tmp_path / "m.yaml", queue, "resize.async_resize", 'args: ["$task_id", "img-$seq"]')
     run_dir = tmp_path / "run"
-    argv = ["matrix", "run", str(matrix), "--broker", redis_server.url, "--run-dir", str(run_dir)]
+    argv = ["matrix", "run", str(matrix), "--broker", broker, "--run-dir", str(run_dir)]
     proc = run_cli(
         [*argv, "--worker-cmd", WORKER, "--upload-dir", str(tmp_path / "up"), "-f", "json"], env, tmp_path, 300
     )

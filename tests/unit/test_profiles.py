@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -56,6 +57,19 @@ def test_missing_field_is_named(tmp_path: Path) -> None:
     text = (DEFAULT_DIR / "instances.yaml").read_text().replace("    max_workers: 10\n", "", 1)
     with pytest.raises(ProfileError, match=r"instances\.0\.max_workers: Field required"):
         load_profiles(_user_dir(tmp_path, "instances.yaml", text))
+
+
+def test_a_long_wrong_value_is_summed_up_not_echoed(tmp_path: Path) -> None:
+    # found by the fuzz soak: a simulate report given as a fleet file was echoed whole, its table
+    # borders and all, into the "one line" error
+    from capacity.sizing.fleetfile import load_fleet
+
+    report = tmp_path / "report.txt"
+    report.write_text("Simulation\n" + "┌" + "─" * 200 + "┐\n" + "│ Model │ c=4 │\n" * 20)
+    with pytest.raises(ProfileError) as info:
+        load_fleet(report)
+    assert re.search(r"\(top level\): .* \(got [\d,]+ characters of text\)$", str(info.value))
+    assert "│" not in str(info.value) and "\n" not in str(info.value)
 
 
 def test_bad_yaml_gives_the_line(tmp_path: Path) -> None:
