@@ -4,9 +4,10 @@ Each batch goes in one MULTI/EXEC: a single multi-value LPUSH plus a marker key,
 its marker land together or not at all. Whether a batch landed is learnt, in this order:
 - the send did not complete: EXEC never reached Redis in full, so nothing can apply; resend;
 - the reply is late (a stalled or busy Redis): keep reading on the same connection, which Redis
-  answers in order, until the retry time is spent. Asking a new connection for the marker instead
-  is a race: a stalled Redis, resumed, may serve the new connection before it executes the old
-  one's buffered transaction (seen in CI: the marker was absent, the batch went out twice);
+  answers in order, until the retry time is spent (then the batch is in doubt, not sent again).
+  Asking a new connection for the marker instead is a race: a stalled Redis, resumed, may serve
+  the new connection before it executes the old one's buffered transaction (seen in CI: the
+  marker was absent, the batch went out twice);
 - the connection broke while waiting (Redis restarted or closed it): the old connection and its
   buffer are gone with it, so the marker, asked on a new connection, is exact.
 """
@@ -66,6 +67,10 @@ def _bulk(value: bytes) -> bytes:
 
 class _Unsent(Exception):
     """The transaction did not reach Redis in full (its EXEC among what was not sent)."""
+
+
+class _Late(Exception):
+    """No reply to a sent transaction within the retry time (or before a stop)."""
 
 
 class RedisBroker(Broker):
@@ -141,6 +146,13 @@ class RedisBroker(Broker):
                 return
             except _Unsent as exc:
                 last_error = exc.__cause__
+            except _Late:
+                # sent, unanswered: it may still apply, so it is not sent again
+                raise SendFailed(
+                    f"broker {self.safe_url} did not answer a batch of {len(payloads)} within "
+                    f"{self.options.retry_for_s:g} s",
+                    in_doubt=list(task_ids),
+                ) from None
             except self._errors as exc:
                 maybe_landed = True
                 last_error = exc
@@ -159,8 +171,9 @@ class RedisBroker(Broker):
         """Send a packed MULTI ... EXEC on one of redis-py's connections and read its four replies
         (what its transaction pipeline does, without packing the values again, and without
         dropping the connection when a reply is late: it waits on it until ``patience``, a
-        monotonic time, or a stop). _Unsent when the send failed; an error reply is raised as
-        redis-py's ResponseError, the first error inside EXEC's reply too."""
+        monotonic time, or a stop). _Unsent when the send failed, _Late when no reply came in
+        time; an error reply is raised as redis-py's ResponseError, the first error inside
+        EXEC's reply too."""
         pool = self._client.connection_pool
         connection = pool.get_connection()
         try:
@@ -191,13 +204,9 @@ class RedisBroker(Broker):
                 return connection.read_response(timeout=1.0, disconnect_on_error=False)
             except self._response_error as exc:
                 return exc
-            except redis.TimeoutError:
+            except redis.TimeoutError as exc:
                 if time.monotonic() >= patience or (stop is not None and stop.is_set()):
-                    raise
-
-    def landed(self, seq: int) -> bool:
-        """Whether batch ``seq`` of this run is on the broker (for reconciling in-doubt batches)."""
-        return bool(self._client.exists(self._marker(seq)))
+                    raise _Late() from exc
 
     def depth(self) -> QueueDepth:
         channel = self._channel

@@ -185,8 +185,8 @@ def keep_heap_top(pad: int = 64 << 20) -> None:
     """Ask glibc's malloc to keep ``pad`` bytes at the top of the heap instead of handing them back
     to the system whenever they are free: a batch's frame (~1.2 MB) and its messages otherwise took
     the top back and forth every batch, and every batch page-faulted it in again; with per-task
-    values that was a third of a Redis burst's time (310-360k vs 465-540k tasks/s measured with
-    and without it, ``benchmarks/bench_inject.py``). No library sets malloc's options; glibc's own
+    values that was a third of a Redis burst's time (310-360k vs 465-540k tasks/s measured without
+    and with it, ``benchmarks/bench_inject.py``). No library sets malloc's options; glibc's own
     ``mallopt`` through ctypes is the way. Elsewhere (musl, macOS) it does nothing."""
     import ctypes
 
