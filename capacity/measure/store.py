@@ -54,20 +54,31 @@ _EVENT_SELECT = """
     FROM {source}"""
 
 
+def _window(first_sent: Any, last_sent: Any, now: Any) -> tuple[float, float] | None:
+    """The window a timing must fall in to be of this run: [first send - 1 h, min(last send +
+    30 days, now + 1 h)] (epoch seconds); None without sends."""
+    if first_sent is None:
+        return None
+    return float(first_sent) - 3600, min(float(last_sent) + 30 * 86400, float(now) + 3600)
+
+
+def _literals(window: tuple[float, float] | None) -> tuple[str, str]:
+    return ("NULL", "NULL") if window is None else (repr(window[0]), repr(window[1]))
+
+
 def _window_if_plausible(first_sent: Any, last_sent: Any, checks: dict[str, Any]) -> tuple[str, str] | None:
-    """The window [first send - 1 h, min(last send + 30 days, now + 1 h)] as SQL literals, when
-    every timing (earliest ``check_earliest``, latest ``check_latest``, none NaN) is inside it;
-    None when one is not (the figures must then be computed against the window)."""
+    """The window (``_window``) as SQL literals, when every timing (earliest ``check_earliest``,
+    latest ``check_latest``, none NaN) is inside it; None when one is not (the figures must then
+    be computed against the window). Without sends nothing is implausible."""
     if checks["check_nan"]:
         return None
-    if first_sent is None:  # no sends: no window, nothing is implausible (as in _bounds)
-        return ("NULL", "NULL")
-    lo = float(first_sent) - 3600
-    hi = min(float(last_sent) + 30 * 86400, float(checks["check_now"]) + 3600)
+    window = _window(first_sent, last_sent, checks["check_now"])
     earliest, latest = checks["check_earliest"], checks["check_latest"]
-    if (earliest is not None and earliest < lo) or (latest is not None and latest > hi):
+    if window is not None and (
+        (earliest is not None and earliest < window[0]) or (latest is not None and latest > window[1])
+    ):
         return None
-    return repr(lo), repr(hi)
+    return _literals(window)
 
 
 _PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
@@ -176,19 +187,17 @@ class Store:
         return " UNION ALL ".join(parts)
 
     def _bounds(self) -> tuple[str, str]:
-        """The window a timing must fall in to be of this run: [first send - 1 h, min(last send +
-        30 days, now + 1 h)], as SQL literals (NULL without sends). Computed once, apart: a
-        window taken from the per-task rows inside the per-task query made DuckDB build those
-        rows twice (5,000,000 tasks: 2.9 s instead of 1.3 s)."""
+        """``_window`` as SQL literals (NULL without sends). Computed once, apart: a window taken
+        from the per-task rows inside the per-task query made DuckDB build those rows twice
+        (5,000,000 tasks: 2.9 s instead of 1.3 s)."""
         key = (tuple(self.log_files), len(self.log_tables))
         if self._log_key != key:  # the line-by-line reader has run: read the window again
             self._window, self._log_key = None, key
         rows = self.log_rows()
         if self._window is None:
-            lo, hi = self.con.execute(
-                f"SELECT min(sent) - 3600, least(max(sent) + 30 * 86400, epoch(now()) + 3600) FROM ({rows})"
-            ).fetchall()[0]
-            self._window = tuple("NULL" if v is None else repr(float(v)) for v in (lo, hi))  # type: ignore[assignment]
+            query = f"SELECT min(sent), max(sent), epoch(now()) FROM ({rows})"
+            first, last, now = self.con.execute(query).fetchall()[0]
+            self._window = _literals(_window(first, last, now))
         assert self._window is not None
         return self._window
 
