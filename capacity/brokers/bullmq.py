@@ -9,7 +9,10 @@ they are spliced into the template's bytes (checked against ``addJobArgs`` in th
 is what makes a burst faster than ``Queue.addBulk``.
 
 Each batch is one pipeline (not MULTI/EXEC: that halved the rate) in which a counter is raised
-after every 100 jobs. Redis runs a connection's commands in order, so after a broken connection the
+after every 100 jobs. A late reply is waited for on the connection that sent the batch (as in
+``capacity.brokers.redis``: a new connection could be served before the old one's buffered
+commands); unanswered within the retry time, the batch's jobs are in doubt and not sent again.
+Redis runs a connection's commands in order, so after a broken connection the
 counter says how many jobs landed, give or take the next 100, which their hashes or the queue's
 events stream decide. The rest is sent again; a job that cannot be told
 (its event trimmed and its hash removed by a worker since) is reported in doubt, never sent twice.
@@ -19,6 +22,7 @@ after a timeout would be a second batch).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -30,7 +34,7 @@ from typing import Any
 from capacity.brokers import Broker, BrokerOptions, QueueDepth, SendFailed
 from capacity.brokers._retry import attempts
 from capacity.brokers.messages import Splice
-from capacity.brokers.redis import MARKER_TTL_S, redis_client
+from capacity.brokers.redis import MARKER_TTL_S, Late, Unsent, exchange_patiently, redis_client
 from capacity.errors import BrokerError, InputError
 
 DEFAULT_PREFIX = "bull"
@@ -54,6 +58,12 @@ def _script_source(name: str) -> str:
 
     source: str = (resources.files("bullmq") / "commands" / SCRIPT_DEFINITIONS[name]).read_text(encoding="utf-8")
     return source
+
+
+def _pack(commands: list[Any], connection: Any) -> list[bytes]:
+    """A pipeline's commands in Redis's protocol, packed by redis-py for ``connection``."""
+    packed: list[bytes] = connection.pack_commands(commands)
+    return packed
 
 
 @dataclass(frozen=True)
@@ -196,6 +206,7 @@ class BullMQBroker(Broker):
         unknown = False  # a pipeline broke mid-way: a prefix of ``pending`` may have landed
         counter, since_ms = "", 0
         last_error: BaseException | None = None
+        patience = time.monotonic() + self.options.retry_for_s
         for _attempt in attempts(self.options.retry_for_s, self.options.stop):
             try:
                 if unknown:
@@ -215,11 +226,23 @@ class BullMQBroker(Broker):
                 pipe = self._client.pipeline(transaction=False)
                 self._add_jobs(pipe, sha, keys, counter, [i for i, _ in pending], [d for _, d in pending])
                 pipe.expire(counter, MARKER_TTL_S)
+                commands = [args for args, _ in pipe.command_stack]
                 unknown = True
-                replies = pipe.execute(raise_on_error=False)[:-1]
+                pack = functools.partial(_pack, commands)
+                replies = exchange_patiently(self._client, pack, len(commands), patience, self.options.stop)[:-1]
                 # the jobs' replies, without the counter's (one after every STEP jobs)
                 results = [r for i, r in enumerate(replies) if (i + 1) % (_COUNTER_STEP + 1)]
                 unknown = False
+            except Late:
+                # sent, unanswered: the jobs may still be added, so they are not sent again
+                raise SendFailed(
+                    f"broker {self.safe_url} did not answer {len(pending)} jobs within {self.options.retry_for_s:g} s",
+                    accepted=accepted,
+                    in_doubt=[i for i, _ in pending],
+                ) from None
+            except Unsent as exc:  # a pipeline is not atomic: a prefix may have arrived whole
+                last_error = exc.__cause__
+                continue
             except self._errors as exc:
                 last_error = exc
                 continue

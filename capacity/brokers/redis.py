@@ -14,8 +14,9 @@ its marker land together or not at all. Whether a batch landed is learnt, in thi
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from capacity.brokers import Broker, BrokerOptions, QueueDepth, SendFailed
@@ -65,12 +66,52 @@ def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
-class _Unsent(Exception):
-    """The transaction did not reach Redis in full (its EXEC among what was not sent)."""
+class Unsent(Exception):
+    """What was sent did not reach Redis in full: nothing of it after the break can apply (for a
+    transaction: its EXEC was not among what arrived)."""
 
 
-class _Late(Exception):
-    """No reply to a sent transaction within the retry time (or before a stop)."""
+class Late(Exception):
+    """No reply to what was sent within the retry time (or before a stop): it may still apply."""
+
+
+def exchange_patiently(
+    client: Any, pack: Callable[[Any], list[bytes]], replies: int, patience: float, stop: threading.Event | None
+) -> list[Any]:
+    """Send commands packed by ``pack(connection)`` on one of ``client``'s pooled connections and
+    read their ``replies`` replies on that connection, waiting for a late one until ``patience``
+    (a monotonic time) or a stop (see the module's docstring for why not on a new connection).
+    Error replies come back as redis-py's ResponseError objects, in place. Raises Unsent when the
+    send failed, Late when a reply did not come in time, redis-py's ConnectionError when the
+    connection broke while waiting."""
+    import redis
+
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        try:
+            connection.send_packed_command(pack(connection), check_health=False)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise Unsent() from exc
+        out = []
+        for _ in range(replies):
+            while True:
+                try:
+                    # a second at a time, so a stop (Ctrl-C) is seen within one
+                    out.append(connection.read_response(timeout=1.0, disconnect_on_error=False))
+                    break
+                except redis.ResponseError as exc:
+                    out.append(exc)
+                    break
+                except redis.TimeoutError as exc:
+                    if time.monotonic() >= patience or (stop is not None and stop.is_set()):
+                        raise Late() from exc
+        return out
+    except BaseException:
+        connection.disconnect()  # replies may be left unread: not reusable
+        raise
+    finally:
+        pool.release(connection)
 
 
 class RedisBroker(Broker):
@@ -144,9 +185,9 @@ class RedisBroker(Broker):
                     maybe_landed = False  # marker and LPUSH are atomic: absent marker, absent batch
                 self._execute(packed, patience)
                 return
-            except _Unsent as exc:
+            except Unsent as exc:
                 last_error = exc.__cause__
-            except _Late:
+            except Late:
                 # sent, unanswered: it may still apply, so it is not sent again
                 raise SendFailed(
                     f"broker {self.safe_url} did not answer a batch of {len(payloads)} within "
@@ -168,45 +209,15 @@ class RedisBroker(Broker):
         )
 
     def _execute(self, packed: bytes, patience: float) -> None:
-        """Send a packed MULTI ... EXEC on one of redis-py's connections and read its four replies
-        (what its transaction pipeline does, without packing the values again, and without
-        dropping the connection when a reply is late: it waits on it until ``patience``, a
-        monotonic time, or a stop). _Unsent when the send failed, _Late when no reply came in
-        time; an error reply is raised as redis-py's ResponseError, the first error inside
-        EXEC's reply too."""
-        pool = self._client.connection_pool
-        connection = pool.get_connection()
-        try:
-            try:
-                connection.send_packed_command([packed], check_health=False)
-            except self._errors as exc:
-                raise _Unsent() from exc
-            *queued, executed = [self._patient_read(connection, patience) for _ in range(4)]
-            # an error while queueing (OOM) comes before EXEC's own (EXECABORT), and says why
-            replies = [*queued, *(executed if isinstance(executed, list) else [executed])]
-            errors = [reply for reply in replies if isinstance(reply, self._response_error)]
-            if errors:
-                raise errors[0]
-        except BaseException:
-            connection.disconnect()  # replies may be left unread: not reusable
-            raise
-        finally:
-            pool.release(connection)
-
-    def _patient_read(self, connection: Any, patience: float) -> Any:
-        """One reply, an error reply returned rather than raised (the others must still be read)."""
-        import redis
-
-        stop = self.options.stop
-        while True:
-            try:
-                # a second at a time, so a stop (Ctrl-C) is seen within one
-                return connection.read_response(timeout=1.0, disconnect_on_error=False)
-            except self._response_error as exc:
-                return exc
-            except redis.TimeoutError as exc:
-                if time.monotonic() >= patience or (stop is not None and stop.is_set()):
-                    raise _Late() from exc
+        """Send a packed MULTI ... EXEC and read its four replies (what redis-py's transaction
+        pipeline does, without packing the values again and without giving up on a late reply);
+        an error reply is raised, the first error inside EXEC's reply too."""
+        *queued, executed = exchange_patiently(self._client, lambda _: [packed], 4, patience, self.options.stop)
+        # an error while queueing (OOM) comes before EXEC's own (EXECABORT), and says why
+        replies = [*queued, *(executed if isinstance(executed, list) else [executed])]
+        errors = [reply for reply in replies if isinstance(reply, self._response_error)]
+        if errors:
+            raise errors[0]
 
     def depth(self) -> QueueDepth:
         channel = self._channel

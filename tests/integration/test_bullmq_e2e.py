@@ -16,9 +16,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from capacity.brokers import BrokerOptions
 from capacity.brokers.bullmq import BullMQBroker
-from tests.realbrokers import ROOT, RedisServer, base_env, read_log, run_cli, stop_process
+from tests.realbrokers import ROOT, LateDelivery, RedisServer, base_env, read_log, run_cli, stop_process
 
 NODE_DIR = ROOT / "capacity" / "workerside" / "node"
 REFERENCE = NODE_DIR / "worker.js"
@@ -234,6 +236,51 @@ def test_failed_jobs_and_job_options(tmp_path: Path, redis_server: RedisServer) 
         broker.send_batch(["d" * 36], ['{"a":1}'])
         depth = broker.depth()
     assert (depth.visible, depth.delayed, depth.failed) == (0, 1, 0)
+
+
+def test_jobs_delivered_late_are_added_once(redis_server: RedisServer) -> None:
+    # the race of a stalled Redis (issue #12): the batch's commands reach Redis only after the
+    # client's read timed out; a new connection, asked what landed, saw nothing and the jobs were
+    # sent again. BullMQ ignored the second adds by id (its "duplicated" events are the trace), but
+    # a job a worker had completed and removed meanwhile would have run twice.
+    proxy = LateDelivery(redis_server.port)
+    try:
+        options = BrokerOptions(queue="late", protocol="bullmq")
+        with BullMQBroker(f"redis://127.0.0.1:{proxy.port}/0", options) as broker:
+            broker.template("job", "late", [], {}, None, None)
+            proxy.hold(b"EVALSHA", 7.0)  # beyond the broker's 5 s socket timeout
+            ids = [f"{i:036d}" for i in range(3)]
+            broker.send_batch(ids, ['{"n":1}'] * 3)
+        assert proxy.delivered.wait(30)
+        time.sleep(1.0)  # settle: whatever else the proxy delivered has been executed
+        client = redis_server.client()
+        events = [fields[b"event"] for _, fields in client.xrange("bull:late:events")]
+        assert events.count(b"added") == 3 and b"duplicated" not in events, events
+        assert sorted(client.lrange("bull:late:wait", 0, -1)) == [i.encode() for i in ids]
+    finally:
+        proxy.close()
+
+
+def test_jobs_unanswered_within_the_retry_time_are_in_doubt_and_not_sent_again(redis_server: RedisServer) -> None:
+    from capacity.brokers import SendFailed
+
+    proxy = LateDelivery(redis_server.port)
+    try:
+        options = BrokerOptions(queue="late", protocol="bullmq", retry_for_s=1.5)
+        with BullMQBroker(f"redis://127.0.0.1:{proxy.port}/0", options) as broker:
+            broker.template("job", "late", [], {}, None, None)
+            proxy.hold(b"EVALSHA", 4.0)
+            ids = [f"{i:036d}" for i in range(3)]
+            with pytest.raises(SendFailed) as failure:
+                broker.send_batch(ids, ['{"n":1}'] * 3)
+        assert failure.value.in_doubt == ids and failure.value.accepted == []
+        assert "did not answer 3 jobs within 1.5 s" in str(failure.value)
+        assert proxy.delivered.wait(30)
+        time.sleep(1.0)  # settle, as above
+        events = [fields[b"event"] for _, fields in redis_server.client().xrange("bull:late:events")]
+        assert events.count(b"added") == 3 and b"duplicated" not in events, events  # they did land, once
+    finally:
+        proxy.close()
 
 
 def test_jobs_are_packed_exactly_as_bullmqs_addjobargs(redis_server: RedisServer) -> None:
