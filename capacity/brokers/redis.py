@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from capacity.brokers import Broker, BrokerOptions, QueueDepth, SendFailed
@@ -76,10 +76,15 @@ class Late(Exception):
 
 
 def exchange_patiently(
-    client: Any, pack: Callable[[Any], list[bytes]], replies: int, patience: float, stop: threading.Event | None
+    client: Any,
+    pack: Callable[[Any], Iterable[list[bytes]]],
+    replies: int,
+    patience: float,
+    stop: threading.Event | None,
 ) -> list[Any]:
-    """Send commands packed by ``pack(connection)`` on one of ``client``'s pooled connections and
-    read their ``replies`` replies on that connection, waiting for a late one until ``patience``
+    """Send commands packed by ``pack(connection)`` on one of ``client``'s pooled connections, a
+    part at a time as ``pack`` yields them (Redis starts on the first part while the next is
+    packed), and read their ``replies`` replies on that connection, waiting for a late one until ``patience``
     (a monotonic time) or a stop (see the module's docstring for why not on a new connection).
     Error replies come back as redis-py's ResponseError objects, in place. Raises Unsent when the
     send failed, Late when a reply did not come in time, redis-py's ConnectionError when the
@@ -90,7 +95,8 @@ def exchange_patiently(
     connection = pool.get_connection()
     try:
         try:
-            connection.send_packed_command(pack(connection), check_health=False)
+            for part in pack(connection):
+                connection.send_packed_command(part, check_health=False)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise Unsent() from exc
         out = []
@@ -212,7 +218,7 @@ class RedisBroker(Broker):
         """Send a packed MULTI ... EXEC and read its four replies (what redis-py's transaction
         pipeline does, without packing the values again and without giving up on a late reply);
         an error reply is raised, the first error inside EXEC's reply too."""
-        *queued, executed = exchange_patiently(self._client, lambda _: [packed], 4, patience, self.options.stop)
+        *queued, executed = exchange_patiently(self._client, lambda _: [[packed]], 4, patience, self.options.stop)
         # an error while queueing (OOM) comes before EXEC's own (EXECABORT), and says why
         replies = [*queued, *(executed if isinstance(executed, list) else [executed])]
         errors = [reply for reply in replies if isinstance(reply, self._response_error)]
