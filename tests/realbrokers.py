@@ -99,10 +99,10 @@ class RedisServer:
 
 
 class LateDelivery:
-    """A TCP proxy in front of a server that can hold back what one client connection sends, and
-    deliver it late, after that client has given up and closed: the network's worst case for "did
-    my request apply?" (a stalled server, a congested link), made exact. A test double for the
-    network only; the server behind it is real."""
+    """A TCP proxy in front of a server that can hold back what one client connection sends and
+    deliver it late, whether that client still waits or has given up and closed: the network's
+    worst case for "did my request apply?" (a stalled server, a congested link), made exact. A
+    test double for the network only; the server behind it is real."""
 
     def __init__(self, port: int) -> None:
         self.target = port
