@@ -171,6 +171,20 @@ class LateDelivery:
             pass
         client.close()
 
+    def settled(self, within: float = 30.0) -> bool:
+        """Whether the held bytes were delivered within ``within`` s; then a second for the server
+        to execute them before the test looks (a settle time, not a measurement)."""
+        if not self.delivered.wait(within):
+            return False
+        time.sleep(1.0)
+        return True
+
+    def __enter__(self) -> LateDelivery:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self._listener.close()
 

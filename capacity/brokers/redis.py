@@ -102,16 +102,19 @@ def exchange_patiently(
         out = []
         for _ in range(replies):
             while True:
-                try:
-                    # a second at a time, so a stop (Ctrl-C) is seen within one
-                    out.append(connection.read_response(timeout=1.0, disconnect_on_error=False))
-                    break
-                except redis.ResponseError as exc:
-                    out.append(exc)
-                    break
-                except redis.TimeoutError as exc:
-                    if time.monotonic() >= patience or (stop is not None and stop.is_set()):
-                        raise Late() from exc
+                # polled a second at a time, so a stop (Ctrl-C) is seen within one (redis-py 6.2,
+                # the oldest the package allows, has no timeout on read_response itself)
+                if connection.can_read(timeout=1.0):
+                    try:
+                        out.append(connection.read_response(disconnect_on_error=False))
+                        break
+                    except redis.ResponseError as exc:
+                        out.append(exc)
+                        break
+                    except redis.TimeoutError:  # part of a reply: the parser keeps it, wait on
+                        pass
+                if time.monotonic() >= patience or (stop is not None and stop.is_set()):
+                    raise Late()
         return out
     except BaseException:
         connection.disconnect()  # replies may be left unread: not reusable

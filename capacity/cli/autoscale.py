@@ -14,10 +14,10 @@ from capacity.cli._common import OutputOption, ProfilesOption, emit, format_opti
 from capacity.errors import InputError
 from capacity.render import formats
 from capacity.render.fleet import fleet_report
-from capacity.sizing.autoscale import BYTES_PER_TASK, POLICIES, Fleet, Policy, Pool, TaskClass, simulate_pools
+from capacity.sizing.autoscale import POLICIES, Fleet, Policy, Pool, TaskClass, simulate_pools
 from capacity.sizing.fleetfile import Arrivals, draw_classes, load_fleet, pools, scale_trace
 from capacity.sizing.goal import Search, search
-from capacity.sizing.memory import check_fits
+from capacity.sizing.memory import check_tasks_fit
 from capacity.sizing.simulate import Workload, read_service_times
 from capacity.units import parse_duration, parse_rate
 
@@ -119,7 +119,7 @@ def command(
     total = sum(len(c.arrivals) for c in classes)
     if total > MAX_TASKS:
         raise InputError(f"{total:,} tasks: this simulation handles up to {MAX_TASKS:,} (about a minute, ~10 GB)")
-    check_fits(total * BYTES_PER_TASK, f"simulating {total:,} tasks")
+    check_tasks_fit(total)
     hourly = profiles(profiles_dir).instance(instance).cost_per_hour_usd if instance is not None else None
     found: Search | None = None
     if goal_p95_wait is not None:  # every trial is a run: the given settings need none of their own
@@ -166,7 +166,7 @@ def _one_class(
     if arrival not in ("replay", "stages") and count > MAX_TASKS:
         raise InputError(f"--count {count:,}: this simulation handles up to {MAX_TASKS:,} tasks (about a minute)")
     if arrival not in ("replay", "stages"):
-        check_fits(count * BYTES_PER_TASK, f"simulating {count:,} tasks")
+        check_tasks_fit(count)
     rng = np.random.default_rng(seed)
     offsets = None
     if arrival == "stages":

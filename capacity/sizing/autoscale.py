@@ -50,8 +50,6 @@ MAX_SLOTS = 100_000
 #: controller periods (syncs, polls, replicas becoming ready) simulated at most: ~20 s of the
 #: Python side; 200,000 syncs of 15 s are 34 days
 MAX_STEPS = 200_000
-#: memory the fleet simulation takes per task (measured: 1.21 GB for 10,000,000, with the interpreter)
-BYTES_PER_TASK = 128
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from pydantic import Field, ValidationError, model_validator
 
 from capacity.errors import InputError
 from capacity.profiles import Seconds, _Frozen, describe_invalid, load_file
-from capacity.sizing.autoscale import BYTES_PER_TASK, POLICIES, Fleet, Policy, Pool, TaskClass
-from capacity.sizing.memory import check_fits
+from capacity.sizing.autoscale import POLICIES, Fleet, Policy, Pool, TaskClass
+from capacity.sizing.memory import check_tasks_fit
 from capacity.sizing.simulate import Workload, read_service_times
 from capacity.units import parse_rate
 
@@ -184,7 +184,7 @@ def draw_classes(
     total = sum(len(c.arrivals) for c in classes)
     if total > MAX_TASKS:
         raise InputError(f"the fleet file describes {total:,} tasks; at most {MAX_TASKS:,} are simulated")
-    check_fits(total * BYTES_PER_TASK, f"the fleet file's {total:,} tasks")
+    check_tasks_fit(total, f"the fleet file's {total:,} tasks")
     return classes
 
 

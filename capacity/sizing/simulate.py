@@ -18,14 +18,12 @@ import numpy as np
 
 from capacity.errors import InputError
 from capacity.files import input_lines
-from capacity.sizing.memory import check_fits
+from capacity.sizing.memory import check_tasks_fit
 
 ARRIVALS = ("burst", "fixed", "poisson", "replay")
 #: bounds on one simulate run: replications, and tasks x replications (~0.3 s per million here)
 MAX_REPLICATIONS = 10_000
 MAX_SIMULATED = 200_000_000
-#: memory a replication takes per task (measured: 1.37 GB for 10,000,000 tasks, with the interpreter)
-BYTES_PER_TASK = 128
 SERVICES = ("constant", "exponential", "lognormal", "empirical")
 
 
@@ -201,7 +199,7 @@ def replicate(workload: Workload, seed: int = 1, replications: int = 1, depth_po
             f"{tasks:,} tasks x {replications:,} replications: at most {MAX_SIMULATED:,} simulated tasks "
             "(about a minute here)"
         )
-    check_fits(tasks * BYTES_PER_TASK, f"simulating {tasks:,} tasks")
+    check_tasks_fit(tasks)
     runs = []
     depth: list[dict[str, float]] = []
     for k in range(replications):

@@ -238,49 +238,44 @@ def test_failed_jobs_and_job_options(tmp_path: Path, redis_server: RedisServer) 
     assert (depth.visible, depth.delayed, depth.failed) == (0, 1, 0)
 
 
+def late_events(redis_server: RedisServer) -> list[bytes]:
+    return [fields[b"event"] for _, fields in redis_server.client().xrange("bull:late:events")]
+
+
 def test_jobs_delivered_late_are_added_once(redis_server: RedisServer) -> None:
     # the race of a stalled Redis (issue #12): the batch's commands reach Redis only after the
     # client's read timed out; a new connection, asked what landed, saw nothing and the jobs were
     # sent again. BullMQ ignored the second adds by id (its "duplicated" events are the trace), but
     # a job a worker had completed and removed meanwhile would have run twice.
-    proxy = LateDelivery(redis_server.port)
-    try:
+    ids = [f"{i:036d}" for i in range(3)]
+    with LateDelivery(redis_server.port) as proxy:
         options = BrokerOptions(queue="late", protocol="bullmq")
         with BullMQBroker(f"redis://127.0.0.1:{proxy.port}/0", options) as broker:
             broker.template("job", "late", [], {}, None, None)
             proxy.hold(b"EVALSHA", 7.0)  # beyond the broker's 5 s socket timeout
-            ids = [f"{i:036d}" for i in range(3)]
             broker.send_batch(ids, ['{"n":1}'] * 3)
-        assert proxy.delivered.wait(30)
-        time.sleep(1.0)  # settle: whatever else the proxy delivered has been executed
-        client = redis_server.client()
-        events = [fields[b"event"] for _, fields in client.xrange("bull:late:events")]
-        assert events.count(b"added") == 3 and b"duplicated" not in events, events
-        assert sorted(client.lrange("bull:late:wait", 0, -1)) == [i.encode() for i in ids]
-    finally:
-        proxy.close()
+        assert proxy.settled()
+    events = late_events(redis_server)
+    assert events.count(b"added") == 3 and b"duplicated" not in events, events
+    assert sorted(redis_server.client().lrange("bull:late:wait", 0, -1)) == [i.encode() for i in ids]
 
 
 def test_jobs_unanswered_within_the_retry_time_are_in_doubt_and_not_sent_again(redis_server: RedisServer) -> None:
     from capacity.brokers import SendFailed
 
-    proxy = LateDelivery(redis_server.port)
-    try:
+    ids = [f"{i:036d}" for i in range(3)]
+    with LateDelivery(redis_server.port) as proxy:
         options = BrokerOptions(queue="late", protocol="bullmq", retry_for_s=1.5)
         with BullMQBroker(f"redis://127.0.0.1:{proxy.port}/0", options) as broker:
             broker.template("job", "late", [], {}, None, None)
             proxy.hold(b"EVALSHA", 4.0)
-            ids = [f"{i:036d}" for i in range(3)]
             with pytest.raises(SendFailed) as failure:
                 broker.send_batch(ids, ['{"n":1}'] * 3)
         assert failure.value.in_doubt == ids and failure.value.accepted == []
         assert "did not answer 3 jobs within 1.5 s" in str(failure.value)
-        assert proxy.delivered.wait(30)
-        time.sleep(1.0)  # settle, as above
-        events = [fields[b"event"] for _, fields in redis_server.client().xrange("bull:late:events")]
-        assert events.count(b"added") == 3 and b"duplicated" not in events, events  # they did land, once
-    finally:
-        proxy.close()
+        assert proxy.settled()
+    events = late_events(redis_server)
+    assert events.count(b"added") == 3 and b"duplicated" not in events, events  # they did land, once
 
 
 def test_jobs_are_packed_exactly_as_bullmqs_addjobargs(redis_server: RedisServer) -> None:

@@ -439,36 +439,28 @@ def test_a_transaction_delivered_late_lands_once(redis_server: RedisServer) -> N
     # the batch was sent again, and then the first transaction applied too
     from capacity.brokers import BrokerOptions, open_broker
 
-    proxy = LateDelivery(redis_server.port)
-    try:
+    ids = [f"task-{i}" for i in range(3)]
+    with LateDelivery(redis_server.port) as proxy:
         with open_broker(f"redis://127.0.0.1:{proxy.port}/0", BrokerOptions(queue="late", run_id="r")) as broker:
             proxy.hold(b"EXEC", 7.0)  # beyond the broker's 5 s socket timeout
-            ids = [f"task-{i}" for i in range(3)]
             broker.send_batch(ids, [json.dumps({"headers": {"id": task_id}}) for task_id in ids])
-        assert proxy.delivered.wait(30)
-        time.sleep(1.0)  # settle: whatever else the proxy delivered has been executed
-        assert redis_server.queued_task_ids("late") == ["task-2", "task-1", "task-0"]
-    finally:
-        proxy.close()
+        assert proxy.settled()
+    assert redis_server.queued_task_ids("late") == ["task-2", "task-1", "task-0"]
 
 
 def test_a_batch_unanswered_within_the_retry_time_is_in_doubt_and_not_sent_again(redis_server: RedisServer) -> None:
     from capacity.brokers import BrokerOptions, SendFailed, open_broker
 
-    proxy = LateDelivery(redis_server.port)
-    try:
+    ids = [f"task-{i}" for i in range(3)]
+    with LateDelivery(redis_server.port) as proxy:
         options = BrokerOptions(queue="late", run_id="r", retry_for_s=1.5)
         with open_broker(f"redis://127.0.0.1:{proxy.port}/0", options) as broker:
             proxy.hold(b"EXEC", 4.0)
-            ids = [f"task-{i}" for i in range(3)]
             with pytest.raises(SendFailed) as failure:
                 broker.send_batch(ids, [json.dumps({"headers": {"id": task_id}}) for task_id in ids])
         assert failure.value.in_doubt == ids and "did not answer a batch of 3 within 1.5 s" in str(failure.value)
-        assert proxy.delivered.wait(30)
-        time.sleep(1.0)  # settle, as above
-        assert redis_server.queued_task_ids("late") == ["task-2", "task-1", "task-0"]  # it did land, once
-    finally:
-        proxy.close()
+        assert proxy.settled()
+    assert redis_server.queued_task_ids("late") == ["task-2", "task-1", "task-0"]  # it did land, once
 
 
 def test_sqs_message_limit_is_the_queues_own(tmp_path: Path, moto_sqs: MotoSQS) -> None:

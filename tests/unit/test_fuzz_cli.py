@@ -63,7 +63,7 @@ def test_generated_and_mutated_command_lines(workdir: Path, monkeypatch: pytest.
 
     # a case that runs away with memory ends in MemoryError (exit 2, one line: the CLI's
     # handling) instead of taking this worker and the machine's other tests down through the OOM
-    # killer, as one did twice in CI (24 GB; not reproduced in 20,000 cases outside the suite)
+    # killer, as `simulate --fleet /dev/full` did three times in CI (24 GB; now a bounded read)
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (_address_space_bytes() + (6 << 30), hard))
     try:
