@@ -36,6 +36,7 @@ class BrokerError(CapacityError):
 
 EXIT_RUN_FAILED = 4
 EXIT_WRITE_FAILED = 5
+EXIT_INCONCLUSIVE = 6
 EXIT_INTERNAL = 70  # EX_SOFTWARE: an exception nothing translated, a bug to report
 EXIT_INTERRUPTED = 130
 
@@ -52,6 +53,13 @@ class WriteFailed(CapacityError):
     the log could not name: the message says how many."""
 
     exit_code = EXIT_WRITE_FAILED
+
+
+class Inconclusive(CapacityError):
+    """The data cannot carry a verdict: a comparison where a side was disturbed by other processes
+    or measured nothing. Neither a pass (0) nor a regression (1)."""
+
+    exit_code = EXIT_INCONCLUSIVE
 
 
 class Interrupted(CapacityError):

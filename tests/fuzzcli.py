@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 #: documented exit codes (README "Exit codes"); 70 means an exception nothing translated: a bug
-DOCUMENTED = {0, 1, 2, 3, 4, 5, 130}
+DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 130}
 #: commands that run real work for minutes when their input happens to be valid: fuzzed through a
 #: fixed list of bad inputs in subprocesses instead (tests/unit/test_fuzz_cli.py)
 LONG_RUNNING = {("bench",), ("matrix", "run"), ("collect",), ("scaled-run",)}

@@ -142,13 +142,18 @@ class SQSBroker(Broker):
         try:
             attributes = self._client.get_queue_attributes(
                 QueueUrl=self.queue_url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
             )["Attributes"]
         except self._transient as exc:
             raise BrokerError(f"cannot read queue depth from {self.safe_url}: {_one_line(exc)}") from None
         return QueueDepth(
             visible=int(attributes.get("ApproximateNumberOfMessages", 0)),
             in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            delayed=int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
         )
 
     def close(self) -> None:

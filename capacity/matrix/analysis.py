@@ -9,90 +9,37 @@ import dataclasses
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from capacity.errors import InputError
-from capacity.matrix.results import CellInfo, CellResult, read_results
+from capacity.matrix.cells import Cell, Group, group_label, load_cells
+from capacity.matrix.intervals import by_cell, cell_summaries
 from capacity.matrix.spec import slots_label
 from capacity.measure.metrics import PUBLIC_KEYS
 from capacity.render.model import Report, Table
-from capacity.sizing.simulate import Workload, read_per_task, replicate
-from capacity.sizing.usl import MIN_POINTS, TRUSTED_POINTS, USLFit, fit
+from capacity.sizing.simulate import Workload, replicate
+from capacity.sizing.usl import (
+    MIN_POINTS,
+    PEAK_SHARE,
+    TRUSTED_POINTS,
+    Recommendation,
+    USLFit,
+    assess,
+    fit,
+    point_recommendation,
+    publish,
+)
 from capacity.units import format_size
 
-#: the recommended concurrency reaches this share of the fitted peak throughput
-PEAK_SHARE = 0.95
 #: the model's error target (issue: within 10%)
 TARGET_ERROR = 0.10
 VALIDATION_REPLICATIONS = 20
 
 
-@dataclass(frozen=True)
-class Cell:
-    result: CellResult
-    directory: Path
-    run: str = ""  # the run directory's name, when a report combines several
-
-    @property
-    def label(self) -> str:
-        name = self.spec.cell
-        return f"{self.run}/{name}" if self.run else name
-
-    @property
-    def spec(self) -> CellInfo:
-        return self.result.cell
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        return self.result.metrics
-
-    @property
-    def group(self) -> Group:
-        return (int(self.spec.size_bytes or 0), str(self.spec.mode), str(self.spec.rate or ""), self.spec.pool or "")
-
-    @cached_property
-    def per_task(self) -> tuple[np.ndarray, np.ndarray]:
-        """Send offsets from the first send, and measured service times (tasks.csv, read once)."""
-        tasks = self.directory / "tasks.csv"
-        if not tasks.is_file():
-            return np.array([]), np.array([])
-        sent, services = read_per_task(tasks)
-        return np.sort(sent - sent.min()) if len(sent) else sent, services
-
-    @property
-    def monitor_csv(self) -> Path | None:
-        name = self.result.monitor_csv
-        return self.directory / name if name else None
-
-
-def load_cells(run_dirs: list[Path]) -> list[Cell]:
-    cells: list[Cell] = []
-    for run_dir in run_dirs:
-        if not run_dir.is_dir():
-            raise InputError(f"{run_dir}: no such run directory (capacity matrix run writes one)")
-        found = read_results(run_dir)
-        if not found:
-            raise InputError(f"{run_dir}: no finished cells (cells/*/result.json)")
-        run = run_dir.resolve().name if len(run_dirs) > 1 else ""
-        cells.extend(Cell(r, run_dir / "cells" / r.cell.cell, run) for r in found)
-    return cells
-
-
-def group_label(group: Group) -> str:
-    size, mode, rate, pool = group
-    return f"{format_size(size)} {mode}" + (f" {rate}" if rate else "") + (f" {pool}" if pool else "")
-
-
 def _num(value: Any, digits: int = 2) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
-
-
-#: a USL group: size, mode, rate, pool
-Group = tuple[int, str, str, str]
 
 
 # --- USL per (size, mode) ----------------------------------------------------------------------------
@@ -103,22 +50,35 @@ class GroupFit:
     group: Group
     points: list[tuple[int, float]]
     fit: USLFit | None
-    recommended: int | None
+    recommendation: Recommendation
     note: str
+    #: cells whose points were not fitted, and why (disturbed, over-utilised)
+    left_out: tuple[str, ...] = ()
+
+    @property
+    def recommended(self) -> int | None:
+        return self.recommendation.recommended_concurrency
+
+    def to_json(self) -> dict[str, Any]:
+        tested = sorted({n for n, _ in self.points})
+        return {
+            "group": group_label(self.group),
+            "points": self.points,
+            **publish(self.fit, [(float(n), x) for n, x in self.points], tested, verdict=self.recommendation),
+            "left_out": list(self.left_out),
+            "note": self.note,
+        }
 
 
 def recommended_concurrency(model: USLFit, tested_max: int) -> tuple[int | None, str]:
     """The smallest N whose fitted X reaches 95% of the peak (N* or, without coherency cost, the
-    asymptote lambda/sigma): past it, more slots buy little throughput and longer queues."""
+    asymptote lambda/sigma): past it, more slots buy little throughput and longer queues. The
+    point estimate only; :func:`capacity.sizing.usl.assess` says whether the data carry it."""
     if model.sigma == 0 and model.kappa == 0:
         return None, f"linear up to {tested_max}: no saturation seen; test higher concurrencies"
-    target = PEAK_SHARE * model.peak_throughput
-    limit = 100_000
-    n = np.arange(1, limit + 1, dtype=float)
-    reached = np.nonzero(np.asarray(model.throughput(n)) >= target)[0]
-    if not len(reached):
-        return None, "the fitted curve never reaches 95% of its peak below 100,000"
-    best = int(n[reached[0]])
+    best = point_recommendation(model)
+    if best is None:
+        return None, "the fitted curve never reaches 95% of its peak"
     if best > 2 * tested_max:
         return best, f"{best} is beyond twice the tested range (up to {tested_max}): test there before trusting it"
     return best, f"smallest N reaching {PEAK_SHARE:.0%} of the fitted peak"
@@ -152,28 +112,47 @@ def replicas_vs_threads(cells: list[Cell]) -> list[str]:
 
 
 def usl_fits(cells: list[Cell]) -> list[GroupFit]:
+    """One USL fit per (size, mode, rate, pool) over its burst cells, every repeat a point; cells
+    disturbed by other processes or over-utilised (the worker ignored the concurrency asked) are
+    left out and named. Each fit carries its verdict (recommended, or inconclusive and why)."""
     by_group: dict[Group, list[tuple[int, float]]] = defaultdict(list)
+    left_out: dict[Group, list[str]] = defaultdict(list)
     for cell in cells:
         x = cell.metrics.get("throughput_per_min")
-        if x is not None:
+        if x is None:
+            continue
+        if cell.disturbed:
+            left_out[cell.group].append(f"{cell.label} (disturbed)")
+        elif cell.over_utilized:
+            left_out[cell.group].append(f"{cell.label} (U = {float(cell.metrics['utilization']):.0%})")
+        else:
             # the USL's N is every slot of the cell: replicas x concurrency
             by_group[cell.group].append((cell.spec.total_concurrency, float(x)))
     fits = []
-    for group, points in sorted(by_group.items()):
-        points.sort()
-        levels = len({n for n, _ in points})
+    for group in sorted(set(by_group) | set(left_out)):
+        points = sorted(by_group.get(group, []))
+        dropped = tuple(left_out.get(group, []))
+        tested = sorted({n for n, _ in points})
+        levels = len(tested)
         if group[1] != "burst":
             # a sustained cell's X is the offered rate while the workers keep up: not a capacity
-            fits.append(GroupFit(group, points, None, None, "not fitted: a sustained run measures the arrival rate"))
+            why = "not fitted: a sustained run measures the arrival rate"
+            fits.append(GroupFit(group, points, None, Recommendation("inconclusive", None, None, why), why, dropped))
             continue
         if levels < MIN_POINTS:
-            fits.append(GroupFit(group, points, None, None, f"not fitted: {levels} concurrency levels (need 3)"))
+            why = f"not fitted: {levels} concurrency levels (need {MIN_POINTS})"
+            if dropped:
+                why += f"; {len(dropped)} disturbed or over-utilised cells left out: rerun them on a quieter machine"
+            fits.append(GroupFit(group, points, None, assess(None, tested or [1], why), why, dropped))
             continue
         model = fit(np.array([p[0] for p in points]), np.array([p[1] for p in points]))
-        recommended, note = recommended_concurrency(model, max(n for n, _ in points))
+        verdict = assess(model, tested)
+        note = verdict.reason
         if levels < TRUSTED_POINTS:
             note += f"; only {levels} levels: a rough fit"
-        fits.append(GroupFit(group, points, model, recommended, note))
+        if dropped:
+            note += f"; left out: {', '.join(dropped)}"
+        fits.append(GroupFit(group, points, model, verdict, note, dropped))
     return fits
 
 
@@ -284,47 +263,80 @@ def _why(cell: Cell, rows: dict[str, Comparison]) -> str:
 # --- tables and the report ------------------------------------------------------------------------------
 
 
+def _with_interval(value: float | None, interval: tuple[float, float] | None, digits: int) -> str:
+    if value is None:
+        return "-"
+    if interval is None:
+        return _num(value, digits)
+    return f"{_num(value, digits)} [{_num(interval[0], digits)}-{_num(interval[1], digits)}]"
+
+
 def results_table(cells: list[Cell]) -> Table:
-    """Seed 003's results table, filled: Size | Concurrency | Mode | X | S mean | Notes."""
+    """Seed 003's results table, filled: Size | Concurrency | Mode | X | S mean | Notes; one row
+    per matrix cell, X and S with their 95% intervals in brackets (across repeats where there are
+    several); the notes are the first undisturbed repeat's."""
     rows = []
-    for cell in cells:
-        m, spec = cell.metrics, cell.spec
-        notes = [cell.result.bottleneck]
+    summaries = cell_summaries(cells)
+    for key, repeats in by_cell(cells).items():
+        cell = repeats[0]
+        spec = cell.spec
+        figures = summaries[key]
+        shown = next((c for c in repeats if not c.disturbed), cell)
+        notes = [shown.result.bottleneck]
         if spec.rate:
             notes.insert(0, f"rate={spec.rate}")
-        if m.get("missing") or m.get("failed"):
-            notes.append(f"{m.get('failed', 0)} failed, {m.get('missing', 0)} missing")
+        if len(repeats) > 1:
+            notes.insert(0, f"{len(repeats)} repeats")
+        failed = sum(int(c.metrics.get("failed") or 0) for c in repeats)
+        missing = sum(int(c.metrics.get("missing") or 0) for c in repeats)
+        if missing or failed:
+            notes.append(f"{failed} failed, {missing} missing")
+        if figures.disturbed:
+            notes.append(f"{figures.disturbed} of {len(repeats)} disturbed")
         rows.append(
             (
                 format_size(int(spec.size_bytes or 0)),
                 slots_label(int(spec.concurrency or 0), spec.replicas, spec.pool),
                 str(spec.mode).capitalize(),
-                _num(m.get("throughput_per_min"), 1),
-                _num(m.get("service_time_mean_s"), 3),
+                _with_interval(figures.throughput_per_min, figures.throughput_per_min_ci95, 1),
+                _with_interval(figures.service_time_mean_s, figures.service_time_mean_s_ci95, 3),
                 "; ".join(n for n in notes if n),
             )
         )
-    return Table("Results", ("Size", "Concurrency", "Mode", "X (tasks/min)", "S mean (s)", "Notes"), tuple(rows))
+    # seed 003's columns; the brackets are the 95% intervals (the report's notes say so)
+    columns = ("Size", "Concurrency", "Mode", "X (tasks/min)", "S mean (s)", "Notes")
+    return Table("Results", columns, tuple(rows))
 
 
 def usl_table(fits: list[GroupFit]) -> Table:
     rows = []
     for g in fits:
         f = g.fit
+        r = g.recommendation
+        peak = "-"
+        if f is not None:
+            interval = f.peak_concurrency_ci95
+            peak = "inf" if math.isinf(f.peak_concurrency) else _num(f.peak_concurrency, 1)
+            if interval is not None:
+                peak += f" [{_num(interval[0], 1)}-{'inf' if interval[1] is None else _num(interval[1], 1)}]"
+        answer = (
+            f"{r.recommended_concurrency} [{r.recommended_range[0]}-{r.recommended_range[1]}]"
+            if r.recommended_concurrency is not None and r.recommended_range
+            else "inconclusive" + (f"; test {', '.join(map(str, r.next_levels))}" if r.next_levels else "")
+        )
         rows.append(
             (
                 group_label(g.group),
                 ", ".join(f"{n}:{x:,.1f}" for n, x in g.points),
                 _num(f.sigma, 4) if f else "-",
                 _num(f.kappa, 5) if f else "-",
-                _num(f.lambda_, 2) if f else "-",
-                ("inf" if math.isinf(f.peak_concurrency) else _num(f.peak_concurrency, 2)) if f else "-",
+                peak,
                 _num(f.r_squared, 3) if f else "-",
-                str(g.recommended) if g.recommended else "-",
+                answer,
                 g.note,
             )
         )
-    columns = ("Cells", "N:X (tasks/min)", "sigma", "kappa", "lambda", "N*", "R^2", "Recommended", "Note")
+    columns = ("Cells", "N:X (tasks/min)", "sigma", "kappa", "N* [95%]", "R^2", "Recommended [95%]", "Note")
     return Table("Scalability (USL)", columns, tuple(rows))
 
 
@@ -356,38 +368,48 @@ def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], lis
     fits = usl_fits(cells)
     checks = [c for c in (validate(cell) for cell in cells) if c is not None]
     within = sum(1 for c in checks if c.within_target)
+    figures = {}
+    for key, figure in cell_summaries(cells).items():
+        shown = figure.to_json()
+        figures[key] = {k: shown[k] for k in shown if k not in ("label", "throughput_per_min", "service_time_mean_s")}
     data = {
         "runs": [str(p) for p in run_dirs],
-        "cells": [{**dataclasses.asdict(cell.spec), **_public(cell)} for cell in cells],
-        "usl": [
-            {
-                "group": group_label(g.group),
-                "points": g.points,
-                "sigma": g.fit.sigma if g.fit else None,
-                "kappa": g.fit.kappa if g.fit else None,
-                "lambda": g.fit.lambda_ if g.fit else None,
-                "peak_concurrency": _finite(g.fit.peak_concurrency) if g.fit else None,
-                "peak_throughput": _finite(g.fit.peak_throughput) if g.fit else None,
-                "r_squared": g.fit.r_squared if g.fit else None,
-                "recommended_concurrency": g.recommended,
-                "note": g.note,
-            }
-            for g in fits
+        "cells": [
+            {**dataclasses.asdict(cell.spec), **_public(cell), **figures[(cell.run, *cell.spec.key)]} for cell in cells
         ],
+        "usl": [g.to_json() for g in fits],
         "validation": [c.to_json() for c in checks],
     }
     summary = [("Cells", str(len(cells))), ("Runs", ", ".join(str(p) for p in run_dirs))]
     for g in fits:
-        if g.recommended:
-            summary.append((f"Recommended concurrency ({group_label(g.group)})", f"{g.recommended} ({g.note})"))
+        if g.group[1] != "burst":
+            continue
+        r = g.recommendation
+        if r.recommended_concurrency is not None and r.recommended_range is not None:
+            answer = f"{r.recommended_concurrency} (95% range {r.recommended_range[0]}-{r.recommended_range[1]})"
+        else:
+            answer = f"inconclusive: {r.reason}" + (
+                f"; run next: concurrency {', '.join(map(str, r.next_levels))}" if r.next_levels else ""
+            )
+        summary.append((f"Recommended concurrency ({group_label(g.group)})", answer))
+    disturbed = [c.label for c in cells if c.disturbed]
+    if disturbed:
+        summary.append(("Disturbed cells (left out of the fits)", f"{len(disturbed)} of {len(cells)}"))
     if checks:
         summary.append(("Model within 10% (X and R)", f"{within} of {len(checks)} cells"))
     sources = sorted({s for cell in cells for s in cell.metrics.get("sources") or ()}) or ["none"]
     notes = (
         "X is completed tasks per minute over first send to last completion; S is started to finished "
-        f"(timings: {', '.join(sources)}), W sent to started, R sent to finished.",
+        f"(timings: {', '.join(sources)}), W sent to started, R sent to finished, all three over the tasks "
+        "that completed successfully.",
         "USL fits use burst cells only: a sustained cell's X is its arrival rate while the workers keep up.",
-        f"Recommended concurrency: the smallest N whose fitted throughput reaches {PEAK_SHARE:.0%} of the peak.",
+        f"Recommended concurrency: the smallest N whose fitted throughput reaches {PEAK_SHARE:.0%} of the peak, "
+        "given only when the data carry it (R^2 >= 0.8, N*'s and the recommendation's 95% intervals within the "
+        "tested range); otherwise inconclusive, with the levels that would narrow it most.",
+        "Figures in brackets are 95% intervals: across repeats where a cell ran several times (Student's t "
+        "with the run-to-run noise pooled over the run's cells, on a log scale); from one run's tasks otherwise, "
+        "which leaves out run-to-run noise. A cell is disturbed when other processes took >= 25% "
+        "of the host's CPU while it ran; disturbed and over-utilised cells are left out of the USL fits.",
         "Model: capacity simulate with the cell's own send times and its measured service times resampled "
         f"({VALIDATION_REPLICATIONS} replications), c = concurrency slots, FCFS. Not in the model: the time a "
         "message takes from the broker to the worker, prefetch (a task reserved by a busy process waits while "
@@ -405,18 +427,16 @@ def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], lis
 def _public(cell: Cell) -> dict[str, Any]:
     out: dict[str, Any] = {k: cell.metrics.get(k) for k in PUBLIC_KEYS}
     out["bottleneck"] = cell.result.bottleneck
-    out["resources"] = cell.result.to_json()["resources"]
+    data = cell.result.to_json()
+    out["resources"] = data["resources"]
+    out["interference"] = data["interference"]
     return out
 
 
-def _finite(value: float) -> float | None:
-    return None if math.isinf(value) else value
-
-
-def with_baseline(report: Report, baseline: Path, run_dir: Path) -> tuple[Report, int]:
+def with_baseline(report: Report, baseline: Path, run_dir: Path) -> tuple[Report, int, tuple[str, ...]]:
     """The report with the comparison of ``run_dir`` against ``baseline`` (capacity compare's
     rules, default tolerances): its table after the others, its data under "comparison", its
-    distribution plot; and the number of regressions."""
+    distribution plot; the number of regressions, and the cells that cannot be judged."""
     from capacity.matrix.compare import compare_run_dirs
     from capacity.measure.compare import parse_tolerances
     from capacity.render.comparison import comparison_report
@@ -431,12 +451,15 @@ def with_baseline(report: Report, baseline: Path, run_dir: Path) -> tuple[Report
         notes=notes,
         images=(*report.images, *shown.images),
     )
-    return report, comparison.regressions
+    return report, comparison.regressions, comparison.inconclusive
 
 
-def write(run_dirs: list[Path], out_dir: Path, baseline: Path | None = None) -> tuple[Report, dict[str, Path], int]:
+def write(
+    run_dirs: list[Path], out_dir: Path, baseline: Path | None = None
+) -> tuple[Report, dict[str, Path], int, tuple[str, ...]]:
     """Write report.md, report.csv, report.json, report.html and the PNG files to ``out_dir``;
-    with a ``baseline`` run directory, the first run compared with it (and its regressions)."""
+    with a ``baseline`` run directory, the first run compared with it (its regressions, and the
+    cells that cannot be judged)."""
     from capacity.matrix.plots import plots
     from capacity.render.formats import write_to
 
@@ -445,8 +468,9 @@ def write(run_dirs: list[Path], out_dir: Path, baseline: Path | None = None) -> 
     images = plots(cells, fits, checks)
     report = dataclasses.replace(report, images=tuple(images.items()))
     regressions = 0
+    inconclusive: tuple[str, ...] = ()
     if baseline is not None:
-        report, regressions = with_baseline(report, baseline, run_dirs[0])
+        report, regressions, inconclusive = with_baseline(report, baseline, run_dirs[0])
     written: dict[str, Path] = {}
     for name, png in report.images:
         (out_dir / name).write_bytes(png)
@@ -455,7 +479,7 @@ def write(run_dirs: list[Path], out_dir: Path, baseline: Path | None = None) -> 
         name = "report." + {"markdown": "md"}.get(fmt, fmt)
         write_to(report, fmt, out_dir / name)
         written[name] = out_dir / name
-    return report, written, regressions
+    return report, written, regressions, inconclusive
 
 
 def failing_cells(run_dirs: list[Path]) -> list[str]:

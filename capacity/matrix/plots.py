@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from capacity.load.monitor import read_samples
-from capacity.matrix.analysis import Cell, GroupFit, ValidationCheck, group_label
+from capacity.matrix.analysis import GroupFit, ValidationCheck
+from capacity.matrix.cells import Cell, group_label
 
 
 def plots(cells: list[Cell], fits: list[GroupFit], checks: list[ValidationCheck]) -> dict[str, bytes]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
+import os
 import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -47,10 +49,29 @@ class CellInfo:
     replicas: int | None = None
     pool: str | None = None
 
+    #: which repeat of the cell this is (1, 2, ...); None in run directories from before repeats
+    repeat: int | None = None
+    task: str | None = None
+
     @property
     def total_concurrency(self) -> int:
         """Slots across the cell's worker processes (replicas x concurrency)."""
         return int(self.replicas or 1) * int(self.concurrency or 0)
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """The cell's identity across repeats and runs: every dimension of the matrix."""
+        return (
+            self.size_bytes or 0,
+            self.concurrency,
+            int(self.replicas or 1),
+            self.pool or "",
+            self.mode,
+            self.rate or "",
+            self.count,
+            self.duration or "",
+            self.task or "",
+        )
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,47 @@ class ResourceSummary:
     host_cpu_mean_percent: float | None = None
     cores: int | None = None
     host_memory_bytes: int | None = None
+
+
+#: a cell is disturbed when other processes (and steal) took this share of the host's CPU on
+#: average while it ran: half a core on a 2-core machine; CAPACITY_DISTURBED_PERCENT changes it
+DISTURBED_PERCENT = 25.0
+DISTURBED_ENV = "CAPACITY_DISTURBED_PERCENT"
+
+
+def disturbed_percent() -> float:
+    """The threshold in force: CAPACITY_DISTURBED_PERCENT (above 0, at most 100; 100 turns the
+    mark off), else 25."""
+    text = os.environ.get(DISTURBED_ENV, "").strip()
+    if not text:
+        return DISTURBED_PERCENT
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 100:
+        raise InputError(f"{DISTURBED_ENV}={text!r}: expected a share of the CPU above 0 and at most 100, like 25")
+    return value
+
+
+#: utilisation X*S/c above this means the worker ran more tasks at once than the cell's slots
+OVER_UTILIZATION = 1.05
+
+
+@dataclass(frozen=True)
+class Interference:
+    """What other processes took while a cell ran: their share of the host's CPU (percent of every
+    core, steal included), the steal alone, and whether that makes the cell unrepresentative."""
+
+    other_cpu_percent: float | None = None
+    steal_percent: float | None = None
+    disturbed: bool | None = None
+
+    @classmethod
+    def of(cls, other_cpu_percent: float | None, steal_percent: float | None) -> Interference:
+        threshold = disturbed_percent()
+        disturbed = None if other_cpu_percent is None else other_cpu_percent >= threshold and threshold < 100
+        return cls(other_cpu_percent, steal_percent, disturbed)
 
 
 @dataclass(frozen=True)
@@ -82,6 +144,7 @@ class CellResult:
     monitor_csv: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     resources: ResourceSummary | None = None
+    interference: Interference | None = None
     #: every sample, as resources.csv has them: t, worker CPU %, RSS, bytes read, host CPU %
     resource_samples: tuple[dict[str, Any], ...] = ()
     bottleneck: str = ""
@@ -89,14 +152,19 @@ class CellResult:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["resources"] = data["resources"] or {}
+        data["interference"] = data["interference"] or {}
         data["resource_samples"] = list(self.resource_samples)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CellResult:
         resources = data.get("resources")
+        interference = data.get("interference")
+        info = _from_dict(CellInfo, data.get("cell") or {})
+        if info.task is None and data.get("task"):
+            info = dataclasses.replace(info, task=data.get("task"))
         return cls(
-            cell=_from_dict(CellInfo, data.get("cell") or {}),
+            cell=info,
             metrics=dict(data.get("metrics") or {}),
             bottleneck=data.get("bottleneck") or "",
             task=data.get("task"),
@@ -108,6 +176,7 @@ class CellResult:
             task_log=data.get("task_log"),
             monitor_csv=data.get("monitor_csv"),
             resources=_from_dict(ResourceSummary, resources) if resources else None,
+            interference=_from_dict(Interference, interference) if interference else None,
             resource_samples=tuple(data.get("resource_samples") or ()),
         )
 
@@ -117,6 +186,7 @@ class CellResult:
             *(getattr(self.cell, f.name) for f in fields(CellInfo)),
             *(self.metrics.get(key) for key in PUBLIC_KEYS),
             *(getattr(resources, f.name) for f in fields(ResourceSummary)),
+            *(getattr(self.interference or Interference(), f.name) for f in fields(Interference)),
             self.bottleneck,
         ]
         return ["" if v is None else v for v in values]
@@ -127,6 +197,7 @@ CSV_COLUMNS = (
     *(f.name for f in fields(CellInfo)),
     *PUBLIC_KEYS,
     *(f.name for f in fields(ResourceSummary)),
+    *(f.name for f in fields(Interference)),
     "bottleneck",
 )
 
@@ -166,7 +237,9 @@ def write_results(run_dir: Path) -> list[CellResult]:
 
 
 def prepare_run_dir(run_dir: Path, matrix: Matrix, fresh: bool) -> None:
-    """Create the run directory, or check that an existing one holds the same matrix."""
+    """Create the run directory, or check that an existing one holds the same matrix. The number
+    of repeats may change between runs of one directory: more repeats extend it, and the cells
+    already finished are kept."""
     copy = run_dir / MATRIX_COPY
     wanted = matrix.model_dump(mode="json")
     if fresh and run_dir.exists():
@@ -177,10 +250,15 @@ def prepare_run_dir(run_dir: Path, matrix: Matrix, fresh: bool) -> None:
         shutil.rmtree(run_dir)
     if copy.is_file():
         held = yaml.safe_load(copy.read_text(encoding="utf-8"))
-        if held != wanted:
+        same = isinstance(held, dict) and {k: v for k, v in held.items() if k != "repeats"} == {
+            k: v for k, v in wanted.items() if k != "repeats"
+        }
+        if not same:
             raise InputError(
                 f"{run_dir} holds the results of a different matrix; give another --run-dir, or --fresh to start over"
             )
+        if held.get("repeats", 1) != wanted["repeats"]:
+            copy.write_text(yaml.safe_dump(wanted, sort_keys=False), encoding="utf-8")
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     copy.write_text(yaml.safe_dump(wanted, sort_keys=False), encoding="utf-8")

@@ -29,8 +29,15 @@ from capacity.load.inject import InjectConfig, InjectResult, inject
 from capacity.load.payload import synthetic_file, uses
 from capacity.load.schedules import build_schedule
 from capacity.matrix.processes import NODE_WORKER_DIR, EventsCollector, WorkerControl, WorkerProcess
-from capacity.matrix.results import CellInfo, CellResult, is_finished, write_result, write_results
-from capacity.matrix.sampler import ResourceSampler, bottleneck
+from capacity.matrix.results import (
+    CellInfo,
+    CellResult,
+    disturbed_percent,
+    is_finished,
+    write_result,
+    write_results,
+)
+from capacity.matrix.sampler import ResourceSampler, bottleneck, local_listeners
 from capacity.matrix.spec import CellSpec, Matrix, cells
 from capacity.measure.metrics import run_metrics
 from capacity.secrets import redact_url
@@ -71,6 +78,7 @@ Progress = Callable[[CellSpec, str], None]  # (cell, phase): "skipped", "worker"
 def run_matrix(config: RunConfig, stop: threading.Event, on_progress: Progress | None = None) -> list[CellResult]:
     """Run every unfinished cell; the results of every finished cell, in matrix order."""
     progress = on_progress or (lambda cell, phase: None)
+    disturbed_percent()  # a bad CAPACITY_DISTURBED_PERCENT is refused before the first cell
     ran = 0
     for cell in cells(config.matrix):
         if is_finished(config.run_dir / "cells" / cell.cell_id):
@@ -136,7 +144,9 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         if collector is not None:
             collector.start()
         worker.start(stop, cell.replicas)
-        sampler = ResourceSampler(worker.pids, cell_dir / "resources.csv", config.sample_interval_s).start()
+        sampler = ResourceSampler(
+            worker.pids, cell_dir / "resources.csv", config.sample_interval_s, local_listeners(config.broker_url)
+        ).start()
         progress(cell, "inject")
         injecting = sampler.mark()
         result = _inject(config, cell, cell_dir, (args, kwargs, rows), reference, stop)
@@ -165,7 +175,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
     # the busy part of the cell: the worker's start-up (imports, forks) is not the workload's
     resources = sampler.summary(injecting, finished) if sampler is not None else None
     record = CellResult(
-        cell=CellInfo(**cell.describe()),
+        cell=CellInfo(**cell.describe(), task=config.matrix.task),
         task=config.matrix.task,
         queue=config.matrix.queue,
         broker=redact_url(config.broker_url),
@@ -176,10 +186,18 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         monitor_csv=os.path.relpath(result.monitor_csv, cell_dir) if result.monitor_csv else None,
         metrics=data,
         resources=resources,
+        interference=sampler.interference if sampler is not None else None,
         resource_samples=tuple(dict(zip(ResourceSampler.COLUMNS, row, strict=True)) for row in sampler.rows)
         if sampler
         else (),
-        bottleneck=bottleneck(cell, data, resources, config.matrix.rate_limit, broker_scheme(config.broker_url)),
+        bottleneck=bottleneck(
+            cell,
+            data,
+            resources,
+            config.matrix.rate_limit,
+            broker_scheme(config.broker_url),
+            sampler.interference if sampler is not None else None,
+        ),
     )
     write_result(cell_dir, record)
     return record

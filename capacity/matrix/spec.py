@@ -89,6 +89,9 @@ class Matrix(_Frozen):
     #: Celery pools to compare (seed 004: prefork vs solo): prefork, threads, solo, gevent, eventlet;
     #: {pool} in templates. Empty: the worker command's own pool (the reference worker: prefork)
     pools: tuple[str, ...] = ()
+    #: how many times each cell is run, interleaved (every cell once, then again, ...), so the
+    #: machine's drift spreads over every cell; --repeats on matrix run and bench overrides it
+    repeats: int = Field(default=1, ge=1, le=100)
 
     @field_validator("replicas")
     @classmethod
@@ -167,6 +170,7 @@ class CellSpec:
     mode: ModeSpec
     replicas: int = 1
     pool: str = ""
+    repeat: int = 1
 
     @property
     def total_concurrency(self) -> int:
@@ -185,12 +189,22 @@ class CellSpec:
             "duration": self.mode.duration,
             "replicas": self.replicas,
             "pool": self.pool or None,
+            "repeat": self.repeat,
         }
 
 
+def repeat_id(cell_id: str, repeat: int) -> str:
+    """A repeat's directory name: the cell's own for the first (run directories from before
+    repeats stay valid), ``<cell>-rep2`` and on for the others."""
+    return cell_id if repeat == 1 else f"{cell_id}-rep{repeat}"
+
+
 def cells(matrix: Matrix) -> list[CellSpec]:
+    """Every cell to run, in the order they run: each cell once in the matrix's order, then each
+    again for the next repeat (interleaved: slow drift of the machine is spread over every cell)."""
     return [
-        CellSpec(i, cell_id, size, c, mode, replicas, pool)
+        CellSpec(i, repeat_id(cell_id, repeat), size, c, mode, replicas, pool, repeat)
+        for repeat in range(1, matrix.repeats + 1)
         for i, (cell_id, (size, pool, replicas, c, mode)) in enumerate(
             zip(matrix.cell_ids(), matrix.grid(), strict=True)
         )

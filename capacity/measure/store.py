@@ -301,8 +301,12 @@ class Store:
                    -- durations are NULL where they do not apply; aggregates skip NULLs
                    CASE WHEN n > 0 AND finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS')
                         THEN finished - started END AS s,
-                   started - sent AS w,
-                   CASE WHEN n > 0 THEN started - received END AS wr,
+                   -- S, W and R over one set of tasks, the completed ones (a failed task's wait
+                   -- without its response made W's mean exceed R's: #21)
+                   CASE WHEN n > 0 AND finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS')
+                        THEN started - sent END AS w,
+                   CASE WHEN n > 0 AND finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS')
+                        THEN started - received END AS wr,
                    CASE WHEN n > 0 AND finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS')
                         THEN finished - sent END AS r,
                    CASE WHEN n > 0 AND finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS')
@@ -421,16 +425,19 @@ class Store:
         return any(column.null_count < len(column) for column in given)
 
     def failures(self, limit: int = 3) -> list[tuple[str, int]]:
-        """The commonest exception texts of failed tasks (probe lines and Celery events), with counts."""
+        """The commonest exception texts of this run's failed tasks (probe lines, Celery events,
+        BullMQ jobs), each with the number of tasks of the task logs that raised it: a timings
+        folder shared with another run holds its errors too, and they are not this run's."""
         parts = []
         if self.event_files:
             source = f"read_json({_files(self.event_files)}, format = 'newline_delimited', columns = {EVENT_COLUMNS})"
-            parts.append(f"SELECT error FROM {source}")
-        parts += [f"SELECT error FROM {name}" for name in self._register("failure_table", self.event_tables)]
+            parts.append(f"SELECT task_id, error FROM {source}")
+        parts += [f"SELECT task_id, error FROM {name}" for name in self._register("failure_table", self.event_tables)]
         if not parts:
             return []
         rows = self.con.execute(f"""
-            SELECT error, count(*) AS n FROM ({" UNION ALL ".join(parts)}) WHERE error IS NOT NULL
+            SELECT error, count(DISTINCT task_id) AS n FROM ({" UNION ALL ".join(parts)})
+            WHERE error IS NOT NULL AND task_id IN (SELECT task_id FROM ({self.log_rows()}))
             GROUP BY error ORDER BY n DESC, error LIMIT {int(limit)}""").fetchall()
         return [(str(error), int(n)) for error, n in rows]
 

@@ -45,18 +45,27 @@ def comparison_report(comparison: Comparison, base: Tasks | None = None, new: Ta
     sizes = ", ".join(
         f"{cell.cell}: {cell.base_tasks} vs {cell.new_tasks}" for cell in comparison.cells if cell.base_tasks
     )
+    runs = ", ".join(f"{cell.cell}: {cell.base_runs} vs {cell.new_runs}" for cell in comparison.cells)
+    if comparison.regressions:
+        verdict = f"{len(regressions)} regressions"
+    elif comparison.inconclusive:
+        verdict = f"inconclusive ({len(comparison.inconclusive)} cells cannot be judged)"
+    else:
+        verdict = "no regression"
     summary = (
         ("Base", comparison.base),
         ("New", comparison.new),
-        ("Verdict", f"{len(regressions)} regressions" if regressions else "no regression"),
+        ("Verdict", verdict),
         ("Method", comparison.method),
+        ("Runs (base vs new)", runs),
         ("Tasks (base vs new)", sizes or "no per-task data"),
     )
     notes = [
         f"regression: {cell} {c.figure} {_row(cell, c)[4]} (tolerance {c.tolerance:.0%})" for cell, c in regressions
     ]
+    notes += [f"inconclusive: {line}" for line in comparison.inconclusive]
     if comparison.unmatched:
-        notes.append(f"cells in only one run, not compared: {', '.join(comparison.unmatched)}")
+        notes.append(f"cells in only one side, not compared: {', '.join(comparison.unmatched)}")
     images = _ecdfs(base, new) if base is not None and new is not None else ()
     return Report(
         "Comparison", comparison.to_json(), summary, (comparison_table(comparison),), tuple(notes), images=images

@@ -209,3 +209,25 @@ def test_the_log_reserve_falls_back_to_zeros_where_fallocate_is_missing(
     assert not reserve.exists()
     lines = (tmp_path / "worker_tasks_x.log").read_text().splitlines()
     assert len(lines) == 4 and '"tasks": 2' in lines[-1]
+
+
+def test_a_queue_with_jobs_delayed_for_retry_is_not_drained(tmp_path: Path) -> None:
+    # #21: `inject --monitor` said "drained" with 5 BullMQ jobs still delayed for retry
+    import threading
+
+    from capacity.brokers import QueueDepth
+    from capacity.load.monitor import Monitor
+
+    depths = iter([QueueDepth(0, 0, delayed=5), QueueDepth(0, 0, delayed=5), QueueDepth(0, 0, delayed=0)])
+    last = QueueDepth(0, 0, delayed=0)
+
+    def depth() -> QueueDepth:
+        return next(depths, last)
+
+    monitor = Monitor(depth, lambda: 10, tmp_path / "monitor.csv", interval_s=0.01)
+    monitor.sample()  # 5 delayed: not drained
+    assert monitor.wait_drained(0.05, threading.Event()) is None
+    monitor.sample()
+    third = monitor.sample()  # nothing delayed any more
+    assert third is not None and monitor.wait_drained(1.0, threading.Event()) == third.t
+    monitor.stop()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from capacity.errors import InputError
-from capacity.matrix.analysis import Cell, ValidationCheck, recommended_concurrency, usl_fits, validate
+from capacity.matrix.analysis import ValidationCheck, recommended_concurrency, usl_fits, validate
+from capacity.matrix.cells import Cell
 from capacity.matrix.results import CSV_COLUMNS, CellResult, ResourceSummary, prepare_run_dir, write_results
 from capacity.matrix.sampler import bottleneck
 from capacity.matrix.spec import CellSpec, Matrix, ModeSpec, cells
@@ -197,7 +198,7 @@ def test_reference_worker_behaves_like_the_profile_job_types() -> None:
 
 
 def test_a_report_combines_runs_and_names_each_cell_by_its_run(tmp_path: Path) -> None:
-    from capacity.matrix.analysis import load_cells
+    from capacity.matrix.cells import load_cells
 
     for run in ("monday", "tuesday"):
         for n in (1, 2, 4):
@@ -248,7 +249,11 @@ def test_delivery_bound_and_host_saturated_cells_are_named() -> None:
     # a CPU-bound resize on a saturated host: not "more concurrency helps"
     busy = {"utilization": 0.95, "wait_mean_s": 3.0, "wait_from_received_mean_s": 2.9}
     note = bottleneck(spec(8), busy, ResourceSummary(cores=2, worker_cpu_mean_percent=60.0, host_cpu_mean_percent=97.0))
-    assert note.startswith("host CPU saturated (97% of 2 cores)") and "more concurrency helps" not in note
+    # issue #21: the worker used 60% of 200% on a host 97% busy: the rest was other processes
+    assert note.startswith("host CPU 97% busy but the worker used 60% of 200%: other processes took the rest")
+    assert "more concurrency" not in note
+    mine = ResourceSummary(cores=2, worker_cpu_mean_percent=185.0, host_cpu_mean_percent=97.0)
+    assert bottleneck(spec(8), busy, mine).startswith("host CPU saturated (97% of 2 cores)")
     # the same slots busy on an idle host: waiting inside, more concurrency helps
     note = bottleneck(spec(8), busy, ResourceSummary(cores=2, worker_cpu_mean_percent=20.0, host_cpu_mean_percent=30.0))
     assert "more concurrency helps" in note

@@ -88,7 +88,8 @@ def test_counts_window_throughput_service_wait(four_tasks: tuple[Path, Path]) ->
     assert m.service.mean == pytest.approx(3.0)  # (2 + 4) / 2
     assert m.service.max == pytest.approx(4.0)
     assert m.service.p50 == pytest.approx(3.0)
-    assert m.wait.mean == pytest.approx((1 + 1 + 2) / 3)  # a, b, c started 1, 1, 2 s after send
+    # S, W and R over one set of tasks, the completed ones (#21: W covered the failed c, R did not)
+    assert m.wait.mean == pytest.approx((1 + 1) / 2)  # a, b started 1 s after send
     assert m.wait_received.mean == pytest.approx(0.5)  # a, b received 0.5 s before starting
     assert m.response.mean == pytest.approx(4.0)  # (3 + 5) / 2
     assert m.utilization == pytest.approx(24 / 60 * 3.0 / 2)  # X x S / c = 0.6
@@ -487,3 +488,16 @@ def test_duplicate_completions_are_counted_and_warned(tmp_path: Path) -> None:
     m = run_metrics([log], [f"probe:{probe}"])
     assert m.completed == 2
     assert any(w.startswith("2 duplicate completions for 1 tasks") for w in m.warnings), m.warnings
+
+
+def test_the_failure_summary_names_only_this_runs_tasks(tmp_path: Path) -> None:
+    # #21: a timings folder shared with an earlier run listed that run's errors as this one's
+    log = write_log(tmp_path / "worker_tasks_1.log", {"a": T0, "b": T0, "c": T0})
+    mine = {**done("b", T0 + 1, T0 + 2, "FAILURE"), "error": "TypeError: resize() takes 2 arguments"}
+    also = {**done("c", T0 + 1, T0 + 2, "FAILURE"), "error": "TypeError: resize() takes 2 arguments"}
+    others = [{**done(f"old{i}", T0 - 60, T0 - 59, "FAILURE"), "error": "KeyError: 'width'"} for i in range(5)]
+    probe = write_probe(tmp_path / "timings", [done("a", T0 + 1, T0 + 2), mine, also, *others])
+    m = run_metrics([log], [str(probe)])
+    (warning,) = [w for w in m.warnings if "failed" in w]
+    assert warning == "2 tasks failed; first errors: TypeError: resize() takes 2 arguments (x2)"
+    assert m.wait.mean == pytest.approx(1.0) and m.response.mean == pytest.approx(2.0)
