@@ -56,6 +56,10 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return MASK
+    query = _redact_query(parts.query)
+    if query != parts.query:
+        parts = parts._replace(query=query)
+        url = urlunsplit(parts)
     if parts.password is None and not (parts.scheme == "sqs" and parts.username):
         return url
     register(parts.password)
@@ -66,3 +70,59 @@ def redact_url(url: str) -> str:
     host = parts.netloc.rpartition("@")[2]  # as written, even a port urllib would refuse
     credentials = f"{user}:{MASK}" if parts.password is not None else user
     return urlunsplit((parts.scheme, f"{credentials}@{host}", parts.path, parts.query, parts.fragment))
+
+
+#: query parameters that carry a secret (redis-py's ?password=, tokens, keys)
+_SECRET_PARAMETERS = re.compile(r"(?i)^(passw(?:or)?d|pass|token|auth_?token|secret|.*secret.*|.*_key|api_?key)$")
+
+
+def _redact_query(query: str) -> str:
+    """A URL's query with the values of secret-bearing parameters replaced (and registered)."""
+    if not query:
+        return query
+    from urllib.parse import unquote
+
+    parts = []
+    for item in query.split("&"):
+        name, sep, value = item.partition("=")
+        if sep and value and _SECRET_PARAMETERS.match(unquote(name)):
+            register(unquote(value))
+            register(value)
+            value = MASK
+        parts.append(f"{name}{sep}{value}")
+    return "&".join(parts)
+
+
+#: environment variables holding a secret by name (AWS's, Redis's, tokens): their values are masked
+_SECRET_NAMES = re.compile(r"(?i)(secret|passw(?:or)?d|token|_key$|^aws_access_key_id$|credential)")
+#: environment variables that hold a URL whose password is a secret
+_URL_NAMES = re.compile(r"(?i)(_url$|_dsn$|^capacity_timings$|^celery_result_backend$)")
+#: a value from the environment is masked only from this length: "true" or "1" would mask too much
+MIN_ENV_SECRET = 8
+
+
+def register_environment(environ: dict[str, str] | None = None) -> None:
+    """Every secret the environment holds, registered by value (#23): AWS keys and session tokens,
+    passwords and tokens by the variable's name, and the passwords of URLs (broker, backend,
+    timings). A worker that prints one bare (``SECRET SuperSecretAwsKey/abc+def``) has it masked
+    in what the tool stores, not only when it looks like ``password=...``."""
+    import os
+
+    for name, value in (environ if environ is not None else os.environ).items():
+        if not value:
+            continue
+        if _URL_NAMES.search(name) and "://" in value:
+            redact_url(value)  # registers the URL's password and secret query parameters
+        elif _SECRET_NAMES.search(name) and len(value) >= MIN_ENV_SECRET:
+            register(value)
+
+
+def register_options(options: dict[str, object]) -> None:
+    """The secret-looking values of a JSON options object (transport options: a token, a password)."""
+    for name, value in options.items():
+        if isinstance(value, dict):
+            register_options(value)
+        elif isinstance(value, str) and _SECRET_NAMES.search(name) and len(value) >= 3:
+            register(value)
+        elif isinstance(value, str) and "://" in value:
+            redact_url(value)

@@ -155,6 +155,13 @@ class BullMQBroker(Broker):
             self.job_options["priority"] = priority
         if countdown_s:
             self.job_options["delay"] = round(countdown_s * 1000)
+        try:
+            # BullMQ's own packer, once, before anything is sent: options it cannot pack are the
+            # user's input (it raised "subsection not found" deep in a batch before)
+            self.job_arguments("capacity-check", "{}", 0)
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            shown = json.dumps(self.job_options)[:200]
+            raise InputError(f"--job-options {shown}: BullMQ cannot take them: {exc}") from None
         return JobTemplate(task)
 
     def script_name(self) -> str:

@@ -76,6 +76,9 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
     """Capacity planning for background-job workers (Celery on SQS or Redis)."""
+    from capacity.secrets import register_environment
+
+    register_environment()  # every secret the environment holds is masked by value wherever shown
 
 
 def _click_class(name: str) -> type[Exception]:

@@ -22,7 +22,7 @@ from capacity.errors import CapacityError, CheckFailed, Inconclusive, InputError
 from capacity.profiles import ENV_VAR, Profiles, load_profiles
 from capacity.render import formats
 from capacity.render.model import Report
-from capacity.secrets import mask
+from capacity.secrets import mask, register_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -202,6 +202,7 @@ def json_object_option(text: str | None, flag: str) -> dict[str, Any]:
         raise InputError(f"{flag}: not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(value, dict):
         raise InputError(f"{flag}: expected a JSON object")
+    register_options(value)  # a token or password in transport options is masked wherever shown
     return value
 
 

@@ -68,6 +68,8 @@ def command(
     matrix = with_repeats(load_matrix(matrix_file or DEFAULT_DIR / ("matrix.yaml" if full else "bench.yaml")), repeats)
     directory = run_dir or RESULTS_DIR / time.strftime("bench-%Y%m%d-%H%M%S")
     started = time.monotonic()
+    if broker is not None and not broker.strip():
+        raise InputError("--broker '': an empty broker URL; leave --broker out for the embedded Redis")
     with EmbeddedRedis() if broker is None else nullcontext() as embedded:
         config = RunConfig(
             matrix=matrix,

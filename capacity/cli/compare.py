@@ -17,9 +17,10 @@ in one side only are listed). Several runs a side: --base A --base B --new C --n
 directory's repeats count as runs of each cell). For X, S (mean, p50, p95, p99), W, R and
 completion rate: base, new, change and a verdict. A change is a regression when it is beyond the
 tolerance in the bad direction and beyond run-to-run noise: a one-sided t-test on the log of each
-run's figure with the variance pooled over the runs of both sides; with one run a side the noise
-is unknown and a 10% noise floor stands in for it (only large changes are caught: give 3 runs a
-side). Family-wise alpha 5% over every figure and cell (Bonferroni). A cell where a run was
+run's figure, the variance pooled over the runs of both sides and shrunk toward a 5% prior (4
+degrees of freedom); with one run a side the noise is unknown and a 10% noise floor stands in for
+it (only large changes are caught: give 3 runs a side). Each figure at a one-sided 1%, Bonferroni
+over the cells (a cell's figures move together with the host: one piece of evidence). A cell where a run was
 disturbed (other processes took the CPU) or a side measured nothing is inconclusive. Exit codes:
 0 no regression, 1 a regression, 2 bad input, 6 inconclusive."""
 

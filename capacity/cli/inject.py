@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,6 +44,16 @@ A bare --rate is per minute, as in seed 003 (--rate 10 is 10/min). Exit codes: 0
 every task the broker took), 130 interrupted by Ctrl-C (the log holds what was sent)."""
 
 Opt = typer.Option
+
+#: a --start-at further ahead than this needs --wait-long
+LONG_WAIT_S = 86_400.0
+
+#: BullMQ job options the injector sets itself, each with why a user's value cannot be taken
+INJECTOR_OWNED_JOB_OPTIONS = {
+    "jobId": "each job's id is the injector's, so the task log can name it (one id for every job would add one job)",
+    "repeat": "a repeatable job is a schedule, not a load: use --mode sustained or --stages",
+    "parent": "jobs with a parent (flows) are not injected; give the children's options only",
+}
 InjectFormat = Annotated[str, format_option("k8s")]
 
 
@@ -122,6 +134,9 @@ def command(
     start_at: Annotated[
         str | None, Opt(help="Start the schedule at this instant (ISO 8601 or epoch seconds): all shards at once.")
     ] = None,
+    wait_long: Annotated[
+        bool, Opt("--wait-long", help="Allow a --start-at more than a day ahead (refused without it: a typo?).")
+    ] = False,
     shards: Annotated[
         int | None, Opt(help="With --format k8s: print a Kubernetes Indexed Job running N shards of this run.")
     ] = None,
@@ -149,6 +164,9 @@ def command(
     bullmq_options = json_object_option(job_options, "--job-options")
     if bullmq_options and protocol != "bullmq":
         raise InputError("--job-options are BullMQ's: give --protocol bullmq")
+    owned = sorted(set(bullmq_options) & set(INJECTOR_OWNED_JOB_OPTIONS))
+    if owned:
+        raise InputError(f"--job-options {owned[0]!r}: {INJECTOR_OWNED_JOB_OPTIONS[owned[0]]}")
     from capacity.load.inject import InjectConfig  # kombu: the brokers extra
 
     schedule = build_schedule(mode, count, rate, duration, ramp_to, stages)
@@ -165,6 +183,18 @@ def command(
     if shard_pair is not None:
         schedule = Shard(schedule, *shard_pair)
     start = parse_instant(start_at, "--start-at") if start_at is not None else None
+    if start is not None:
+        ahead_s = start - time.time()
+        if ahead_s > LONG_WAIT_S and not wait_long:
+            raise InputError(
+                f"--start-at {start_at} is {ahead_s / 86_400:,.1f} days ahead: a typo? "
+                "give --wait-long to wait that long"
+            )
+        if ahead_s > 1 and not quiet:
+            when = datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds")
+            Console(stderr=True, highlight=False).print(
+                f"waiting until {when} ({ahead_s:,.0f} s) to start (--start-at)"
+            )
     upload_to = log_dir if s3.is_s3(log_dir) else None
     if size is not None and file is not None:
         raise InputError("--size and --file exclude each other")

@@ -32,6 +32,9 @@ def _service_from_metrics(path: Path) -> float:
         data: dict[str, Any] = json.loads(read_input(path))
     except (OSError, ValueError) as exc:
         raise InputError(f"--from-metrics {path}: not a metrics JSON file ({exc})") from None
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise InputError(f"--from-metrics {path}: not a metrics JSON file (a JSON {kind}, not an object)")
     value = data.get("service_time_mean_s")
     if not isinstance(value, (int, float)) or value <= 0:
         raise InputError(f"--from-metrics {path}: no measured service_time_mean_s (capacity metrics -f json)")

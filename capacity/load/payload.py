@@ -86,11 +86,13 @@ def synthetic_file(size_bytes: int, upload_dir: str) -> PayloadFile:
         return PayloadFile(f"s3://{bucket}/{key}", size_bytes, created=True)
     folder = Path(upload_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    if path.is_file() and path.stat().st_size == size_bytes:
-        return PayloadFile(str(path.resolve()), size_bytes, created=False)
+    path = folder.resolve() / name
+    # a link at the file's name is never reused nor followed: the tasks would name its target
+    # (#23); the new file is renamed over the link itself
+    if not path.is_symlink() and path.is_file() and path.stat().st_size == size_bytes:
+        return PayloadFile(str(path), size_bytes, created=False)
     _write_synthetic(path, size_bytes)
-    return PayloadFile(str(path.resolve()), size_bytes, created=True)
+    return PayloadFile(str(path), size_bytes, created=True)
 
 
 #: what a payload's strings may name, whole (``"$size_bytes"`` keeps its type) or inside a string

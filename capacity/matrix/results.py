@@ -24,6 +24,8 @@ RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 RESULT_JSON = "result.json"
 MATRIX_COPY = "matrix.yaml"
+#: the marker a run directory gets when matrix run creates it: --fresh deletes only such a directory
+RUN_MARKER = ".capacity-run"
 
 T = TypeVar("T")
 
@@ -243,9 +245,10 @@ def prepare_run_dir(run_dir: Path, matrix: Matrix, fresh: bool) -> None:
     copy = run_dir / MATRIX_COPY
     wanted = matrix.model_dump(mode="json")
     if fresh and run_dir.exists():
-        if not copy.is_file():
+        if not is_own_run_dir(run_dir):
             raise InputError(
-                f"--fresh: {run_dir} is not a matrix run directory (no {MATRIX_COPY}); it is left as it is"
+                f"--fresh: {run_dir} was not created by capacity matrix run (no {RUN_MARKER} marker naming its "
+                "run); it is left as it is: give a new --run-dir, or remove it yourself"
             )
         shutil.rmtree(run_dir)
     if copy.is_file():
@@ -260,5 +263,31 @@ def prepare_run_dir(run_dir: Path, matrix: Matrix, fresh: bool) -> None:
         if held.get("repeats", 1) != wanted["repeats"]:
             copy.write_text(yaml.safe_dump(wanted, sort_keys=False), encoding="utf-8")
         return
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    if created or not any(run_dir.iterdir()):
+        # only a directory this run made (or found empty) is marked as its own: --fresh may
+        # delete it later, and nothing else (a project folder holding a matrix.yaml of its own)
+        _write_marker(run_dir)
     copy.write_text(yaml.safe_dump(wanted, sort_keys=False), encoding="utf-8")
+
+
+def _write_marker(run_dir: Path) -> None:
+    import uuid
+
+    marker = run_dir / RUN_MARKER
+    with marker.open("x", encoding="utf-8") as handle:  # "x": never through a link someone left there
+        json.dump({"run_id": uuid.uuid4().hex, "created_by": "capacity matrix run"}, handle)
+
+
+def is_own_run_dir(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is a run directory ``matrix run`` created: a regular file (not a link)
+    named RUN_MARKER holding the run's id."""
+    marker = run_dir / RUN_MARKER
+    if run_dir.is_symlink() or marker.is_symlink() or not marker.is_file():
+        return False
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("run_id"), str) and bool(data["run_id"])

@@ -23,10 +23,34 @@ _KINDS = {
 }
 
 
+def check_url(url: str) -> None:
+    """A URL Celery would fail on deep inside kombu, refused here in one line: malformed (an
+    unclosed IPv6 bracket, a port out of range), or a Redis URL redis-py cannot take (a password
+    in the user part and in ``?password=`` too). Schemes beyond the broker registry (amqp://)
+    are left to Celery."""
+    from urllib.parse import parse_qs, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as exc:
+        raise InputError(f"broker URL {redact_url(url)!r} is malformed: {exc}") from None
+    if is_redis_url(url):
+        if parts.password is not None and "password" in parse_qs(parts.query):
+            raise InputError(
+                f"broker URL {redact_url(url)!r} has two passwords (in the user part and as a query parameter); "
+                "keep one"
+            )
+        from capacity.brokers.redis import redis_client
+
+        redis_client(url)  # builds without connecting: an option redis-py refuses is an InputError
+
+
 def collect(
     broker_url: str, out: Path, for_s: float | None, stop: threading.Event, ready: threading.Event | None = None
 ) -> int:
     """Write events until ``for_s`` passes or ``stop`` is set; the number of task events written."""
+    check_url(broker_url)
     if is_broker_url(broker_url) and not broker_class(broker_url).supports_events:
         raise InputError("Celery has no events on SQS: use the probe (celery worker --include capacity.probe)")
     from celery import Celery

@@ -262,7 +262,16 @@ def read_run(path: Path) -> Run:
     data = _read_json(path)
     if "sent" not in data or "throughput_per_min" not in data:
         raise InputError(f"{path}: not a metrics result (capacity metrics -f json)")
-    return Run(str(path), {f.key: data.get(f.key) for f in FIGURES})
+    figures: dict[str, float | None] = {}
+    for figure in FIGURES:
+        value = data.get(figure.key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise InputError(f"{path}: {figure.key} is {type(value).__name__} {str(value)[:40]!r}, not a number")
+        figures[figure.key] = None if value is None else float(value)
+    sent = data.get("sent")
+    if sent == 0:
+        return Run(str(path), dict.fromkeys(figures))  # nothing sent: measured nothing
+    return Run(str(path), figures)
 
 
 # --- tolerances -------------------------------------------------------------------------------------------

@@ -407,7 +407,7 @@ def check_thresholds(expressions: list[str], data: dict[str, Any]) -> list[str]:
             bound = parse_duration(raw, f"--fail-if {text!r}")
         elif name in ("completion", "completion_rate"):
             key, label = "completion_rate", "completion rate"
-            bound = float(raw.rstrip("%")) / 100 if raw.endswith("%") else _number(raw, text)
+            bound = _number(raw.rstrip("%"), text) / 100 if raw.endswith("%") else _number(raw, text)
         elif name in _COUNTS:
             key, label, bound = _COUNTS[name], name, _number(raw, text)
         else:

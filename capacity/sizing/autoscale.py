@@ -93,12 +93,24 @@ class Policy:
     def check(self) -> None:
         if self.name not in POLICIES:
             raise InputError(f"--policy {self.name!r}: use one of {', '.join(POLICIES)}")
-        if self.target <= 0 or not math.isfinite(self.target):
-            raise InputError("--target must be above zero")
-        if self.sync_s <= 0:
-            raise InputError("--sync must be above zero")
         if not 1 <= self.replicas <= MAX_REPLICAS:
             raise InputError(f"--replicas must be 1 to {MAX_REPLICAS:,}")
+        # the fleet file's bounds (fleetfile.PoolSpec): one rule for a setting from a flag or a file
+        rules: tuple[tuple[str, float, bool, str], ...] = (
+            ("--target", self.target, self.target > 0, "above zero"),
+            ("--sync", self.sync_s, self.sync_s > 0, "above zero"),
+            ("--scale-up-pods", self.up_pods, self.up_pods >= 1, "at least 1"),
+            ("--scale-up-percent", self.up_percent, self.up_percent > 0, "above zero"),
+            ("--scale-down-percent", self.down_percent, 0 < self.down_percent <= 100, "above zero and at most 100"),
+            ("--tolerance", self.tolerance, 0 <= self.tolerance < 1, "zero or more and below 1"),
+            ("--activation", self.activation, self.activation >= 0, "zero or more"),
+            ("--scale-down-window", self.down_window_s, self.down_window_s >= 0, "zero or more"),
+            ("--polling", self.polling_s, self.polling_s > 0, "above zero"),
+            ("--cooldown", self.cooldown_s, self.cooldown_s >= 0, "zero or more"),
+        )
+        for flag, value, ok, rule in rules:
+            if not (ok and math.isfinite(value)):
+                raise InputError(f"{flag} must be {rule}, got {value:g}")
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,8 @@ class Workload:
                 raise InputError("--service empirical needs --from-metrics with measured service times")
         elif not (self.service_time_s and self.service_time_s > 0):
             raise InputError(f"--service {self.service} needs --service-time above zero")
+        if not (math.isfinite(self.service_cv) and self.service_cv >= 0):
+            raise InputError(f"--service-cv must be zero or more, got {self.service_cv:g}")
 
     def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(arrival times, service times) for one replication."""

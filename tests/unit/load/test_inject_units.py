@@ -231,3 +231,18 @@ def test_a_queue_with_jobs_delayed_for_retry_is_not_drained(tmp_path: Path) -> N
     third = monitor.sample()  # nothing delayed any more
     assert third is not None and monitor.wait_drained(1.0, threading.Event()) == third.t
     monitor.stop()
+
+
+def test_a_link_at_the_payload_files_name_is_not_followed(tmp_path: Path) -> None:
+    # #23: a symlink at the payload file's name was reused: the tasks pointed at its target
+    from capacity.load.payload import synthetic_file
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"x" * 100)
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "capacity_payload_100.bin").symlink_to(secret)
+    made = synthetic_file(100, str(uploads))
+    assert made.created and made.reference == str(uploads.resolve() / "capacity_payload_100.bin")
+    assert not Path(made.reference).is_symlink() and Path(made.reference).stat().st_size == 100
+    assert secret.read_bytes() == b"x" * 100  # the target is untouched

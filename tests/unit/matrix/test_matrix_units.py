@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from capacity.errors import InputError
 from capacity.matrix.analysis import ValidationCheck, recommended_concurrency, usl_fits, validate
@@ -222,9 +223,30 @@ def test_fresh_deletes_only_a_run_directory(tmp_path: Path) -> None:
     precious = tmp_path / "home"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
-    with pytest.raises(InputError, match="not a matrix run directory"):
+    with pytest.raises(InputError, match="was not created by capacity matrix run"):
         prepare_run_dir(precious, tiny(), fresh=True)
     assert (precious / "thesis.tex").read_text() == "years of work"
+    # #23: a project folder holding its own matrix.yaml, used as the run directory once, then
+    # --fresh: it removed proj/src/app.py. The folder was not made by matrix run: never deleted
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "app.py").write_text("the user's app")
+    (project / "matrix.yaml").write_text(yaml.safe_dump(tiny().model_dump(mode="json")))
+    prepare_run_dir(project, tiny(), fresh=False)  # runs there, as asked
+    with pytest.raises(InputError, match="was not created by capacity matrix run"):
+        prepare_run_dir(project, tiny(), fresh=True)
+    assert (project / "src" / "app.py").read_text() == "the user's app"
+    # a marker that is a link (to a file saying whatever) does not make a folder ours
+    (project / ".capacity-run").symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text('{"run_id": "x"}')
+    with pytest.raises(InputError, match="was not created"):
+        prepare_run_dir(project, tiny(), fresh=True)
+    # one matrix run made is its own: --fresh starts it over
+    ours = tmp_path / "ours"
+    prepare_run_dir(ours, tiny(), fresh=False)
+    (ours / "cells").mkdir()
+    prepare_run_dir(ours, tiny(), fresh=True)
+    assert not (ours / "cells").exists() and (ours / ".capacity-run").is_file()
 
 
 def test_template_fields_are_data_not_shell(tmp_path: Path) -> None:

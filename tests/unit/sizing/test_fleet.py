@@ -176,3 +176,27 @@ def test_a_bad_fleet_file_is_one_line_naming_the_field(tmp_path: Path, text: str
     with pytest.raises(CapacityError, match=message) as caught:
         load_fleet(path)
     assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_a_huge_fleet_is_refused_before_its_arrays_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # #23: a fleet file of 150,000,020 tasks reached 3.6 GB before the memory check refused it
+    # (under a 2 GB limit, as the fuzz runs); the stated counts are summed first, so nothing near
+    # that is ever allocated
+    import tracemalloc
+
+    from capacity.sizing.memory import ENV_VAR
+
+    monkeypatch.setenv(ENV_VAR, "2GB")
+    from capacity.sizing.fleetfile import draw_classes
+
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET.replace("count: 100}", "count: 150000000}").replace("count: 40,", "count: 20,"))
+    spec, base = load_fleet(path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CapacityError, match="150,000,020 tasks"):
+            draw_classes(spec, base)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50_000_000, peak
