@@ -132,6 +132,12 @@ class Broker(ABC):
         """How many workers consume the queue now; None where the broker cannot tell."""
         return None
 
+    def registered_tasks(self, timeout_s: float = 1.0) -> dict[str, list[str]] | None:
+        """The task names each Celery worker on this broker registered (its answer to Celery's
+        ``inspect registered`` broadcast, waited for ``timeout_s``); None where the broker carries
+        no broadcast (SQS) or the protocol is not Celery's; an empty dict when no worker answered."""
+        return None
+
     @abstractmethod
     def depth(self) -> QueueDepth:
         """The queue's depth now."""

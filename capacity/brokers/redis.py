@@ -169,6 +169,21 @@ class RedisBroker(Broker):
     def channel(self) -> Any:
         return self._channel
 
+    def registered_tasks(self, timeout_s: float = 1.0) -> dict[str, list[str]] | None:
+        """Celery's own ``inspect().registered()`` over this broker's pidbox broadcast."""
+        from celery import Celery
+
+        app = Celery("capacity-inspect", broker=self.url, set_as_current=False)
+        app.conf.broker_transport_options = {"socket_timeout": 5, "socket_connect_timeout": 5}
+        errors: tuple[type[BaseException], ...] = (*self._errors, OSError)
+        try:
+            with app.connection_for_write() as connection:
+                replies = app.control.inspect(timeout=timeout_s, connection=connection).registered() or {}
+        except errors as exc:
+            raise BrokerError(f"cannot reach broker {self.safe_url}: {exc}") from None
+        # a registered name may carry its options ("add [rate_limit=10/m]"): the name is the first word
+        return {worker: [str(name).split(" ", 1)[0] for name in names] for worker, names in replies.items()}
+
     def use_priority(self, priority: int | None) -> None:
         """Send to the list kombu uses for this priority (queue, or queue + separator + step)."""
         self.key = self._channel._q_for_pri(self.options.queue, priority or 0)

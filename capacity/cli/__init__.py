@@ -14,6 +14,7 @@ from capacity.cli import (
     assess,
     autoscale,
     bench,
+    broker,
     collect,
     compare,
     cost,
@@ -63,6 +64,7 @@ app.command("report", help=report.HELP, short_help=_short(report.HELP))(report.c
 app.command("bench", help=bench.HELP, short_help=_short(bench.HELP))(bench.command)
 app.command("compare", help=compare.HELP, short_help=_short(compare.HELP))(compare.command)
 app.add_typer(probe.app, name="probe", help=probe.HELP, short_help=_short(probe.HELP))
+app.add_typer(broker.app, name="broker", help=broker.HELP, short_help=_short(broker.HELP))
 
 
 def _version(value: bool) -> None:

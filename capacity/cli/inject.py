@@ -25,7 +25,13 @@ from capacity.cli._common import (
 from capacity.errors import EXIT_INTERRUPTED, BrokerError, CheckFailed, InputError, WriteFailed
 from capacity.load import s3
 from capacity.load.monitor import Sample
-from capacity.load.payload import REFERENCE_TASK, PayloadSpec, existing_file, synthetic_file
+from capacity.load.payload import (
+    REFERENCE_PARAMETERS,
+    REFERENCE_TASK,
+    PayloadSpec,
+    existing_file,
+    synthetic_file,
+)
 from capacity.load.runner import RunProgress
 from capacity.load.schedules import Shard, build_schedule, parse_shard
 from capacity.load.tasklog import RESULTS_DIR
@@ -48,12 +54,6 @@ Opt = typer.Option
 #: a --start-at further ahead than this needs --wait-long
 LONG_WAIT_S = 86_400.0
 
-#: BullMQ job options the injector sets itself, each with why a user's value cannot be taken
-INJECTOR_OWNED_JOB_OPTIONS = {
-    "jobId": "each job's id is the injector's, so the task log can name it (one id for every job would add one job)",
-    "repeat": "a repeatable job is a schedule, not a load: use --mode sustained or --stages",
-    "parent": "jobs with a parent (flows) are not injected; give the children's options only",
-}
 InjectFormat = Annotated[str, format_option("k8s")]
 
 
@@ -134,6 +134,13 @@ def command(
     start_at: Annotated[
         str | None, Opt(help="Start the schedule at this instant (ISO 8601 or epoch seconds): all shards at once.")
     ] = None,
+    no_check: Annotated[
+        bool,
+        Opt(
+            "--no-check",
+            help="Send without asking Celery workers on the broker whether they know --task (inspect registered).",
+        ),
+    ] = False,
     wait_long: Annotated[
         bool, Opt("--wait-long", help="Allow a --start-at more than a day ahead (refused without it: a typo?).")
     ] = False,
@@ -161,14 +168,11 @@ def command(
         raise InputError(f"--priority must be 0-255, got {priority}")
     if priority is not None and protocol == "bullmq" and not 0 <= priority <= 2_097_152:
         raise InputError(f"--priority must be 0-2097152 for BullMQ, got {priority}")
-    bullmq_options = json_object_option(job_options, "--job-options")
-    if bullmq_options and protocol != "bullmq":
-        raise InputError("--job-options are BullMQ's: give --protocol bullmq")
-    owned = sorted(set(bullmq_options) & set(INJECTOR_OWNED_JOB_OPTIONS))
-    if owned:
-        raise InputError(f"--job-options {owned[0]!r}: {INJECTOR_OWNED_JOB_OPTIONS[owned[0]]}")
-    from capacity.load.inject import InjectConfig  # kombu: the brokers extra
+    from capacity.load.inject import InjectConfig, check_job_options  # kombu: the brokers extra
 
+    bullmq_options = json_object_option(job_options, "--job-options")
+    check_job_options(bullmq_options, protocol, "--job-options")
+    _check_task_named(ctx, task, args, kwargs, payload_template, payload_file)
     schedule = build_schedule(mode, count, rate, duration, ramp_to, stages)
     if (fmt == "k8s") != (shards is not None):
         raise InputError("--shards N and --format k8s go together: they print the Job instead of injecting")
@@ -235,6 +239,7 @@ def command(
         run_id=run_id,
         shard=shard_pair,
         start_at=start,
+        check_task=not no_check and protocol == "celery" and task != REFERENCE_TASK,
         upload_to=upload_to,
         protocol=protocol,
         prefix=bullmq_prefix if protocol == "bullmq" else None,
@@ -264,7 +269,13 @@ def _run(config: InjectConfig, stop: threading.Event, console: Console, quiet: b
         console.print(
             f"warning: {sample.visible} messages have waited {config.idle_warning_s:g} s on queue "
             f"{config.queue!r} at {redact_url(config.broker_url)} and none was taken: no worker seems to "
-            "consume that queue on that broker (check the worker's -Q and broker URL)",
+            "consume that queue on that broker ("
+            + (
+                "check the Worker's queue name, prefix and Redis connection"
+                if config.protocol == "bullmq"
+                else "check the worker's -Q and broker URL"
+            )
+            + ")",
             highlight=False,
             markup=False,
             soft_wrap=True,
@@ -305,6 +316,33 @@ def _run(config: InjectConfig, stop: threading.Event, console: Console, quiet: b
             bar.stop()
 
 
+def _check_task_named(
+    ctx: typer.Context,
+    task: str,
+    args: str | None,
+    kwargs: str | None,
+    template: Path | None,
+    payload_file: Path | None,
+) -> None:
+    """Arguments meant for the user's own task, given without --task, would go to the reference
+    task (#22: `--args` alone quietly sent capacity.worker.process_file the user's arguments)."""
+    source = ctx.get_parameter_source("task")
+    if source is not None and source.name != "DEFAULT":
+        return
+    hint = f"give --task NAME (your task's name; without it they go to the reference task {task})"
+    for flag, value in (("--args", args), ("--payload-template", template), ("--payload-file", payload_file)):
+        if value is not None:
+            raise InputError(f"{flag} without --task: {hint}")
+    if kwargs is not None:
+        given = json_object_option(kwargs, "--kwargs")
+        foreign = sorted(set(given) - set(REFERENCE_PARAMETERS))
+        if foreign:
+            raise InputError(
+                f"--kwargs {', '.join(foreign)} without --task: the reference task takes "
+                f"{', '.join(REFERENCE_PARAMETERS)}; {hint}"
+            )
+
+
 def _shard_argv(ctx: typer.Context) -> list[str]:
     """The options given on this command line, as each shard runs them: without --shards,
     --format, --output, --image, --run-id, --start-at and --broker (the pods read the broker URL
@@ -333,8 +371,10 @@ def _report(result: InjectResult, console: Console, quiet: bool) -> None:
     if quiet:
         return
     lines = [
-        f"{result.status}: {result.sent} of {result.target} tasks in {result.elapsed_s:.2f} s "
+        # "sent", not "completed": the broker took them; whether workers ran them is metrics' answer (#22)
+        f"sent {result.sent} of {result.target} tasks in {result.elapsed_s:.2f} s "
         f"({result.rate_per_s:,.1f}/s), run {result.run_id}"
+        + ("" if result.status == "completed" else f": {result.status.replace('_', ' ')}")
     ]
     late = result.lateness
     if late.get("p50_s") is not None:

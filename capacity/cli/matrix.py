@@ -176,6 +176,9 @@ def run(
     from capacity.matrix.run import EVENTS, RunConfig
 
     matrix: Matrix = with_repeats(load_matrix(file), repeats)
+    from capacity.load.inject import check_job_options
+
+    check_job_options(matrix.job_options, protocol, "the matrix file's job_options")
     url, _ = resolve_broker_url(broker)
     if worker_cmd and (worker_up or worker_down):
         raise InputError("--worker-cmd and --worker-up/--worker-down exclude each other")

@@ -52,6 +52,8 @@ class InjectConfig:
     run_id: str | None = None
     shard: tuple[int, int] | None = None
     start_at: float | None = None  # epoch seconds
+    #: ask Celery workers on the broker which tasks they know, and refuse one none of them knows
+    check_task: bool = False
     #: where the finished log (and monitor samples) are copied: an s3://bucket/prefix/
     upload_to: str | None = None
     #: "celery", or "bullmq" (jobs for BullMQ's Node workers) with its key prefix and job options
@@ -282,6 +284,8 @@ def inject(
         stop=stop,
     )
     with broker_factory(config.broker_url, options) as broker:
+        if config.check_task:
+            check_task_registered(broker, config.task)
         broker.use_priority(config.priority)
         payloads = _Payloads(config, broker, run_id)
         payloads.check_size(broker)
@@ -389,6 +393,44 @@ def _upload(prefix: str | None, files: list[Path | None]) -> tuple[list[str], st
     except BrokerError as exc:
         return urls, str(exc)
     return urls, None
+
+
+#: BullMQ job options the injector sets itself, each with why a user's value cannot be taken
+INJECTOR_OWNED_JOB_OPTIONS = {
+    "jobId": "each job's id is the injector's, so the task log can name it (one id for every job would add one job)",
+    "repeat": "a repeatable job is a schedule, not a load: use --mode sustained or --stages",
+    "parent": "jobs with a parent (flows) are not injected; give the children's options only",
+}
+
+
+def check_job_options(options: dict[str, Any], protocol: str, where: str) -> None:
+    """BullMQ job options: only with BullMQ, and none the injector sets itself."""
+    if options and protocol != "bullmq":
+        raise InputError(f"{where} are BullMQ's job options: give --protocol bullmq")
+    owned = sorted(set(options) & set(INJECTOR_OWNED_JOB_OPTIONS))
+    if owned:
+        raise InputError(f"{where} {owned[0]!r}: {INJECTOR_OWNED_JOB_OPTIONS[owned[0]]}")
+
+
+def check_task_registered(broker: Broker, task: str) -> None:
+    """InputError when Celery workers answer on this broker and none of them registered ``task``
+    (#22: a misspelt task name exited 0, "queue drained", while the worker logged "Received
+    unregistered task" and dropped every message). No answer (no worker up yet, SQS) checks nothing."""
+    import difflib
+
+    replies = broker.registered_tasks()
+    if not replies:
+        return
+    known = sorted({name for names in replies.values() for name in names if not name.startswith("celery.")})
+    if task in known:
+        return
+    close = difflib.get_close_matches(task, known, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+    raise InputError(
+        f"no worker on this broker knows task {task!r} ({len(replies)} answered); {hint}they registered: "
+        f"{shown or 'nothing'} (--no-check sends anyway)"
+    )
 
 
 def _wait_until(instant: float, stop: threading.Event) -> None:

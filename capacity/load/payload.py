@@ -98,15 +98,49 @@ def synthetic_file(size_bytes: int, upload_dir: str) -> PayloadFile:
 #: what a payload's strings may name, whole (``"$size_bytes"`` keeps its type) or inside a string
 #: (``"lt-$task_id"``): per run ``$file``, ``$size_bytes``, ``$user_id``, ``$run_id``; per batch
 #: ``$injected_at``; per task ``$task_id``, ``$seq`` (0-based index in the run), ``$uuid``; ``$$``
-#: is a literal dollar. Anything else after a ``$`` is left as written.
+#: is a literal dollar. A ``$`` before a digit or punctuation is left as written; a ``$name``
+#: that is none of these is refused (#22: ``$sequence`` quietly became ``img-1uence.jpg``).
 PLACEHOLDERS = ("$file", "$size_bytes", "$user_id", "$run_id", "$injected_at", "$task_id", "$seq", "$uuid")
 PER_TASK = ("task_id", "seq", "uuid")
-_TOKEN = re.compile(r"\$(\$|task_id|seq|uuid|run_id|file|size_bytes|user_id|injected_at)")
+_TOKEN = re.compile(r"\$(\$|(?:task_id|seq|uuid|run_id|file|size_bytes|user_id|injected_at)(?![A-Za-z0-9_]))")
+_ANY_NAME = re.compile(r"\$(\$|[A-Za-z_][A-Za-z0-9_]*)")
+
+
+def check_placeholders(value: Any, where: str) -> None:
+    """InputError naming the first ``$name`` that is no placeholder, with the closest one."""
+    import difflib
+
+    known = [p[1:] for p in PLACEHOLDERS]
+    for text in _strings(value):
+        for match in _ANY_NAME.finditer(text):
+            name = match.group(1)
+            if name == "$" or name in known:
+                continue
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.4) or [n for n in known if name.startswith(n)]
+            hint = f"did you mean ${close[0]}? " if close else ""
+            raise InputError(
+                f"{where}: unknown placeholder ${name} in {text[:80]!r}; {hint}placeholders: "
+                f"{', '.join(PLACEHOLDERS)} ($$ for a literal dollar)"
+            )
 
 
 #: the reference worker's task: its defaults (file, size_bytes, user_id, injected_at) are sent only
 #: to it; any other task gets exactly the arguments described
 REFERENCE_TASK = "capacity.worker.process_file"
+#: the keyword arguments the reference task (and the reference Node worker) act on: kwargs naming
+#: anything else, without --task, were meant for the user's own task
+REFERENCE_PARAMETERS = (
+    "file",
+    "size_bytes",
+    "user_id",
+    "injected_at",
+    "sleep_s",
+    "cpu_s",
+    "memory_bytes",
+    "job_type",
+    "time_scale",
+    "memory_scale",
+)
 
 
 @dataclass(frozen=True)
@@ -129,10 +163,13 @@ class PayloadSpec:
                 raise InputError(f"{flag} and {' and '.join(given)} exclude each other")
         if self.file is not None:
             rows = load_payload_file(self.file)
+            check_placeholders([list(r) for r in rows], f"--payload-file {self.file}")
             return rows[0][0], rows[0][1], rows
         if self.template is not None:
             args, kwargs = load_template(self.template)
+            check_placeholders([args, kwargs], f"--payload-template {self.template}")
             return args, kwargs, ()
+        check_placeholders([self.args, self.kwargs], "--args/--kwargs")
         if task == REFERENCE_TASK and not self.args:
             args, kwargs = default_payload(self.kwargs)
             return args, kwargs, ()

@@ -251,7 +251,10 @@ def _why(cell: Cell, rows: dict[str, Comparison]) -> str:
     if w.measured is not None and w.predicted is not None:
         gap = w.measured - w.predicted
         if gap > 0.1 * max(s_mean, 1e-9):
-            reasons.append(f"waits {gap * 1000:+.0f} ms over the model: delivery, prefetch, pool dispatch (see notes)")
+            bullmq = any(str(source).startswith("BullMQ") for source in m.get("sources") or ())
+            # in the worker's own words (#22): BullMQ has no prefetch nor pool
+            what = "the Worker's fetch of the next job and its lock" if bullmq else "delivery, prefetch, pool dispatch"
+            reasons.append(f"waits {gap * 1000:+.0f} ms over the model: {what} (see notes)")
         elif w.measured < 0.1 * max(s_mean, 1e-9):
             reasons.append(f"waits under 10% of S ({w.measured * 1000:.0f} ms): their relative error means little")
     x = rows["throughput_per_min"]
@@ -295,7 +298,7 @@ def results_table(cells: list[Cell]) -> Table:
             notes.append(f"{figures.disturbed} of {len(repeats)} disturbed")
         rows.append(
             (
-                format_size(int(spec.size_bytes or 0)),
+                format_size(int(spec.size_bytes)) if spec.size_bytes else "-",
                 slots_label(int(spec.concurrency or 0), spec.replicas, spec.pool),
                 str(spec.mode).capitalize(),
                 _with_interval(figures.throughput_per_min, figures.throughput_per_min_ci95, 1),

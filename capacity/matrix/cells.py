@@ -80,7 +80,9 @@ def load_cells(run_dirs: list[Path]) -> list[Cell]:
 
 def group_label(group: Group) -> str:
     size, mode, rate, pool = group
-    return f"{format_size(size)} {mode}" + (f" {rate}" if rate else "") + (f" {pool}" if pool else "")
+    # no size given (a matrix of concurrency x mode): no "0 B" (#22)
+    head = f"{format_size(size)} {mode}" if size else mode
+    return head + (f" {rate}" if rate else "") + (f" {pool}" if pool else "")
 
 
 #: a USL group: size, mode, rate, pool

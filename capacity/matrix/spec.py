@@ -62,6 +62,12 @@ class Matrix(_Frozen):
     kwargs: dict[str, Any] | None = None
     payload_template: Path | None = None
     payload_file: Path | None = None
+    #: environment variables for the worker of each cell, templated like --worker-cmd
+    #: (``WORKER_CONCURRENCY: "{concurrency}"``): for apps that read their settings from the environment
+    env: dict[str, str] = Field(default_factory=dict)
+    #: BullMQ: the job options your producer sets (attempts, removeOnComplete, backoff...), as
+    #: ``inject --job-options`` takes them
+    job_options: dict[str, Any] = Field(default_factory=dict)
     #: a BullMQ limiter the worker runs with (max jobs per duration, e.g. 100/min): given to the
     #: reference Node worker ({limiter}), and named in the notes when X plateaus at it
     rate_limit: str | None = None

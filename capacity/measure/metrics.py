@@ -248,6 +248,22 @@ def _littles_law(
     return LittlesLaw(from_x_r, observed, "monitor samples (visible + in flight)")
 
 
+def no_timings_why(sources: list[str]) -> str:
+    """Why no task of the log has a timing, in the words of the worker the source belongs to (#22)."""
+    if any(source.startswith("BullMQ") for source in sources):
+        return (
+            "no task of the log has a timing: BullMQ never finished any of these jobs; is a Worker running on "
+            "this queue name and prefix (--bullmq-prefix), with a processor for these job names, and did the "
+            "jobs outlive removeOnComplete (BullMQ deletes a job's hash when it is removed)?"
+        )
+    return (
+        "no task of the log has a timing: usually the probe is not loaded in the worker (celery worker "
+        "--include capacity.probe, or the file capacity probe write makes), CAPACITY_TIMINGS points elsewhere "
+        "than --timings, the worker does not know the task name (its log says 'Received unregistered task'), or "
+        "it consumes another queue (its -Q)"
+    )
+
+
 def compute(
     log: TaskLog,
     sources: list[str],
@@ -314,6 +330,8 @@ def compute(
     phase_trend = _phase_trend(log, samples, window_start, float(figures["last_sent"])) if has_phase else None
     if not sources:
         problems.warn("no --timings source: completions are unknown, every task counts as missing")
+    elif not (completed or failed or int(figures["unknown"])):
+        problems.warn(no_timings_why(sources))
     return Metrics(
         sent=n,
         completed=completed,

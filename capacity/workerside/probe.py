@@ -56,6 +56,7 @@ def _sink() -> Any:
     """The sink for this process (re-opened after a fork: prefork children get their own)."""
     target = os.environ.get(ENV_VAR)
     if not target:
+        _warn_once(f"capacity.probe: loaded but ${ENV_VAR} is not set: no timings are written (#22)")
         return None
     with _lock:
         if _state["pid"] != os.getpid():
@@ -73,9 +74,14 @@ def _emit(record: dict[str, Any]) -> None:
         if sink is not None:
             sink.write(json.dumps(record, separators=(",", ":")))
     except Exception as exc:  # a broken sink must not break the worker's tasks
-        if not _state["warned"]:
-            _state["warned"] = True
-            print(f"capacity.probe: cannot write timings to ${ENV_VAR}: {exc}", file=sys.stderr)
+        _warn_once(f"capacity.probe: cannot write timings to ${ENV_VAR}: {exc}")
+
+
+def _warn_once(message: str) -> None:
+    """One line on the worker's stderr (its log), once per process."""
+    if not _state["warned"]:
+        _state["warned"] = True
+        print(message, file=sys.stderr, flush=True)
 
 
 def _on_received(request: Any = None, **_: Any) -> None:
@@ -129,6 +135,9 @@ def _connect() -> None:
     task_prerun.connect(_on_prerun, weak=False)
     task_failure.connect(_on_failure, weak=False)
     task_postrun.connect(_on_postrun, weak=False)
+    if not os.environ.get(ENV_VAR):
+        # said at load, in the worker's start-up output, not only once a task arrives
+        _warn_once(f"capacity.probe: loaded but ${ENV_VAR} is not set: no timings will be written")
 
 
 # A worker loads this module (--include) after its Celery app, so Celery is imported by then; the

@@ -468,11 +468,35 @@ def test_sqs_message_limit_is_the_queues_own(tmp_path: Path, moto_sqs: MotoSQS) 
     client = moto_sqs.client()
     client.create_queue(QueueName="small", Attributes={"MaximumMessageSize": "4096"})
     blob = json.dumps({"blob": "x" * 3000})
-    argv = ["inject", "--broker", moto_sqs.url, "--queue", "small", "--count", "2", "--kwargs", blob]
+    argv = [
+        "inject",
+        "--broker",
+        moto_sqs.url,
+        "--queue",
+        "small",
+        "--count",
+        "2",
+        "--kwargs",
+        blob,
+        "--task",
+        "blobs.take",
+    ]
     proc = run_cli([*argv, "--log-dir", str(tmp_path)], base_env(moto_sqs.url), tmp_path)
     assert proc.returncode == 2 and "takes at most 4,096" in proc.stderr, proc.stderr
     assert list(tmp_path.glob("worker_tasks_*.log")) == []  # refused before anything was sent
     small = json.dumps({"blob": "x" * 200})  # with Celery's ~1.2 kB of headers, base64: ~2 kB
-    argv = ["inject", "--broker", moto_sqs.url, "--queue", "small", "--count", "2", "--kwargs", small]
+    argv = [
+        "inject",
+        "--broker",
+        moto_sqs.url,
+        "--queue",
+        "small",
+        "--count",
+        "2",
+        "--kwargs",
+        small,
+        "--task",
+        "blobs.take",
+    ]
     proc = run_cli([*argv, "--log-dir", str(tmp_path), "--quiet"], base_env(moto_sqs.url), tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -104,6 +104,10 @@ SUBPROCESS_CASES = [
     ["scaled-run", "--count", "5", "--min-replicas", "0"],
     ["autoscale", "--concurrency", "999999999", "--count", "10"],
     ["autoscale", "--fleet", "{inputs}/deep.json"],
+    ["broker", "redis", "--port", "0"],
+    ["broker", "redis", "--port", "99999"],
+    ["broker", "redis", "--port", "-1"],
+    ["broker", "sqs", "--port", "70000"],
 ]
 
 

@@ -118,6 +118,12 @@ def find(source: str, log: TaskLog | None = None) -> tuple[type[TimingSource], s
             return cls, rest
     if kind:
         raise InputError(f"timings source {rest} does not exist or is not a {kind} source")
+    if "://" not in source:
+        # a folder the probe never created: no worker ran a task with the probe writing there (#22)
+        raise InputError(
+            f"timings source {source} does not exist: the probe creates it when a worker that loaded it "
+            "(--include capacity.probe) with CAPACITY_TIMINGS set to that folder runs a task; check both"
+        )
     raise InputError(f"timings source {source} does not exist")
 
 

@@ -26,8 +26,8 @@ ZERO = "/dev/zero"
         ["usl", ZERO],
         ["plan", "--arrival-rate", "1/s", "--from-metrics", ZERO],
         ["simulate", "--workers", "2", "--arrival", "burst", "--count", "5", "--from-metrics", ZERO],
-        ["inject", "--broker", "redis://127.0.0.1:1/0", "--count", "1", "--payload-template", ZERO],
-        ["inject", "--broker", "redis://127.0.0.1:1/0", "--count", "1", "--payload-file", ZERO],
+        ["inject", "--broker", "redis://127.0.0.1:1/0", "--count", "1", "--task", "t", "--payload-template", ZERO],
+        ["inject", "--broker", "redis://127.0.0.1:1/0", "--count", "1", "--task", "t", "--payload-file", ZERO],
         ["inject", "--broker", "redis://127.0.0.1:1/0", "--mode", "ramp", "--stages", ZERO],
     ],
 )

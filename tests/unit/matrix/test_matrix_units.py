@@ -306,7 +306,62 @@ def test_replicas_against_threads_at_the_same_slots(tmp_path: Path) -> None:
     cells_ = [cell("a", 1, 8, 400.0), cell("b", 2, 4, 500.0), cell("c", 1, 4, 300.0), cell("d", 1, 2, 160.0)]
     # seed 001's question: 2 containers x 4 threads against 1 x 8, both 8 slots
     assert replicas_vs_threads(cells_) == [
-        "0 B burst, 8 slots: 8: X 400/min; 2 x 4: X 500/min (+25%) (replicas vs threads)"
+        "burst, 8 slots: 8: X 400/min; 2 x 4: X 500/min (+25%) (replicas vs threads)"
     ]
     points = usl_fits(cells_)[0].points
     assert sorted(n for n, _ in points) == [2, 4, 8, 8]  # the USL's N is replicas x concurrency
+
+
+def test_a_worker_command_takes_leading_assignments_and_the_cells_env(tmp_path: Path) -> None:
+    # #22: `--worker-cmd "WORKER_CONCURRENCY={concurrency} node worker.js"` was refused ("cannot start
+    # 'WORKER_CONCURRENCY=2'"), and a matrix had no per-cell env
+    import sys
+    import threading
+
+    from capacity.matrix.processes import WorkerControl, WorkerProcess
+    from capacity.matrix.run import _cell_env
+
+    fields = {"concurrency": "3", "queue": "q", "cell": "01-c3-burst", "replica": "0", "broker": "redis://h/0"}
+    script = "import os, time; print(os.environ['WORKER_CONCURRENCY'], os.environ['APP_QUEUE'], 'ready.', flush=True)"
+    script += "; time.sleep(30)"
+    command = "WORKER_CONCURRENCY={concurrency} " + f"{sys.executable} -c {json.dumps(script)}"
+    env = _cell_env({"APP_QUEUE": "{queue}-{concurrency}"}, fields)
+    assert env == {"APP_QUEUE": "q-3"}
+    worker = WorkerProcess(WorkerControl(command=command, env=env), fields, tmp_path / "w.log", "redis://h/0", "x")
+    worker.start(threading.Event())
+    worker.stop()
+    assert (tmp_path / "w.log").read_text().strip() == "3 q-3 ready."
+    with pytest.raises(InputError, match="the matrix file's env: bad template"):
+        _cell_env({"X": "{nope}"}, fields)
+
+
+def test_a_node_worker_without_protocol_bullmq_is_told_so(tmp_path: Path) -> None:
+    import sys
+    import threading
+
+    from capacity.errors import RunFailed
+    from capacity.matrix.processes import WorkerControl, WorkerProcess
+
+    # a worker that never prints Celery's banner, started by a command that looks like Node
+    script = tmp_path / "worker.js"
+    script.write_text("")
+    command = f"{sys.executable} -c 'import time; time.sleep(5)' {script}"
+    control = WorkerControl(command=command, ready_timeout_s=0.5)
+    worker = WorkerProcess(control, {"replica": "0", "broker": "redis://h/0"}, tmp_path / "w.log", "redis://h/0", "x")
+    with pytest.raises(RunFailed, match="looks like a Node worker: give --protocol bullmq"):
+        worker.start(threading.Event())
+    worker.stop()
+
+
+def test_job_options_in_a_matrix_are_bullmqs() -> None:
+    from capacity.load.inject import check_job_options
+
+    check_job_options({"attempts": 3, "removeOnComplete": True}, "bullmq", "job_options")
+    with pytest.raises(InputError, match="are BullMQ's job options: give --protocol bullmq"):
+        check_job_options({"attempts": 3}, "celery", "job_options")
+    with pytest.raises(InputError, match="each job's id is the injector's"):
+        check_job_options({"jobId": "x"}, "bullmq", "job_options")
+    matrix = Matrix(
+        concurrencies=(1,), modes=(ModeSpec(mode="burst"),), env={"A": "{concurrency}"}, job_options={"attempts": 2}
+    )
+    assert matrix.env == {"A": "{concurrency}"} and matrix.job_options == {"attempts": 2}
