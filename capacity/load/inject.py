@@ -14,7 +14,7 @@ from typing import Any
 
 from capacity.brokers import Broker, BrokerOptions, SendFailed, open_broker
 from capacity.brokers.messages import new_ids, per_task_marker
-from capacity.errors import InputError, WriteFailed
+from capacity.errors import InputError, Interrupted, WriteFailed
 from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
 from capacity.load.payload import PER_TASK, PerTaskValue, substitute, uses
 from capacity.load.runner import Clock, RunProgress, drive
@@ -283,7 +283,7 @@ def inject(
         job_options=config.job_options,
         stop=stop,
     )
-    with broker_factory(config.broker_url, options) as broker:
+    with _open_interruptibly(broker_factory, config.broker_url, options, stop) as broker:
         if config.check_task:
             check_task_registered(broker, config.task)
         broker.use_priority(config.priority)
@@ -401,6 +401,40 @@ INJECTOR_OWNED_JOB_OPTIONS = {
     "repeat": "a repeatable job is a schedule, not a load: use --mode sustained or --stages",
     "parent": "jobs with a parent (flows) are not injected; give the children's options only",
 }
+
+
+def _open_interruptibly(
+    factory: Callable[[str, BrokerOptions], Broker], url: str, options: BrokerOptions, stop: threading.Event
+) -> Broker:
+    """The broker, opened in a thread while this one watches ``stop``: a connection that hangs
+    (rediss:// to a plain Redis waits out its 5 s timeouts in the TLS handshake) is not a reason to
+    ignore Ctrl-C for seconds (#23). Nothing is sent before it returns, so an interrupt here loses
+    nothing; a connection that completes after it is closed by its thread."""
+    found: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            broker = factory(url, options)
+        except BaseException as exc:  # re-raised in the caller's thread, whatever it is
+            found["error"] = exc
+            return
+        if stop.is_set():
+            broker.close()
+        else:
+            found["broker"] = broker
+
+    thread = threading.Thread(target=connect, name="capacity-connect", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        if stop.wait(0.05):
+            raise Interrupted("interrupted while connecting to the broker: nothing was sent")
+    if "error" in found:
+        raise found["error"]
+    if stop.is_set():
+        found.pop("broker").close()
+        raise Interrupted("interrupted while connecting to the broker: nothing was sent")
+    broker: Broker = found["broker"]
+    return broker
 
 
 def check_job_options(options: dict[str, Any], protocol: str, where: str) -> None:

@@ -129,7 +129,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         "timings": timings,
         "python": sys.executable,
         "events": "-E" if collector is not None else "",
-        "node_worker": str(NODE_WORKER_DIR / "worker.js"),
+        "node_worker": _node_worker(config),
         "job_types": str(_job_types_file(config.run_dir)),
         "limiter": _limiter_flags(config.matrix.rate_limit),
     }
@@ -236,6 +236,16 @@ def _worker_control(config: RunConfig, connections: contextlib.ExitStack) -> Wor
         return control
     broker = connections.enter_context(open_broker(config.broker_url, _options(config)))
     return dataclasses.replace(control, ready=lambda: bool(broker.consumers()))
+
+
+def _node_worker(config: RunConfig) -> str:
+    """The reference Node worker's script, its packages installed (once, into a cache after a
+    pip install) only when the worker command uses it."""
+    if "{node_worker}" not in (config.worker.command or ""):
+        return str(NODE_WORKER_DIR / "worker.js")
+    from capacity.matrix.nodeworker import node_worker_script
+
+    return str(node_worker_script())
 
 
 def _cell_env(env: dict[str, str], fields: dict[str, str]) -> dict[str, str]:

@@ -284,6 +284,8 @@ class TestSQS(BrokerContract):
                 "3",
                 "--log-dir",
                 str(log_dir),
+                "--task",
+                "big.payloads",
                 "--payload-template",
                 str(template),
             ],

@@ -100,3 +100,33 @@ def test_secrets_the_run_knows_are_masked_by_value(tmp_path: Path, monkeypatch: 
     worker.wait()
     pump.join()
     assert log.read_text() == "SECRET ***\n*** *** ***\n"
+
+
+@pytest.mark.parametrize("after_s", [0.3, 2.5])
+def test_ctrl_c_is_acted_on_within_a_second_start_up_included(tmp_path: Path, after_s: float) -> None:
+    # #23: rediss:// to a server that never answers TLS: Ctrl-C between 2 and 7 s was not acted on,
+    # and at start-up it printed a KeyboardInterrupt traceback
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        argv = [sys.executable, "-m", "capacity", "inject", "--broker", f"rediss://127.0.0.1:{port}/0", "--count", "1"]
+        process = subprocess.Popen(
+            [*argv, "--log-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(after_s)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        took = time.monotonic() - sent
+    assert process.returncode == 130, err
+    assert (
+        err.strip().startswith("error: interrupted") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    )
+    assert took < 1.5, took  # a bound on responsiveness, not a speed target: the hang was 5 s
