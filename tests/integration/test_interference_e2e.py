@@ -59,11 +59,17 @@ def cells_of(run_dir: Path) -> list[dict[str, object]]:
 
 def test_a_run_beside_cpu_hogs_is_disturbed_and_its_comparison_inconclusive(tmp_path: Path) -> None:
     queue = "hog-" + uuid.uuid4().hex[:8]
-    quiet_dir, busy_dir = tmp_path / "quiet", tmp_path / "busy"
-    bench(tmp_path, quiet_dir, queue)
+    busy_dir = tmp_path / "busy"
+    # the machine the suite runs on is shared (other virtual machines' steal counts too): a quiet
+    # run that saw something else after all is run again, as a user would, at most three times
+    for attempt in range(3):
+        quiet_dir = tmp_path / f"quiet{attempt}"
+        bench(tmp_path, quiet_dir, queue)
+        seen = [cell["interference"] for cell in cells_of(quiet_dir)]
+        if all(isinstance(i, dict) and i["disturbed"] is False for i in seen):
+            break
+    assert all(isinstance(i, dict) and i["disturbed"] is False for i in seen), seen
     for cell in cells_of(quiet_dir):
-        interference = cell["interference"]
-        assert isinstance(interference, dict) and interference["disturbed"] is False, interference
         assert "not representative" not in str(cell["bottleneck"])
 
     with cpu_hogs(2) as pids:
