@@ -21,7 +21,7 @@ from capacity import files
 from capacity.errors import CapacityError, CheckFailed, Inconclusive, InputError
 from capacity.profiles import ENV_VAR, Profiles, load_profiles
 from capacity.render import formats
-from capacity.render.model import Report
+from capacity.render.model import Report, Table
 from capacity.secrets import mask, register_options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -142,14 +142,35 @@ def rich_report(report: Report, console: Console) -> None:
             table.add_row(key, value)
         console.print(table)
     for extra in report.tables:
+        # a column is never narrower than its longest word (up to 12 characters), so a verdict is
+        # never cut ("regress…" on an 80-column terminal, #22); a table whose columns cannot all
+        # keep that width on this terminal is stacked instead: one block per row
+        widths = [
+            min(max((len(word) for row in extra.rows for word in str(row[i]).split()), default=1), 12)
+            for i in range(len(extra.columns))
+        ]
+        widths = [max(w, min(len(c), 12)) for w, c in zip(widths, extra.columns, strict=True)]
+        if sum(widths) + 3 * len(widths) + 1 > console.width:
+            _stacked(extra, console)
+            continue
         table = RichTable(title=extra.title, title_justify="left")
-        for column in extra.columns:
-            table.add_column(column)
+        for column, width in zip(extra.columns, widths, strict=True):
+            table.add_column(column, overflow="fold", min_width=width)
         for row in extra.rows:
             table.add_row(*row)
         console.print(table)
     for note in report.notes:
         console.print(f"- {note}", style="dim", markup=False)
+
+
+def _stacked(table: Table, console: Console) -> None:
+    """A table too wide for the terminal, one block per row: its first cell, then every other
+    column as "name: value", wrapped by the terminal."""
+    console.print(table.title, style="italic", markup=False)
+    for row in table.rows:
+        console.print(str(row[0]), style="bold", markup=False)
+        pairs = [f"{name}: {value}" for name, value in zip(table.columns[1:], row[1:], strict=True) if value != ""]
+        console.print("  " + "; ".join(pairs), markup=False, soft_wrap=False, overflow="fold")
 
 
 def emit(report: Report, fmt: str, output: str) -> None:

@@ -54,3 +54,22 @@ def test_placeholders_end_at_a_word_boundary() -> None:
     assert substitute("img-$seq.png", {"$seq": 3}) == "img-3.png"
     assert substitute("$seq_2", {"$seq": 3}) == "$seq_2"
     assert substitute("$$seq costs $5", {"$seq": 3}) == "$seq costs $5"
+
+
+def test_a_table_on_an_80_column_terminal_keeps_every_word() -> None:
+    # #22: the compare table truncated verdicts at 80 columns ("regress…"); too wide, it is stacked
+    import io
+
+    from rich.console import Console
+
+    from capacity.cli._common import rich_report
+    from capacity.render.model import Report, Table
+
+    columns = ("Cell", "Figure", "Base", "New", "Change", "Tolerance", "Noise test (p)", "Verdict")
+    row = ("01-1MB-c4-burst", "S.mean", "0.2", "0.8", "+300.0%", "10%", "noise floor 10% (p < 1e-6)", "regression")
+    for width, stacked in ((80, True), (200, False)):
+        out = io.StringIO()
+        rich_report(Report("R", {}, (), (Table("Comparison", columns, (row,)),), ()), Console(file=out, width=width))
+        text = out.getvalue()
+        assert "regression" in text and "…" not in text and max(len(line) for line in text.splitlines()) <= width
+        assert ("Verdict: regression" in text) == stacked
