@@ -50,9 +50,6 @@ def command(
 
     base_side = [*([base] if base is not None else []), *(bases or [])]
     new_side = [*([new] if new is not None else []), *(news or [])]
-    if base is not None and new is None and not news:
-        # one positional and --new: the positional is the baseline; one positional alone is not enough
-        raise InputError("give BASE and NEW, or --base RUN ... --new RUN ...")
     if not base_side or not new_side:
         raise InputError("give BASE and NEW, or --base RUN ... --new RUN ... (one or more runs a side)")
     tolerances = parse_tolerances(tolerance or [])

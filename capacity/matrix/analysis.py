@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from capacity.matrix.cells import Cell, Group, group_label, load_cells
-from capacity.matrix.intervals import by_cell, cell_summaries
+from capacity.matrix.intervals import CellFigures, by_cell, cell_summaries
 from capacity.matrix.spec import slots_label
 from capacity.measure.metrics import PUBLIC_KEYS
 from capacity.render.model import Report, Table
@@ -274,12 +274,12 @@ def _with_interval(value: float | None, interval: tuple[float, float] | None, di
     return f"{_num(value, digits)} [{_num(interval[0], digits)}-{_num(interval[1], digits)}]"
 
 
-def results_table(cells: list[Cell]) -> Table:
+def results_table(cells: list[Cell], summaries: dict[tuple[Any, ...], CellFigures] | None = None) -> Table:
     """Seed 003's results table, filled: Size | Concurrency | Mode | X | S mean | Notes; one row
     per matrix cell, X and S with their 95% intervals in brackets (across repeats where there are
     several); the notes are the first undisturbed repeat's."""
     rows = []
-    summaries = cell_summaries(cells)
+    summaries = summaries if summaries is not None else cell_summaries(cells)
     for key, repeats in by_cell(cells).items():
         cell = repeats[0]
         spec = cell.spec
@@ -372,7 +372,8 @@ def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], lis
     checks = [c for c in (validate(cell) for cell in cells) if c is not None]
     within = sum(1 for c in checks if c.within_target)
     figures = {}
-    for key, figure in cell_summaries(cells).items():
+    summaries = cell_summaries(cells)
+    for key, figure in summaries.items():
         shown = figure.to_json()
         figures[key] = {k: shown[k] for k in shown if k not in ("label", "throughput_per_min", "service_time_mean_s")}
     data = {
@@ -423,7 +424,7 @@ def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], lis
             else []
         ),
     )
-    tables = (results_table(cells), usl_table(fits), validation_table(checks))
+    tables = (results_table(cells, summaries), usl_table(fits), validation_table(checks))
     return Report("Test matrix report", data, tuple(summary), tables, notes), cells, fits, checks
 
 

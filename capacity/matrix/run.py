@@ -176,6 +176,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
     data = metrics.to_json()
     # the busy part of the cell: the worker's start-up (imports, forks) is not the workload's
     resources = sampler.summary(injecting, finished) if sampler is not None else None
+    interference = sampler.interference(injecting, finished) if sampler is not None else None
     record = CellResult(
         cell=CellInfo(**cell.describe(), task=config.matrix.task),
         task=config.matrix.task,
@@ -188,7 +189,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         monitor_csv=os.path.relpath(result.monitor_csv, cell_dir) if result.monitor_csv else None,
         metrics=data,
         resources=resources,
-        interference=sampler.interference if sampler is not None else None,
+        interference=interference,
         resource_samples=tuple(dict(zip(ResourceSampler.COLUMNS, row, strict=True)) for row in sampler.rows)
         if sampler
         else (),
@@ -198,7 +199,7 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
             resources,
             config.matrix.rate_limit,
             broker_scheme(config.broker_url),
-            sampler.interference if sampler is not None else None,
+            interference,
         ),
     )
     write_result(cell_dir, record)

@@ -45,8 +45,6 @@ class ResourceSampler:
         self._last: tuple[float, float] | None = None
         self._lock = threading.Lock()
 
-    interference: Interference | None = None  # set by summary()
-
     def start(self) -> ResourceSampler:
         psutil.cpu_percent(None)
         self._thread.start()
@@ -139,6 +137,15 @@ class ResourceSampler:
             writer.writerow(self.COLUMNS)
             writer.writerows(["" if v is None else v for v in row] for row in self.rows)
 
+    def interference(self, start: float, end: float) -> Interference:
+        """What other processes (and steal) took of the host's CPU between ``start`` and ``end``."""
+        rows = [r for r in self.rows if start <= r[0] <= end]
+        others = [r[5] for r in rows if r[5] is not None]
+        steal = [r[6] for r in rows if r[6] is not None]
+        return Interference.of(
+            sum(others) / len(others) if others else None, sum(steal) / len(steal) if steal else None
+        )
+
     def summary(self, start: float, end: float) -> ResourceSummary:
         rows = [r for r in self.rows if start <= r[0] <= end]
         cpu = [r[1] for r in rows if r[1] is not None]
@@ -148,11 +155,6 @@ class ResourceSampler:
         if len(reads) >= 2 and reads[-1][0] > reads[0][0]:
             read_rate = (reads[-1][1] - reads[0][1]) / (reads[-1][0] - reads[0][0]) / 1e6
         host = [r[4] for r in rows]
-        others = [r[5] for r in rows if r[5] is not None]
-        steal = [r[6] for r in rows if r[6] is not None]
-        self.interference = Interference.of(
-            sum(others) / len(others) if others else None, sum(steal) / len(steal) if steal else None
-        )
         return ResourceSummary(
             samples=len(rows),
             worker_cpu_mean_percent=sum(cpu) / len(cpu) if cpu else None,
