@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from capacity.sizing.autoscale import Fleet, Policy, simulate_fleet
+from capacity.sizing.autoscale import simulate_fleet
+from capacity.sizing.policies import Fleet, Policy
 
 
 def poisson(rate: float, n: int, seed: int = 1) -> np.ndarray:

@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS=test bash scripts/setup.sh
 bash scripts/browser.sh
+bash scripts/rabbitmq.sh
 .venv/bin/ruff check capacity tests benchmarks load_tests
 .venv/bin/mypy
 # the parallel phase, then the serial one: the interference tests measure what else takes the CPU,

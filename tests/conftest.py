@@ -19,7 +19,7 @@ def runner() -> CliRunner:
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from tests.realbrokers import MotoSQS, RedisServer  # noqa: E402
+from tests.realbrokers import MotoSQS, RabbitServer, RedisServer  # noqa: E402
 
 
 @pytest.fixture()
@@ -36,5 +36,14 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 def moto_sqs() -> Iterator[MotoSQS]:
     """moto's SQS server on 127.0.0.1, one per test process."""
     server = MotoSQS().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitServer]:
+    """A real rabbitmq-server, one per test process (it takes ~6 s to start); tests use queues
+    of their own on it."""
+    server = RabbitServer(tmp_path_factory.mktemp("rabbitmq")).start()
     yield server
     server.stop()

@@ -23,7 +23,15 @@ from hypothesis import strategies as st
 DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 130}
 #: commands that run real work for minutes when their input happens to be valid: fuzzed through a
 #: fixed list of bad inputs in subprocesses instead (tests/unit/test_fuzz_cli.py)
-LONG_RUNNING = {("bench",), ("matrix", "run"), ("collect",), ("scaled-run",), ("broker", "redis"), ("broker", "sqs")}
+LONG_RUNNING = {
+    ("bench",),
+    ("matrix", "run"),
+    ("collect",),
+    ("scaled-run",),
+    ("broker", "redis"),
+    ("broker", "sqs"),
+    ("broker", "rabbitmq"),
+}
 
 
 @dataclass(frozen=True)

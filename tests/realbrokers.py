@@ -397,3 +397,73 @@ def start_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Pop
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+class RabbitServer:
+    """A real rabbitmq-server (Debian's package, started by capacity's LocalRabbitMQ) on a port
+    and data folder of its own that survive kill() and start() again: durable queues come back."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a process needs beside the URL (the management API, for the unacked count)."""
+        return {"CAPACITY_RABBITMQ_MANAGEMENT": self.server.management_url}
+
+    def start(self) -> RabbitServer:
+        from capacity.matrix.embedded import LocalRabbitMQ
+
+        self.server = LocalRabbitMQ(self.port, self.directory).__enter__()
+        return self
+
+    @property
+    def pid(self) -> int:
+        return int(self.server.process.pid)
+
+    def kill(self) -> None:
+        """kill -9 of the whole server (its script and the Erlang VM)."""
+        os.killpg(self.pid, signal.SIGKILL)
+        self.server.process.wait(10)
+
+    def pause(self, seconds: float) -> None:
+        os.killpg(self.pid, signal.SIGSTOP)
+        time.sleep(seconds)
+        os.killpg(self.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.__exit__(None, None, None)
+
+    def channel(self) -> Any:
+        import amqp
+
+        connection = amqp.Connection(f"127.0.0.1:{self.port}")
+        connection.connect()
+        return connection.channel()
+
+    def depth(self, queue: str) -> int:
+        channel = self.channel()
+        try:
+            return int(channel.queue_declare(queue, passive=True).message_count)
+        finally:
+            channel.connection.close()
+
+    def queued_task_ids(self, queue: str) -> list[str]:
+        """Every message on ``queue``, taken off it (basic_get, acked): their Celery task ids."""
+        channel = self.channel()
+        ids = []
+        try:
+            while True:
+                message = channel.basic_get(queue, no_ack=True)
+                if message is None:
+                    return ids
+                ids.append(message.headers["id"])
+        finally:
+            channel.connection.close()

@@ -28,7 +28,14 @@ REGISTRY: dict[str, str] = {
     "rediss": "capacity.brokers.redis:RedisBroker",
     "redis+socket": "capacity.brokers.redis:RedisBroker",
     "sqs": "capacity.brokers.sqs:SQSBroker",
+    "amqp": "capacity.brokers.amqp:AMQPBroker",
+    "amqps": "capacity.brokers.amqp:AMQPBroker",
+    "pyamqp": "capacity.brokers.amqp:AMQPBroker",
 }
+
+#: what a broker sends for one task: text (kombu's JSON message, a BullMQ job's data) or, on
+#: RabbitMQ, the publish's frames
+Payload = str | bytes
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,11 @@ class QueueDepth:
     in_flight: int | None
     delayed: int | None = None
     failed: int | None = None
+    #: how old ``in_flight`` may be (RabbitMQ's management API refreshes it every 5 s): the queue
+    #: counts as drained only after it has looked drained for this long; with a lag, an
+    #: ``in_flight`` of None is a count not known yet (not drained), without one a count the
+    #: broker never gives (drained on what is waiting)
+    lag_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -94,13 +106,15 @@ class Broker(ABC):
         self.url = url
         self.safe_url = redact_url(url)
         self.options = options
+        #: what the run should tell the user about this broker's answers (a count it cannot give)
+        self.notes: list[str] = []
 
     @property
     @abstractmethod
     def channel(self) -> Any:
         """The kombu channel Celery would publish on (used to capture the exact message)."""
 
-    def encode(self, message_json: str) -> str:
+    def encode(self, message_json: str) -> Payload:
         """The broker payload for kombu's JSON message (what the transport's ``_put`` sends)."""
         return message_json
 
@@ -120,7 +134,7 @@ class Broker(ABC):
         return capture(self.channel, task, queue, args, kwargs, priority, countdown_s)
 
     @abstractmethod
-    def send_batch(self, task_ids: Sequence[str], payloads: Sequence[str]) -> None:
+    def send_batch(self, task_ids: Sequence[str], payloads: Sequence[Payload]) -> None:
         """Put every payload on the queue, or raise SendFailed saying which ones landed."""
 
     def use_priority(self, priority: int | None) -> None:
@@ -158,6 +172,25 @@ class Broker(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def celery_registered(
+    url: str, safe_url: str, timeout_s: float, errors: tuple[type[BaseException], ...]
+) -> dict[str, list[str]]:
+    """Celery's own ``inspect().registered()`` over the broker's pidbox broadcast: each worker's
+    task names (a name may carry its options, "add [rate_limit=10/m]": the first word is kept)."""
+    from celery import Celery
+
+    app = Celery("capacity-inspect", broker=url, set_as_current=False)
+    app.conf.broker_transport_options = {"socket_timeout": 5, "socket_connect_timeout": 5}
+    app.conf.broker_connection_timeout = 5
+    caught: tuple[type[BaseException], ...] = (*errors, OSError)
+    try:
+        with app.connection_for_write() as connection:
+            replies = app.control.inspect(timeout=timeout_s, connection=connection).registered() or {}
+    except caught as exc:
+        raise BrokerError(f"cannot reach broker {safe_url}: {exc}") from None
+    return {worker: [str(name).split(" ", 1)[0] for name in names] for worker, names in replies.items()}
 
 
 def resolve_broker_url(given: str | None) -> tuple[str, str | None]:

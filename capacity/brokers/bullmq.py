@@ -31,7 +31,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from capacity.brokers import Broker, BrokerOptions, QueueDepth, SendFailed
+from capacity.brokers import Broker, BrokerOptions, Payload, QueueDepth, SendFailed
 from capacity.brokers._retry import attempts
 from capacity.brokers.messages import Splice
 from capacity.brokers.redis import MARKER_TTL_S, Late, Unsent, exchange_patiently, redis_client
@@ -208,7 +208,7 @@ class BullMQBroker(Broker):
     def _marker(self, seq: int) -> str:
         return f"capacity:sent:{self.options.run_id}:{seq}"
 
-    def send_batch(self, task_ids: Sequence[str], payloads: Sequence[str]) -> None:
+    def send_batch(self, task_ids: Sequence[str], payloads: Sequence[Payload]) -> None:
         if not payloads:
             return
         pending = list(zip(task_ids, payloads, strict=True))
@@ -272,7 +272,7 @@ class BullMQBroker(Broker):
             in_doubt=[i for i, _ in pending] if unknown else [],
         )
 
-    def _landed(self, pending: list[tuple[str, str]], counter: str, since_ms: int) -> int | None:
+    def _landed(self, pending: list[tuple[str, Payload]], counter: str, since_ms: int) -> int | None:
         """How many of the pending jobs landed before the connection broke.
 
         Redis runs one connection's commands in order, and the batch's counter is raised by
@@ -313,14 +313,14 @@ class BullMQBroker(Broker):
         return count + known if not self.consumers() else None
 
     def _add_jobs(
-        self, pipe: Any, sha: str, keys: list[str], counter: str, task_ids: Sequence[str], payloads: Sequence[str]
+        self, pipe: Any, sha: str, keys: list[str], counter: str, task_ids: Sequence[str], payloads: Sequence[Payload]
     ) -> None:
         packed, id_at, stamp_at, opts = self._splicer()
         now_ms = round(time.time() * 1000)
         timestamp = now_ms.to_bytes(8, "big")
         last = str(self._last_argument(now_ms)).encode()
         head = (b"EVALSHA", sha.encode(), str(len(keys)).encode(), *(k.encode() for k in keys))
-        encoded: dict[str, bytes] = {}
+        encoded: dict[Payload, bytes] = {}
         counter_key, step, since_step = counter.encode(), str(_COUNTER_STEP).encode(), 0
         execute = pipe.execute_command
         id_end, stamp_start, stamp_end = id_at + _ID_WIDTH, stamp_at + 1, stamp_at + 9
@@ -329,7 +329,7 @@ class BullMQBroker(Broker):
                 raise InputError(f"job id {task_id!r}: expected {_ID_WIDTH} characters")
             data_bytes = encoded.get(data)
             if data_bytes is None:
-                data_bytes = encoded[data] = data.encode()
+                data_bytes = encoded[data] = data.encode() if isinstance(data, str) else data
             spliced = packed[:id_at] + task_id.encode() + packed[id_end:stamp_start] + timestamp + packed[stamp_end:]
             execute(*head, spliced, data_bytes, opts, last)
             since_step += 1

@@ -96,18 +96,16 @@ class Template:
     ) -> list[str]:
         """The kombu JSON message for each task id, with this batch's args/kwargs and time;
         ``per_task`` holds each task's value of every marker in args/kwargs (``per_task_marker``)."""
-        from celery.utils.saferepr import saferepr
-
-        _, _, serialized = kombu_serialize((list(args), kwargs, _EMBED), serializer="json")
+        serialized = celery_body(args, kwargs)
         if per_task:
-            return self._render_each(task_ids, args, kwargs, now, per_task, str(serialized))
-        raw = serialized.encode() if isinstance(serialized, str) else serialized
-        body = base64.b64encode(raw).decode() if self.body_encoding == "base64" else raw.decode()
+            return self._render_each(task_ids, args, kwargs, now, per_task, serialized)
+        raw = serialized.encode()
+        body = base64.b64encode(raw).decode() if self.body_encoding == "base64" else serialized
+        argsrepr, kwargsrepr = celery_reprs(args, kwargs)
         fixed = {
             _BODY: _json_inner(body),
-            _KWARGSREPR: _json_inner(saferepr(kwargs, 1024)),
-            # apply_async(kwargs=...) sends args () and reprs it so; given args are a list
-            _ARGSREPR: _json_inner(saferepr(list(args) if args else (), 1024)),
+            _KWARGSREPR: _json_inner(kwargsrepr),
+            _ARGSREPR: _json_inner(argsrepr),
             _ETA: (now + timedelta(seconds=self.countdown_s)).isoformat() if self.countdown_s else "",
         }
         # Per batch: the message with only the task id left open. The delivery tag is the task id
@@ -131,8 +129,6 @@ class Template:
     ) -> list[str]:
         """``render`` when args/kwargs hold per-task markers: the body, kwargsrepr and argsrepr are
         serialised once with the markers, spliced per task, and each body base64-encoded."""
-        from celery.utils.saferepr import saferepr
-
         n = len(task_ids)
         bodies = Splice.of(serialized).fill(per_task, n)
         if self.body_encoding == "base64":
@@ -142,9 +138,10 @@ class Template:
             bodies = [_json_inner(body) for body in bodies]
         # the reprs go into the message template as text (their markers with them), so each
         # task's message is one join: its id, its base64 body and its own values
+        argsrepr, kwargsrepr = celery_reprs(args, kwargs)
         reprs = {
-            _KWARGSREPR: _json_inner(saferepr(kwargs, 1024)),
-            _ARGSREPR: _json_inner(saferepr(list(args) if args else (), 1024)),
+            _KWARGSREPR: _json_inner(kwargsrepr),
+            _ARGSREPR: _json_inner(argsrepr),
             _ETA: (now + timedelta(seconds=self.countdown_s)).isoformat() if self.countdown_s else "",
             _BODY: per_task_marker("body"),
             _TASK_ID: per_task_marker("task"),
@@ -173,6 +170,20 @@ def new_ids(n: int, shard: int | None = None) -> list[str]:
 
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+def celery_body(args: Sequence[Any], kwargs: dict[str, Any]) -> str:
+    """Task protocol 2's body as Celery serializes it to JSON: ``[args, kwargs, embed]``."""
+    _, _, serialized = kombu_serialize((list(args), kwargs, _EMBED), serializer="json")
+    return serialized.decode() if isinstance(serialized, bytes) else str(serialized)
+
+
+def celery_reprs(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[str, str]:
+    """The ``argsrepr`` and ``kwargsrepr`` headers as Celery writes them (``saferepr``, 1024 chars;
+    ``apply_async(kwargs=...)`` sends args ``()`` and reprs it so, given args are a list)."""
+    from celery.utils.saferepr import saferepr
+
+    return saferepr(list(args) if args else (), 1024), saferepr(kwargs, 1024)
 
 
 def _json_inner(text: str) -> str:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from capacity.brokers import Broker, BrokerOptions, QueueDepth, SendFailed
+from capacity.brokers import Broker, BrokerOptions, Payload, QueueDepth, SendFailed
 from capacity.brokers._retry import attempts
 from capacity.errors import BrokerError, InputError
 from capacity.secrets import redact_url
@@ -46,14 +46,14 @@ def redis_client(url: str, **options: Any) -> Any:
         raise InputError(f"Redis URL {redact_url(url)!r} is not usable: {exc}") from None
 
 
-def pack_transaction(key: str, payloads: Sequence[str], marker: str) -> bytes:
+def pack_transaction(key: str, payloads: Sequence[Payload], marker: str) -> bytes:
     """``MULTI; LPUSH key payloads...; SET marker 1 EX ttl; EXEC`` in Redis's protocol (RESP).
 
     Written here, not left to redis-py, because its packer (hiredis's ``pack_command``) copies
     each value at ~1.3 us for a 1.2 KB message, 12x a join of the framing: a third of a burst's
     time (``benchmarks/bench_inject.py``). Payloads are sent as UTF-8.
     """
-    values = [payload.encode() for payload in payloads]
+    values = [payload.encode() if isinstance(payload, str) else payload for payload in payloads]
     parts = [b"*1\r\n$5\r\nMULTI\r\n*%d\r\n$5\r\nLPUSH\r\n" % (len(values) + 2), _bulk(key.encode())]
     for value in values:
         parts += (b"$%d\r\n" % len(value), value, b"\r\n")
@@ -170,19 +170,9 @@ class RedisBroker(Broker):
         return self._channel
 
     def registered_tasks(self, timeout_s: float = 1.0) -> dict[str, list[str]] | None:
-        """Celery's own ``inspect().registered()`` over this broker's pidbox broadcast."""
-        from celery import Celery
+        from capacity.brokers import celery_registered
 
-        app = Celery("capacity-inspect", broker=self.url, set_as_current=False)
-        app.conf.broker_transport_options = {"socket_timeout": 5, "socket_connect_timeout": 5}
-        errors: tuple[type[BaseException], ...] = (*self._errors, OSError)
-        try:
-            with app.connection_for_write() as connection:
-                replies = app.control.inspect(timeout=timeout_s, connection=connection).registered() or {}
-        except errors as exc:
-            raise BrokerError(f"cannot reach broker {self.safe_url}: {exc}") from None
-        # a registered name may carry its options ("add [rate_limit=10/m]"): the name is the first word
-        return {worker: [str(name).split(" ", 1)[0] for name in names] for worker, names in replies.items()}
+        return celery_registered(self.url, self.safe_url, timeout_s, self._errors)
 
     def use_priority(self, priority: int | None) -> None:
         """Send to the list kombu uses for this priority (queue, or queue + separator + step)."""
@@ -191,7 +181,7 @@ class RedisBroker(Broker):
     def _marker(self, seq: int) -> str:
         return f"capacity:sent:{self.options.run_id}:{seq}"
 
-    def send_batch(self, task_ids: Sequence[str], payloads: Sequence[str]) -> None:
+    def send_batch(self, task_ids: Sequence[str], payloads: Sequence[Payload]) -> None:
         if not payloads:
             return
         self._seq += 1

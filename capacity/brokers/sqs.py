@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from capacity.brokers import Broker, BrokerOptions, QueueDepth, SendFailed
+from capacity.brokers import Broker, BrokerOptions, Payload, QueueDepth, SendFailed
 from capacity.brokers._retry import attempts
 from capacity.errors import BrokerError, InputError
 
@@ -74,12 +74,13 @@ class SQSBroker(Broker):
             return base64.b64encode(message_json.encode()).decode()
         return message_json
 
-    def _chunks(self, task_ids: Sequence[str], payloads: Sequence[str]) -> list[list[tuple[str, str]]]:
+    def _chunks(self, task_ids: Sequence[str], payloads: Sequence[Payload]) -> list[list[tuple[str, str]]]:
         """Entries grouped in batches of at most 10 and 256 KiB in all."""
         chunks: list[list[tuple[str, str]]] = []
         current: list[tuple[str, str]] = []
         size = 0
-        for task_id, payload in zip(task_ids, payloads, strict=True):
+        for task_id, message in zip(task_ids, payloads, strict=True):
+            payload = message.decode() if isinstance(message, bytes) else message
             length = len(payload.encode())
             if length > self.max_message_bytes:
                 raise InputError(
@@ -124,7 +125,7 @@ class SQSBroker(Broker):
         in_doubt = [task_id for key, (task_id, _) in pending.items() if key in maybe_landed]
         return accepted, in_doubt, error
 
-    def send_batch(self, task_ids: Sequence[str], payloads: Sequence[str]) -> None:
+    def send_batch(self, task_ids: Sequence[str], payloads: Sequence[Payload]) -> None:
         results = list(self._pool.map(self._send_chunk, self._chunks(task_ids, payloads)))
         accepted = [task_id for ok, _, _ in results for task_id in ok]
         if len(accepted) == len(task_ids):

@@ -14,10 +14,11 @@ from capacity.cli._common import OutputOption, ProfilesOption, emit, format_opti
 from capacity.errors import InputError
 from capacity.render import formats
 from capacity.render.fleet import fleet_report
-from capacity.sizing.autoscale import POLICIES, Fleet, Policy, Pool, TaskClass, simulate_pools
+from capacity.sizing.autoscale import Pool, TaskClass, simulate_pools
 from capacity.sizing.fleetfile import Arrivals, draw_classes, load_fleet, pools, scale_trace
 from capacity.sizing.goal import Search, search
 from capacity.sizing.memory import check_tasks_fit
+from capacity.sizing.policies import POLICIES, Fleet, Policy
 from capacity.sizing.simulate import Workload, read_service_times
 from capacity.units import parse_duration, parse_rate
 
@@ -61,7 +62,15 @@ def command(
     scale_down_window: Annotated[str, Opt(help="Scale-down stabilization window.")] = "300s",
     polling: Annotated[str, Opt(help="KEDA's pollingInterval (0 <-> 1 decisions).")] = "30s",
     cooldown: Annotated[str, Opt(help="KEDA's cooldownPeriod (back to 0).")] = "300s",
-    activation: Annotated[float, Opt(help="KEDA's activationListLength / activationQueueLength.")] = 0.0,
+    activation: Annotated[
+        float, Opt(help="KEDA's activationListLength / activationQueueLength / activationValue.")
+    ] = 0.0,
+    rabbitmq_mode: Annotated[
+        str, Opt(help="keda-rabbitmq: QueueLength (messages per replica) or MessageRate (published/s per replica).")
+    ] = "QueueLength",
+    rabbitmq_protocol: Annotated[
+        str, Opt(help="keda-rabbitmq: amqp (counts ready messages) or http (ready + unacked; needed by MessageRate).")
+    ] = "amqp",
     tolerance: Annotated[float, Opt(help="The HPA's tolerance (--horizontal-pod-autoscaler-tolerance).")] = 0.1,
     arrival: Annotated[str, Opt(help="burst, fixed, poisson, stages or replay.")] = "burst",
     arrival_rate: Annotated[str | None, Opt(help="fixed/poisson: e.g. 20/s.")] = None,
@@ -111,6 +120,8 @@ def command(
             cooldown_s=parse_duration(cooldown, "--cooldown"),
             activation=activation,
             tolerance=tolerance,
+            mode=rabbitmq_mode,
+            protocol=rabbitmq_protocol,
         )
         if policy == "fixed":  # the fixed size is the fleet's size
             min_replicas, max_replicas = min(min_replicas, replicas), max(max_replicas, replicas)

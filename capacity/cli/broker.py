@@ -1,4 +1,4 @@
-"""``capacity broker``: a local broker for trying your own worker (Redis, or SQS through moto)."""
+"""``capacity broker``: a local broker for trying your own worker (Redis, SQS through moto, RabbitMQ)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from capacity.cli._common import Interrupts, handle_errors
 from capacity.errors import BrokerError
 
 HELP = """Start a local broker in the foreground for trying your own worker: print its URL as the
-first line of stdout (then, for SQS, the environment a Celery app needs), and run until Ctrl-C or
+first line of stdout (then, for SQS and RabbitMQ, the environment a Celery app needs), and run until Ctrl-C or
 SIGTERM (exit 0). A busy port is refused in one line (exit 2)."""
 
 app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None)
@@ -66,3 +66,25 @@ def sqs(port: Annotated[int, Opt(help="The port on 127.0.0.1.")] = 9324) -> None
             "runs (its queues are created on first use); Ctrl-C stops it"
         )
         _serve(lambda: server.process is not None and server.process.poll() is None, "the SQS server")
+
+
+@app.command("rabbitmq", help="The installed rabbitmq-server on 127.0.0.1, data of its own: --port, --dir.")
+@handle_errors
+def rabbitmq(
+    port: Annotated[int, Opt(help="The AMQP port on 127.0.0.1.")] = 5672,
+    directory: Annotated[
+        Path | None, Opt("--dir", help="Data and log folder [default: a temporary one, removed on exit].")
+    ] = None,
+) -> None:
+    from capacity.matrix.embedded import LocalRabbitMQ
+
+    with LocalRabbitMQ(port, directory) as server:
+        print(server.url, flush=True)
+        for name, value in server.environment.items():
+            print(f"export {name}={value}", flush=True)
+        Console(stderr=True, highlight=False).print(
+            f"rabbitmq-server on 127.0.0.1:{server.port} (management API on {server.management_port}, "
+            "for the unacknowledged count); export the lines above where your Celery worker and capacity run; "
+            "Ctrl-C stops it"
+        )
+        _serve(lambda: server.process is not None and server.process.poll() is None, "rabbitmq-server")

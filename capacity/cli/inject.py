@@ -386,6 +386,7 @@ def _report(result: InjectResult, console: Console, quiet: bool) -> None:
         lines.append(f"{len(result.in_doubt)} tasks in doubt (the broker may or may not hold them): see the end line")
     if result.monitor_csv:
         lines.append(f"monitor samples: {result.monitor_csv}")
+    lines += [f"note: {note}" for note in result.notes]
     if result.drained_after_s is not None:
         lines.append(f"queue drained {result.drained_after_s:.1f} s after the start")
     if result.trend is not None:

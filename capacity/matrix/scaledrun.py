@@ -3,8 +3,10 @@
 Real Celery worker processes (one per replica, the reference worker or the user's command
 template) are started and stopped by the very controller the simulation uses
 (``capacity.sizing.autoscale.Controller``: the HPA's rules, KEDA's metric) while a trace is
-injected on a real Redis. The metric is what KEDA's Redis scaler reads, ``LLEN`` of the queue's
-list (listLength: the tasks waiting; a prefetch-1, acks-late worker holds no more than its slots).
+injected on a real Redis or RabbitMQ. The metric is what KEDA's scaler reads: on Redis ``LLEN`` of
+the queue's list (listLength: the tasks waiting; a prefetch-1, acks-late worker holds no more than
+its slots); on RabbitMQ the ready messages of a passive declare (``protocol: amqp``), or ready +
+unacknowledged from the management API (``protocol: http``).
 A replica asked for counts from that moment; it is ready when its worker logs Celery's
 "ready." line, and that start-up is measured. Scale-down sends SIGTERM (Celery's warm shutdown:
 running tasks finish); the replica is gone when its process exits.
@@ -21,12 +23,14 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from capacity.brokers import BrokerOptions, broker_scheme, is_redis_url, open_broker
 from capacity.brokers.redis import redis_client
 from capacity.errors import BrokerError, InputError, Interrupted, RunFailed
 from capacity.load.inject import InjectConfig, InjectResult, inject
@@ -36,7 +40,8 @@ from capacity.matrix.processes import REFERENCE_WORKER, WorkerControl, WorkerPro
 from capacity.matrix.run import finished_tasks
 from capacity.measure.metrics import run_metrics
 from capacity.secrets import mask, redact_url
-from capacity.sizing.autoscale import AutoscaleResult, Controller, Fleet, Policy, simulate_fleet
+from capacity.sizing.autoscale import AutoscaleResult, Controller, simulate_fleet
+from capacity.sizing.policies import Fleet, Policy
 
 #: the figures compared, and how close the simulation must come (issue #14: within 15%)
 TOLERANCE = 0.15
@@ -63,7 +68,18 @@ class ScaledRunConfig:
 
     def check(self) -> None:
         if self.policy.name == "keda-sqs":
-            raise InputError("a real scaled run reads Redis (listLength): use keda-redis, aws-backlog or seed002")
+            raise InputError(
+                "a real scaled run reads Redis or RabbitMQ: use keda-redis, keda-rabbitmq, aws-backlog or seed002"
+            )
+        rabbit = broker_scheme(self.broker_url) in ("amqp", "amqps", "pyamqp")
+        if not rabbit and not is_redis_url(self.broker_url):
+            raise InputError("a real scaled run runs on Redis or RabbitMQ: give --broker redis://... or amqp://...")
+        if self.policy.name == "keda-rabbitmq" and not rabbit:
+            raise InputError("--policy keda-rabbitmq reads a RabbitMQ queue: give --broker amqp://...")
+        if self.policy.name == "keda-rabbitmq" and self.policy.mode != "QueueLength":
+            raise InputError("a real scaled run follows keda-rabbitmq's QueueLength mode (MessageRate: simulate it)")
+        if self.policy.name == "keda-redis" and rabbit:
+            raise InputError("--policy keda-redis reads a Redis list: give --policy keda-rabbitmq for RabbitMQ")
         Fleet(self.concurrency, self.min_replicas, self.max_replicas, 0.0).check()
         self.policy.check()
 
@@ -146,8 +162,9 @@ def run_scaled(config: ScaledRunConfig, stop: threading.Event) -> ScaledRun:
     config.check()
     config.run_dir.mkdir(parents=True, exist_ok=True)
     timings = str((config.run_dir / "timings").resolve())
-    client = redis_client(config.broker_url, socket_timeout=5)
-    if _llen(client, config):
+    depth, close_depth = _depth_reader(config)
+    if sum(depth()):
+        close_depth()
         raise InputError(f"queue {config.queue!r} is not empty: a scaled run needs it to start empty")
     controller = Controller(Fleet(config.concurrency, config.min_replicas, config.max_replicas, 0.0), config.policy)
     replicas: list[_Replica] = []
@@ -239,9 +256,9 @@ def run_scaled(config: ScaledRunConfig, stop: threading.Event) -> ScaledRun:
                     raise outcome["error"]
                 if outcome["result"].status != "completed":
                     raise RunFailed(f"inject ended {outcome['result'].status}: {outcome['result'].error}")
-            waiting = _llen(client, config)
+            waiting, in_flight = depth()
             current = len(open_replicas())
-            wanted = controller.desired(next_sync, current, waiting, 0)
+            wanted = controller.desired(next_sync, current, waiting, in_flight)
             scale_to(now, wanted)
             timeline.append(
                 {
@@ -274,18 +291,34 @@ def run_scaled(config: ScaledRunConfig, stop: threading.Event) -> ScaledRun:
     finally:
         for r in replicas:
             r.worker.stop()
+        close_depth()
     assert result is not None
     return _measured(config, result, timings, replicas, timeline, end)
 
 
-def _llen(client: Any, config: ScaledRunConfig) -> int:
-    """The queue's length, as KEDA's Redis scaler reads it; BrokerError when Redis does not answer."""
-    try:
-        return int(client.llen(config.queue))
-    except Exception as exc:  # redis-py's ConnectionError, TimeoutError, AuthenticationError
-        raise BrokerError(
-            f"cannot read the queue's length on {redact_url(config.broker_url)}: {mask(str(exc))}"
-        ) from None
+def _depth_reader(config: ScaledRunConfig) -> tuple[Callable[[], tuple[int, int]], Callable[[], None]]:
+    """(waiting, in flight) as KEDA's scaler reads them; BrokerError when the broker does not
+    answer. Redis: ``LLEN`` of the queue's list, nothing in flight counted (listLength). RabbitMQ:
+    the broker's depth (ready; unacknowledged where the management API answers)."""
+    if is_redis_url(config.broker_url):
+        client = redis_client(config.broker_url, socket_timeout=5)
+
+        def llen() -> tuple[int, int]:
+            try:
+                return int(client.llen(config.queue)), 0
+            except Exception as exc:  # redis-py's ConnectionError, TimeoutError, AuthenticationError
+                raise BrokerError(
+                    f"cannot read the queue's length on {redact_url(config.broker_url)}: {mask(str(exc))}"
+                ) from None
+
+        return llen, client.close
+    broker = open_broker(config.broker_url, BrokerOptions(queue=config.queue))
+
+    def declared() -> tuple[int, int]:
+        now = broker.depth()
+        return now.visible, now.in_flight or 0
+
+    return declared, broker.close
 
 
 def _inject(config: ScaledRunConfig, stop: threading.Event) -> InjectResult:

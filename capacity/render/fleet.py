@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from capacity.render.model import Report, Table
-from capacity.sizing.autoscale import AutoscaleResult, Policy, Pool
+from capacity.sizing.autoscale import AutoscaleResult, Pool
 from capacity.sizing.goal import Search, worst_p95
+from capacity.sizing.policies import KEDA_POLICIES, Policy
 from capacity.units import format_duration
 
 
@@ -45,12 +46,12 @@ def _manifests(fleet_pools: list[Pool], queue: str | None) -> tuple[dict[str, An
     manifests = []
     for pool in fleet_pools:
         p = pool.policy
-        if p.name not in ("keda-redis", "keda-sqs"):
+        if p.name not in KEDA_POLICIES:
             continue
         manifests.append(
             scaled_object(
                 pool.name,
-                "sqs" if p.name == "keda-sqs" else "redis",
+                p.name.removeprefix("keda-"),
                 queue or ",".join(pool.queues),
                 p.target,
                 pool.fleet.min_replicas,
@@ -59,6 +60,8 @@ def _manifests(fleet_pools: list[Pool], queue: str | None) -> tuple[dict[str, An
                 p.cooldown_s,
                 p.activation,
                 _behavior(p),
+                p.mode,
+                p.protocol,
             )
         )
     return tuple(manifests) or None
@@ -205,7 +208,7 @@ def fleet_report(
         )
     notes = []
     policies = {p.policy.name for p in fleet_pools}
-    if policies & {"keda-redis", "keda-sqs"}:
+    if policies & set(KEDA_POLICIES):
         notes.append(
             "HPA: desired = ceil(metric / target) outside a 10% tolerance; up at most max(+4 pods, +100%) per 15 s; "
             "down to the highest recommendation of the last 300 s (kubernetes.io, Horizontal Pod Autoscaling)."

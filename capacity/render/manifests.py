@@ -16,9 +16,13 @@ def scaled_object(
     cooldown_s: float | None = None,
     activation: float | None = None,
     behavior: dict[str, Any] | None = None,
+    mode: str = "QueueLength",
+    protocol: str = "amqp",
 ) -> dict[str, Any]:
-    """A KEDA ScaledObject on the SQS (queueLength) or Redis (listLength) scaler; the HPA's
-    behaviour under advanced.horizontalPodAutoscalerConfig when given."""
+    """A KEDA ScaledObject on the SQS (queueLength), Redis (listLength) or RabbitMQ (``mode`` and
+    ``value``; the connection from the worker's own ``RABBITMQ_HOST`` variable, so no URL and no
+    password is written here) scaler; the HPA's behaviour under
+    advanced.horizontalPodAutoscalerConfig when given."""
 
     def count(value: float) -> str:  # KEDA reads these as strings of a number, never 1e+06
         return str(int(value)) if float(value).is_integer() else repr(float(value))
@@ -29,6 +33,12 @@ def scaled_object(
         if activation:
             metadata["activationQueueLength"] = count(activation)
         trigger = {"type": "aws-sqs-queue", "metadata": metadata}
+    elif scaler == "rabbitmq":
+        metadata = {"protocol": protocol, "mode": mode, "value": length, "queueName": queue}
+        metadata["hostFromEnv"] = "RABBITMQ_HOST"
+        if activation:
+            metadata["activationValue"] = count(activation)
+        trigger = {"type": "rabbitmq", "metadata": metadata}
     else:
         metadata = {"address": "REPLACE:6379", "listName": queue, "listLength": length}
         if activation:

@@ -42,75 +42,11 @@ import numpy as np
 from capacity.errors import InputError
 from capacity.sizing import _eventloop
 from capacity.sizing._figures import QUEUE_CRITICAL, time_above, time_deeper
+from capacity.sizing.policies import KEDA_POLICIES, RABBITMQ_RATE_WINDOW_S, Fleet, Policy, keda_metric
 
-POLICIES = ("keda-redis", "keda-sqs", "aws-backlog", "seed002", "fixed")
-#: bounds on a pool: the controller keeps a Python object per replica, the loop an entry per slot
-MAX_REPLICAS = 10_000
-MAX_SLOTS = 100_000
 #: controller periods (syncs, polls, replicas becoming ready) simulated at most: ~20 s of the
 #: Python side; 200,000 syncs of 15 s are 34 days
 MAX_STEPS = 200_000
-
-
-@dataclass(frozen=True)
-class Fleet:
-    concurrency: int
-    min_replicas: int = 1
-    max_replicas: int = 10
-    startup_s: float = 30.0
-    initial_replicas: int | None = None  # default: min_replicas (at least 1 when min is 0 and tasks wait)
-
-    def check(self) -> None:
-        if not 1 <= self.concurrency <= MAX_SLOTS:
-            raise InputError(f"--concurrency must be 1 to {MAX_SLOTS:,}, got {self.concurrency}")
-        if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
-            raise InputError("replicas: need 0 <= --min-replicas <= --max-replicas, --max-replicas >= 1")
-        if self.max_replicas > MAX_REPLICAS:
-            raise InputError(f"--max-replicas: at most {MAX_REPLICAS:,} (the controller walks every replica each sync)")
-        if self.startup_s < 0:
-            raise InputError("--startup must be zero or more")
-
-
-@dataclass(frozen=True)
-class Policy:
-    """A scaling policy and its settings (the HPA's defaults unless overridden)."""
-
-    name: str = "keda-redis"
-    target: float = 100.0  # KEDA listLength / queueLength: tasks per replica
-    replicas: int = 1  # fixed
-    sync_s: float = 15.0
-    tolerance: float = 0.1
-    up_pods: int = 4
-    up_percent: float = 100.0
-    down_percent: float = 100.0
-    down_window_s: float = 300.0
-    polling_s: float = 30.0  # KEDA's pollingInterval: the 0 <-> 1 decisions
-    cooldown_s: float = 300.0  # KEDA's cooldownPeriod: inactive this long before scaling to 0
-    activation: float = 0.0  # activationListLength / activationQueueLength
-    utilization: float = 0.8  # seed002
-    buffer: float = 0.2  # seed002
-
-    def check(self) -> None:
-        if self.name not in POLICIES:
-            raise InputError(f"--policy {self.name!r}: use one of {', '.join(POLICIES)}")
-        if not 1 <= self.replicas <= MAX_REPLICAS:
-            raise InputError(f"--replicas must be 1 to {MAX_REPLICAS:,}")
-        # the fleet file's bounds (fleetfile.PoolSpec): one rule for a setting from a flag or a file
-        rules: tuple[tuple[str, float, bool, str], ...] = (
-            ("--target", self.target, self.target > 0, "above zero"),
-            ("--sync", self.sync_s, self.sync_s > 0, "above zero"),
-            ("--scale-up-pods", self.up_pods, self.up_pods >= 1, "at least 1"),
-            ("--scale-up-percent", self.up_percent, self.up_percent > 0, "above zero"),
-            ("--scale-down-percent", self.down_percent, 0 < self.down_percent <= 100, "above zero and at most 100"),
-            ("--tolerance", self.tolerance, 0 <= self.tolerance < 1, "zero or more and below 1"),
-            ("--activation", self.activation, self.activation >= 0, "zero or more"),
-            ("--scale-down-window", self.down_window_s, self.down_window_s >= 0, "zero or more"),
-            ("--polling", self.polling_s, self.polling_s > 0, "above zero"),
-            ("--cooldown", self.cooldown_s, self.cooldown_s >= 0, "zero or more"),
-        )
-        for flag, value, ok, rule in rules:
-            if not (ok and math.isfinite(value)):
-                raise InputError(f"{flag} must be {rule}, got {value:g}")
 
 
 @dataclass(frozen=True)
@@ -221,13 +157,13 @@ class Controller:
             kept.popleft()
         return kept[0][1]
 
-    def desired(self, now: float, current: int, waiting: int, in_flight: int) -> int:
+    def desired(self, now: float, current: int, waiting: int, in_flight: int, published_per_s: float = 0.0) -> int:
         policy = self.policy
         if policy.name == "fixed":
             return policy.replicas
         if policy.name == "seed002":
             return math.ceil(waiting / (self.fleet.concurrency * policy.utilization) * (1 + policy.buffer))
-        metric = waiting + in_flight if policy.name == "keda-sqs" else waiting
+        metric = keda_metric(policy, waiting, in_flight, published_per_s)
         if policy.name == "aws-backlog":
             raw = math.ceil(metric / policy.target)  # (messages / instances) / target x instances
             highest = self._remember(now, raw)
@@ -374,7 +310,7 @@ def simulate_pools(
         # KEDA owns 0 <-> 1 when the minimum is 0 (the HPA never scales to or from 0): every polling
         # interval it checks the metric against the activation threshold; scaled to 0 after
         # cooldownPeriod without activity
-        keda_zero = policy.name in ("keda-redis", "keda-sqs") and fleet.min_replicas == 0
+        keda_zero = policy.name in KEDA_POLICIES and fleet.min_replicas == 0
         state = _PoolState(
             i, pool, Controller(fleet, policy), [queue_of[q] for q in pool.queues],
             next_sync=policy.sync_s, next_poll=policy.polling_s if keda_zero else math.inf, keda_zero=keda_zero,
@@ -453,6 +389,22 @@ def simulate_pools(
     def in_flight(state: _PoolState) -> int:
         return int(sum(class_busy[q] for q in state.queues))
 
+    # each queue's arrival times (sorted), kept only where a policy reads a publish rate
+    rated = any(p.policy.name == "keda-rabbitmq" and p.policy.mode == "MessageRate" for p in pools)
+    queue_arrivals = [
+        arrivals[class_tasks[class_off[q] : class_off[q + 1]]] if rated else None for q in range(n_queues)
+    ]
+
+    def published(state: _PoolState, now: float) -> float:
+        """Messages published to the pool's queues per second over the management plugin's window."""
+        total = 0
+        for q in state.queues:
+            times = queue_arrivals[q]
+            if times is not None:
+                window = np.searchsorted(times, [now - RABBITMQ_RATE_WINDOW_S, now], side="right")
+                total += int(window[1] - window[0])
+        return total / RABBITMQ_RATE_WINDOW_S
+
     sync_every = min(p.policy.sync_s for p in pools)
     next_point = sync_every
     timeline: list[dict[str, float]] = []
@@ -480,7 +432,7 @@ def simulate_pools(
         for state in states:
             policy = state.spec.policy
             if state.next_poll == now:
-                metric = waiting(state) + (in_flight(state) if policy.name == "keda-sqs" else 0)
+                metric = keda_metric(policy, waiting(state), in_flight(state), published(state, now))
                 if metric > policy.activation:
                     state.last_active = now
                     if requested(state) == 0:
@@ -491,7 +443,9 @@ def simulate_pools(
             if state.next_sync == now:
                 current = requested(state)
                 if current > 0 or not state.keda_zero:  # the HPA does not act on a deployment at 0
-                    wanted = state.controller.desired(now, current, waiting(state), in_flight(state))
+                    wanted = state.controller.desired(
+                        now, current, waiting(state), in_flight(state), published(state, now)
+                    )
                     scale_to(state, now, max(wanted, 1) if state.keda_zero else wanted)
                 state.next_sync = now + policy.sync_s
             retire(state, now)

@@ -30,8 +30,9 @@ from pydantic import Field, ValidationError, model_validator
 
 from capacity.errors import InputError
 from capacity.profiles import Seconds, _Frozen, describe_invalid, load_file
-from capacity.sizing.autoscale import POLICIES, Fleet, Policy, Pool, TaskClass
+from capacity.sizing.autoscale import Pool, TaskClass
 from capacity.sizing.memory import check_tasks_fit
+from capacity.sizing.policies import POLICIES, Fleet, Policy
 from capacity.sizing.simulate import Workload, read_service_times
 from capacity.units import parse_rate
 
@@ -111,6 +112,8 @@ class PoolSpec(_Frozen):
     polling: Seconds = 30.0
     cooldown: Seconds = 300.0
     activation: float = Field(default=0.0, ge=0)
+    mode: str = "QueueLength"  # keda-rabbitmq
+    protocol: str = "amqp"  # keda-rabbitmq
 
     @model_validator(mode="after")
     def _complete(self) -> PoolSpec:
@@ -137,6 +140,8 @@ class PoolSpec(_Frozen):
             polling_s=self.polling,
             cooldown_s=self.cooldown,
             activation=self.activation,
+            mode=self.mode,
+            protocol=self.protocol,
         )
         return Pool(self.name, tuple(self.queues), fleet, policy)
 

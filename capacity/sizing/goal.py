@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from capacity.errors import InputError
 from capacity.sizing.autoscale import AutoscaleResult, Pool, TaskClass, simulate_pools
+from capacity.sizing.policies import KEDA_POLICIES
 
 #: targets tried (KEDA listLength / queueLength values)
 TARGETS = (5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 2000)
@@ -40,7 +41,7 @@ def worst_p95(result: AutoscaleResult) -> float:
 def _with(pools: list[Pool], target: float, minimum: int) -> list[Pool]:
     return [
         replace(p, policy=replace(p.policy, target=target), fleet=replace(p.fleet, min_replicas=minimum))
-        if p.policy.name in ("keda-redis", "keda-sqs")
+        if p.policy.name in KEDA_POLICIES
         else p
         for p in pools
     ]
@@ -55,9 +56,9 @@ def search(
 ) -> Search:
     """Every target x minimum on the KEDA pools; the cheapest meeting the goal (ties: the larger
     target, then the smaller minimum)."""
-    scaled = [p for p in pools if p.policy.name in ("keda-redis", "keda-sqs")]
+    scaled = [p for p in pools if p.policy.name in KEDA_POLICIES]
     if not scaled:
-        raise InputError("--goal-p95-wait searches KEDA's target: give --policy keda-redis or keda-sqs")
+        raise InputError("--goal-p95-wait searches KEDA's target: give --policy keda-redis, keda-sqs or keda-rabbitmq")
     ceiling = min(p.fleet.max_replicas for p in scaled)
     given = {p.fleet.min_replicas for p in scaled}
     minimums = sorted(m for m in {*given, *MINIMUMS} if m <= ceiling)

@@ -34,6 +34,10 @@ class BrokerContract:
     def queued_ids(self) -> list[str]:
         raise NotImplementedError
 
+    def env(self) -> dict[str, str]:
+        """The environment of the processes the tests start (the CLI, the worker)."""
+        return base_env(self.url())
+
     def inject(self, tmp_path: Path, *args: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
         log_dir = tmp_path / "results"
         proc = run_cli(
@@ -48,7 +52,7 @@ class BrokerContract:
                 str(tmp_path / "uploads"),
                 *args,
             ],
-            base_env(self.url()),
+            self.env(),
             tmp_path,
         )
         # --monitor with no worker draining the queue ends with exit 1 (issue #12), after the log

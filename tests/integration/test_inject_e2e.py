@@ -330,7 +330,8 @@ def test_seed_003_command_lines_work(tmp_path: Path, redis_server: RedisServer) 
     ("broker", "code", "message"),
     [
         ("reddis://127.0.0.1:6379/0", 2, "did you mean redis://?"),
-        ("amqp://guest:pw123@127.0.0.1/", 2, "unsupported broker URL 'amqp://guest:***@127.0.0.1/'"),
+        ("kafka://guest:pw123@127.0.0.1/", 2, "unsupported broker URL 'kafka://guest:***@127.0.0.1/'"),
+        ("amqp://guest:pw123@127.0.0.1:1/", 3, "cannot reach broker amqp://guest:***@127.0.0.1:1/"),
         ("redis://:hunter22@127.0.0.1:1/0", 3, "cannot reach broker redis://:***@127.0.0.1:1/0"),
     ],
 )

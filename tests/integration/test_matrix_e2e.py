@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.realbrokers import ROOT, MotoSQS, RedisServer, base_env, run_cli, start_cli
+from tests.realbrokers import ROOT, MotoSQS, RabbitServer, RedisServer, base_env, run_cli, start_cli
 
 SLEEP_S = 0.1
 
@@ -174,6 +174,28 @@ def test_matrix_run_on_sqs_with_a_worker_command(tmp_path: Path, moto_sqs: MotoS
         assert SLEEP_S <= float(row["service_time_mean_s"]) < SLEEP_S * 1.3, row
     assert "testing-secret" not in proc.stdout + proc.stderr + (run_dir / "results.json").read_text()
     assert proc.stdout.startswith("Size,Concurrency,Mode,X (tasks/min),S mean (s),Notes\n100 kB,1,Burst,")
+    assert not workers_left(queue)
+
+
+def test_matrix_run_on_rabbitmq_with_the_probe_and_with_events(tmp_path: Path, rabbitmq: RabbitServer) -> None:
+    """Issue #24: `matrix run --broker amqp://...` on a real RabbitMQ, the reference worker per cell:
+    every cell's tasks completed, S near the known sleep, from the probe and from Celery's events."""
+    queue = "mrmq-" + uuid.uuid4().hex[:8]
+    matrix = write_matrix(tmp_path / "m.yaml", queue, "[1, 2]", "[{mode: burst, count: 8}]")
+    env = {**base_env(rabbitmq.url), **rabbitmq.env}
+    for timings in ("probe", "events"):
+        run_dir = tmp_path / f"run-{timings}"
+        args = ["matrix", "run", str(matrix), "--broker", rabbitmq.url]
+        args += ["--timings", "events"] if timings == "events" else []  # the default: a probe directory per cell
+        proc = run_cli([*args, "--run-dir", str(run_dir), "-q", "-f", "csv", "--cooldown", "1s"], env, tmp_path, 240)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results = rows(run_dir)
+        assert [(r["concurrency"], r["sent"], r["completed"], r["missing"]) for r in results] == [
+            ("1", "8", "8", "0"),
+            ("2", "8", "8", "0"),
+        ], timings
+        for row in results:
+            assert SLEEP_S <= float(row["service_time_mean_s"]) < SLEEP_S * 1.3, (timings, row)
     assert not workers_left(queue)
 
 

@@ -14,6 +14,7 @@ import pytest
 from tests.realbrokers import (
     ROOT,
     MotoSQS,
+    RabbitServer,
     RedisServer,
     base_env,
     celery_worker,
@@ -127,6 +128,46 @@ def test_probe_stream_and_events_and_backend_on_redis(tmp_path: Path, redis_serv
     assert from_backend["sources"] == ["result backend"] and from_backend["completed"] == COUNT
     assert from_backend["service_time_mean_s"] is None  # no start time there: missing, not guessed
     assert any("no start time" in w for w in from_backend["warnings"])
+
+
+def test_probe_and_events_on_rabbitmq(tmp_path: Path, rabbitmq: RabbitServer) -> None:
+    """RabbitMQ (issue #24): a prefork worker with the probe and -E; `collect` records Celery's
+    events over AMQP; metrics from the probe and from the events both find the known sleep, and
+    agree with each other within 5%."""
+    queue = "m-" + uuid.uuid4().hex[:8]
+    timings = tmp_path / "timings"
+    events_file = tmp_path / "events.jsonl"
+    executed = tmp_path / "executed.jsonl"
+    with celery_worker(
+        rabbitmq.url,
+        executed,
+        concurrency=CONCURRENCY,
+        queues=queue,
+        pool="prefork",
+        extra_env={"CAPACITY_TIMINGS": str(timings)},
+        extra_args=("--include", "capacity.probe", "-E"),
+    ):
+        wait_until_ready(executed.with_suffix(".worker.log"))
+        collector = start_cli(
+            ["collect", "--broker", rabbitmq.url, "--out", str(events_file), "--for", "120s"],
+            base_env(rabbitmq.url),
+            tmp_path,
+        )
+        time.sleep(3)  # the collector's event queue must exist before the first task event
+        log = inject(rabbitmq.url, tmp_path, "--queue", queue)
+        wait_for_executed(executed, COUNT)
+        time.sleep(1)
+        collector.send_signal(signal.SIGINT)
+        _, err = collector.communicate(timeout=30)
+    assert collector.returncode == 0, err
+    from_probe = metrics(rabbitmq.url, tmp_path, log, str(timings))
+    assert from_probe["sources"] == ["probe"]
+    assert_known_sleep(from_probe)
+    from_events = metrics(rabbitmq.url, tmp_path, log, str(events_file))
+    assert from_events["sources"] == ["events"]
+    assert_known_sleep(from_events)
+    assert from_probe["service_time_mean_s"] == pytest.approx(from_events["service_time_mean_s"], rel=0.05)
+    assert from_probe["throughput_per_min"] == pytest.approx(from_events["throughput_per_min"], rel=0.05)
 
 
 def test_probe_on_sqs(tmp_path: Path, moto_sqs: MotoSQS) -> None:

@@ -9,7 +9,7 @@ import json
 import uuid
 from pathlib import Path
 
-from tests.realbrokers import RedisServer, base_env, run_cli
+from tests.realbrokers import RabbitServer, RedisServer, base_env, run_cli
 
 #: the HPA's 15 s and 300 s, scaled down
 SCALED = ["--sync", "1s", "--scale-down-window", "5s", "--concurrency", "2", "-f", "json"]
@@ -32,6 +32,22 @@ def test_a_burst_scales_as_simulated(tmp_path: Path) -> None:
     assert found["max_replicas"]["real"] == 4
     data = json.loads(out.read_text())
     assert data["real_timeline"][0]["replicas"] == 4 and len(data["startup_s"]) == 3
+
+
+def test_a_burst_scales_as_simulated_on_rabbitmq(tmp_path: Path, rabbitmq: RabbitServer) -> None:
+    """Issue #24: the same burst on a real RabbitMQ, scaled by keda-rabbitmq (QueueLength over AMQP:
+    the ready messages of a passive declare), matches its simulation within 15%."""
+    out = tmp_path / "burst.json"
+    argv = ["scaled-run", "--broker", rabbitmq.url, "--queue", "scaled-" + uuid.uuid4().hex[:6], "--count", "120"]
+    argv += ["--max-replicas", "4", "--target", "10", *SCALED, "-o", str(out)]
+    proc = run_cli([*argv, "--run-dir", str(tmp_path / "run")], base_env(rabbitmq.url), tmp_path, 300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(out.read_text())
+    assert data["policy"] == "keda-rabbitmq"
+    found = figures(out)
+    for name in ("drain_time_s", "wait_p95_s", "max_replicas", "replica_seconds"):
+        assert abs(found[name]["difference"]) <= 0.15, (name, found[name])
+    assert found["max_replicas"]["real"] == 4
 
 
 def test_a_step_in_rate_scales_as_simulated(tmp_path: Path) -> None:

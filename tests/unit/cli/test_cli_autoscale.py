@@ -169,3 +169,25 @@ def test_mistakes_are_one_line(runner: CliRunner, tmp_path: Path) -> None:
         assert code == 2 and "--volume" in err, volume
     code, _, err = run(runner, "autoscale", "--concurrency", "2", "--arrival", "stages")
     assert code == 2 and "--stages" in err
+
+
+def test_keda_rabbitmq_scaled_object(runner: CliRunner) -> None:
+    """--policy keda-rabbitmq prints KEDA's rabbitmq trigger: mode, value, protocol and queue as the
+    scaler's documentation names them; the connection from the worker's RABBITMQ_HOST (no URL, no
+    password in the manifest)."""
+    args = ("autoscale", "--concurrency", "4", "--count", "2000", "--service-time", "1s", "--policy")
+    args += ("keda-rabbitmq", "--target", "25", "--rabbitmq-mode", "MessageRate", "--rabbitmq-protocol", "http")
+    code, out, err = run(runner, *args, "--activation", "5", "-f", "k8s", "--queue", "photos")
+    assert code == 0, err
+    trigger = yaml.safe_load(out)["spec"]["triggers"][0]
+    assert trigger == {
+        "type": "rabbitmq",
+        "metadata": {
+            "protocol": "http", "mode": "MessageRate", "value": "25", "queueName": "photos",
+            "hostFromEnv": "RABBITMQ_HOST", "activationValue": "5",
+        },
+    }  # fmt: skip
+    code, _, err = run(
+        runner, "autoscale", "--concurrency", "4", "--policy", "keda-rabbitmq", "--rabbitmq-mode", "MessageRate"
+    )
+    assert code == 2 and "--rabbitmq-protocol http" in err

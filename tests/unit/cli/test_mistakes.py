@@ -73,3 +73,16 @@ def test_a_table_on_an_80_column_terminal_keeps_every_word() -> None:
         text = out.getvalue()
         assert "regression" in text and "…" not in text and max(len(line) for line in text.splitlines()) <= width
         assert ("Verdict: regression" in text) == stacked
+
+
+def test_broker_rabbitmq_without_rabbitmq_names_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: CliRunner
+) -> None:
+    import capacity.matrix.embedded as embedded
+
+    monkeypatch.setattr(embedded, "RABBITMQ_SCRIPT", str(tmp_path / "absent"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = runner.invoke(app, ["broker", "rabbitmq", "--port", "1"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "apt-get install rabbitmq-server" in lines[0], result.output

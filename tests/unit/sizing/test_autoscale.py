@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from capacity.errors import InputError
-from capacity.sizing.autoscale import Fleet, Policy, simulate_fleet
+from capacity.sizing.autoscale import simulate_fleet
+from capacity.sizing.policies import Fleet, Policy
 
 
 def burst_case() -> tuple[np.ndarray, np.ndarray, Fleet, Policy]:
@@ -162,3 +163,39 @@ def test_a_zero_scale_down_window_follows_each_recommendation() -> None:
     assert at[15]["replicas"] == 4 and at[15]["queue_depth"] == 336 - 12
     # t=30: 16 slots from 15 s: 336 - 12 - 16 x 15 = 84 waiting -> ceil(0.84) = 1: down at once
     assert (at[30]["replicas"], at[30]["queue_depth"]) == (1, 84)
+
+
+def test_keda_rabbitmq_queue_length_follows_kedas_documented_example() -> None:
+    # KEDA's RabbitMQ scaler documentation (keda.sh, "RabbitMQ Queue", queueLength / value): "if one
+    # pod can handle 10 messages, set the queue length target to 10. If the actual number of
+    # messages in the queue is 30, the scaler scales to 3 pods." 1 replica x 2 slots holds 2 long
+    # tasks; 30 wait (ready). Over AMQP (a passive declare) the 2 unacked are not counted: 3 pods.
+    # Over HTTP (the management API's messages, ready + unacked) 32: ceil(3.2) = 4 pods.
+    arrivals, services = np.zeros(32), np.full(32, 1000.0)
+    fleet = Fleet(2, 1, 10, 20.0)
+    amqp = simulate_fleet(arrivals, services, fleet, Policy("keda-rabbitmq", target=10))
+    assert (amqp.timeline[0]["queue_depth"], amqp.timeline[0]["replicas"]) == (30, 3)
+    http = simulate_fleet(arrivals, services, fleet, Policy("keda-rabbitmq", target=10, protocol="http"))
+    assert http.timeline[0]["replicas"] == 4
+
+
+def test_keda_rabbitmq_message_rate_counts_the_publish_rate() -> None:
+    # KEDA's MessageRate mode: "value: message backlog or publish/sec target per instance", read
+    # from the management API's publish rate (message_stats.publish_details.rate, over its 5 s
+    # sample). 50 tasks/s published, value 20 per pod: ceil(50 / 20) = 3 pods at the first sync
+    # (t = 15 s: the 5 s before it hold 250 arrivals -> 50/s), whatever the backlog: the tasks
+    # take 0.01 s, so none waits.
+    arrivals = np.arange(0, 60, 1 / 50)
+    services = np.full(len(arrivals), 0.01)
+    policy = Policy("keda-rabbitmq", target=20, mode="MessageRate", protocol="http")
+    result = simulate_fleet(arrivals, services, Fleet(4, 1, 10, 5.0), policy)
+    first = result.timeline[0]
+    assert (first["t_s"], first["queue_depth"], first["replicas"]) == (15, 0, 3)
+
+
+def test_keda_rabbitmq_message_rate_needs_the_management_api() -> None:
+    # KEDA: MessageRate is read from the HTTP management API only
+    with pytest.raises(InputError, match="rabbitmq-protocol http"):
+        simulate_fleet(np.zeros(1), np.ones(1), Fleet(1), Policy("keda-rabbitmq", mode="MessageRate"))
+    with pytest.raises(InputError, match="rabbitmq-mode"):
+        simulate_fleet(np.zeros(1), np.ones(1), Fleet(1), Policy("keda-rabbitmq", mode="Length"))

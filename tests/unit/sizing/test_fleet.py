@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from capacity.errors import CapacityError, InputError
-from capacity.sizing.autoscale import Fleet, Policy, Pool, TaskClass, simulate_fleet, simulate_pools
+from capacity.sizing.autoscale import Pool, TaskClass, simulate_fleet, simulate_pools
 from capacity.sizing.fleetfile import draw_classes, load_fleet, pools, scale_trace
+from capacity.sizing.policies import Fleet, Policy
 from capacity.sizing.queueing import md_c_wait, pollaczek_khinchine_wait
 from capacity.sizing.simulate import run_pool
 
