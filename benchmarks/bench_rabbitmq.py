@@ -118,8 +118,9 @@ def main() -> None:
         with open_broker(server.url, BrokerOptions(queue=QUEUE)) as broker:
             assert isinstance(broker, AMQPBroker)
             broker.template(TASK, QUEUE, [], KWARGS, None, None)  # declares the queue as Celery does
-            message, _, _ = broker._template_args or (None, None, None)
-            body, properties = bytes(message.body), dict(message.properties)
+            assert broker._template_args is not None
+            message = broker._template_args[0]  # Celery's prepared message, for py-amqp's own publish
+            body, properties = str(message.body).encode(), dict(message.properties)
             for round_ in range(options.rounds):
                 broker.purge()
                 rates["ours"].append(ours(server.url, options.burst, tmp / f"r{round_}"))

@@ -201,6 +201,8 @@ class LocalRabbitMQ:
             f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
             # the unacknowledged count refreshed every second, not every 5 (the default)
             "collect_statistics_interval = 1000\n"
+            # classic queues' storage version 2 (3.10+; the only one from 4.0): what current servers run
+            "classic_queue.default_version = 2\n"
         )
         (folder / "enabled_plugins").write_text("[rabbitmq_management].\n")
         return {
