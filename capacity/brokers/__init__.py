@@ -146,6 +146,12 @@ class Broker(ABC):
         """How many workers consume the queue now; None where the broker cannot tell."""
         return None
 
+    def claim_start(self, run_id: str, proposed: float) -> float | None:
+        """The start instant every shard of ``run_id`` agrees on: the first to ask claims
+        ``proposed`` (epoch seconds), the others read it; None where the broker cannot hold a
+        value for them (SQS, RabbitMQ: the shards need a given --start-at)."""
+        return None
+
     def registered_tasks(self, timeout_s: float = 1.0) -> dict[str, list[str]] | None:
         """The task names each Celery worker on this broker registered (its answer to Celery's
         ``inspect registered`` broadcast, waited for ``timeout_s``); None where the broker carries

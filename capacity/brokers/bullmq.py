@@ -34,7 +34,7 @@ from typing import Any
 from capacity.brokers import Broker, BrokerOptions, Payload, QueueDepth, SendFailed
 from capacity.brokers._retry import attempts
 from capacity.brokers.messages import Splice
-from capacity.brokers.redis import MARKER_TTL_S, Late, Unsent, exchange_patiently, redis_client
+from capacity.brokers.redis import MARKER_TTL_S, Late, Unsent, claim_start, exchange_patiently, redis_client
 from capacity.errors import BrokerError, InputError
 
 DEFAULT_PREFIX = "bull"
@@ -133,6 +133,9 @@ class BullMQBroker(Broker):
         self._shas: dict[str, str] = {}
         self.task = "job"
         self._template: tuple[bytes, int, int, bytes] | None = None
+
+    def claim_start(self, run_id: str, proposed: float) -> float | None:
+        return claim_start(self._client, run_id, proposed, self._errors)
 
     # --- messages ---------------------------------------------------------------------------------------
 

@@ -66,6 +66,25 @@ def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
+#: how long an agreed start is kept: a sharded run longer than a day is started by hand
+START_TTL_S = 86_400
+
+
+def claim_start(client: Any, run_id: str, proposed: float, errors: tuple[type[BaseException], ...]) -> float:
+    """``SET capacity:start:RUN proposed NX EX 1 day`` then ``GET``: the first shard's claim wins,
+    and it never changes once set, so the two commands need no transaction."""
+    key = f"capacity:start:{run_id}"
+    try:
+        client.set(key, repr(proposed), nx=True, ex=START_TTL_S)
+        value = client.get(key)
+    except errors as exc:
+        raise BrokerError(f"cannot agree on the start through the broker: {exc}") from None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise BrokerError(f"the broker holds {value!r} as run {run_id}'s start, not a time") from None
+
+
 class Unsent(Exception):
     """What was sent did not reach Redis in full: nothing of it after the break can apply (for a
     transaction: its EXEC was not among what arrived)."""
@@ -173,6 +192,9 @@ class RedisBroker(Broker):
         from capacity.brokers import celery_registered
 
         return celery_registered(self.url, self.safe_url, timeout_s, self._errors)
+
+    def claim_start(self, run_id: str, proposed: float) -> float | None:
+        return claim_start(self._client, run_id, proposed, self._errors)
 
     def use_priority(self, priority: int | None) -> None:
         """Send to the list kombu uses for this priority (queue, or queue + separator + step)."""

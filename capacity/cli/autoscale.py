@@ -90,7 +90,16 @@ def command(
         str | None, Opt(help="Find the cheapest --target and --min-replicas whose p95 wait meets this, e.g. 60s.")
     ] = None,
     instance: Annotated[str | None, Opt(help="Instance type per replica, for the monthly cost.")] = None,
-    queue: Annotated[str, Opt(help="--format k8s: the queue (Redis list or SQS URL) of the trigger.")] = "celery",
+    queue: Annotated[
+        str, Opt(help="--format k8s: the queue (Redis list, SQS URL or name, RabbitMQ queue) of the trigger.")
+    ] = "celery",
+    broker: Annotated[
+        str | None,
+        Opt(
+            help="--format k8s: the broker URL the workers use: the trigger's address, and a TriggerAuthentication "
+            "for its password (read from a Secret; never printed)."
+        ),
+    ] = None,
     name: Annotated[str, Opt(help="--format k8s: the Deployment the ScaledObject scales.")] = "celery-worker",
     profiles_dir: ProfilesOption = None,
     fmt: AutoscaleFormat = "table",
@@ -138,7 +147,13 @@ def command(
         result, fleet_pools = found.chosen.result, list(found.pools)
     else:
         result = simulate_pools(classes, fleet_pools, *waits)
-    report = fleet_report(result, fleet_pools, hourly, found, goal_p95_wait, queue if fleet_file is None else None)
+    if fleet_file is not None:
+        brokers = {p.name: p.broker or spec.broker or broker for p in spec.pools}
+    else:
+        brokers = {name: broker}
+    report = fleet_report(
+        result, fleet_pools, hourly, found, goal_p95_wait, queue if fleet_file is None else None, brokers
+    )
     if fmt == "html":
         from capacity.render.timeline import timeline_png  # matplotlib: the matrix extra
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from capacity.brokers import resolve_broker_url
+from capacity.brokers import broker_scheme, resolve_broker_url
 from capacity.cli._common import (
     Interrupts,
     OutputOption,
@@ -134,6 +134,21 @@ def command(
     start_at: Annotated[
         str | None, Opt(help="Start the schedule at this instant (ISO 8601 or epoch seconds): all shards at once.")
     ] = None,
+    start_delay: Annotated[
+        str,
+        Opt(
+            help="Shards with --run-id and no --start-at agree on a start through the broker (Redis): "
+            "the first to start claims now + this."
+        ),
+    ] = "30s",
+    late: Annotated[
+        str,
+        Opt(
+            help="A start more than --late-grace past: refuse (exit 2), shift (start now) or catch-up "
+            "(send what is due at once)."
+        ),
+    ] = "refuse",
+    late_grace: Annotated[str, Opt(help="How far past its start a shard may begin without --late.")] = "5s",
     no_check: Annotated[
         bool,
         Opt(
@@ -168,8 +183,10 @@ def command(
         raise InputError(f"--priority must be 0-255, got {priority}")
     if priority is not None and protocol == "bullmq" and not 0 <= priority <= 2_097_152:
         raise InputError(f"--priority must be 0-2097152 for BullMQ, got {priority}")
-    from capacity.load.inject import InjectConfig, check_job_options  # kombu: the brokers extra
+    from capacity.load.inject import LATE_RULES, InjectConfig, check_job_options  # kombu: the brokers extra
 
+    if late not in LATE_RULES:
+        raise InputError(f"--late {late!r}: use one of {', '.join(LATE_RULES)}")
     bullmq_options = json_object_option(job_options, "--job-options")
     check_job_options(bullmq_options, protocol, "--job-options")
     _check_task_named(ctx, task, args, kwargs, payload_template, payload_file)
@@ -181,7 +198,8 @@ def command(
             raise InputError("--shards prints the Job for every shard; --shard runs one of them")
         if shards < 1:
             raise InputError(f"--shards must be at least 1, got {shards}")
-        emit(indexed_job_report(_shard_argv(ctx), shards, image, run_id, start_at, log_dir), fmt, output)
+        job = indexed_job_report(_shard_argv(ctx), shards, image, run_id, start_at, log_dir, broker_scheme(url))
+        emit(job, fmt, output)
         return
     shard_pair = parse_shard(shard) if shard is not None else None
     if shard_pair is not None:
@@ -239,6 +257,10 @@ def command(
         run_id=run_id,
         shard=shard_pair,
         start_at=start,
+        agree_start=shard_pair is not None and run_id is not None and start is None,
+        start_delay_s=parse_duration(start_delay, "--start-delay"),
+        late=late,
+        late_grace_s=parse_duration(late_grace, "--late-grace"),
         check_task=not no_check and protocol == "celery" and task != REFERENCE_TASK,
         upload_to=upload_to,
         protocol=protocol,

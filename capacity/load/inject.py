@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 import time
@@ -52,6 +53,12 @@ class InjectConfig:
     run_id: str | None = None
     shard: tuple[int, int] | None = None
     start_at: float | None = None  # epoch seconds
+    #: shards with a run id and no start_at agree on one through the broker: now + start_delay_s
+    agree_start: bool = False
+    start_delay_s: float = 30.0
+    #: a start more than late_grace_s past: "refuse" (exit 2), "shift" (start now) or "catch-up"
+    late: str = "refuse"
+    late_grace_s: float = 5.0
     #: ask Celery workers on the broker which tasks they know, and refuse one none of them knows
     check_task: bool = False
     #: where the finished log (and monitor samples) are copied: an s3://bucket/prefix/
@@ -163,6 +170,8 @@ class _Payloads:
 
 def _run_line(config: InjectConfig, schedule: Schedule, broker: Broker, run_id: str, started: float) -> dict[str, Any]:
     extra: dict[str, Any] = {"start_at": iso(config.start_at)} if config.start_at is not None else {}
+    if config.agree_start:
+        extra["start_agreed"] = True  # through the broker, by the first shard to start
     if config.protocol != "celery":
         extra |= {"protocol": config.protocol, "prefix": getattr(broker, "prefix", None)}
         extra |= {"job_options": config.job_options}
@@ -293,6 +302,7 @@ def inject(
         broker.use_priority(config.priority)
         payloads = _Payloads(config, broker, run_id)
         payloads.check_size(broker)
+        config = dataclasses.replace(config, start_at=_start(config, broker, run_id))
         started = time.time()
         path = log_path(config.log_dir, started, config.shard)
         writer = TaskLogWriter(path, _run_line(config, schedule, broker, run_id, started))
@@ -469,6 +479,34 @@ def check_task_registered(broker: Broker, task: str) -> None:
     raise InputError(
         f"no worker on this broker knows task {task!r} ({len(replies)} answered); {hint}they registered: "
         f"{shown or 'nothing'} (--no-check sends anyway)"
+    )
+
+
+LATE_RULES = ("refuse", "shift", "catch-up")
+
+
+def _start(config: InjectConfig, broker: Broker, run_id: str) -> float | None:
+    """When the schedule starts: the given --start-at, or the instant the shards agree on through
+    the broker; a start more than ``late_grace_s`` past is refused unless told to shift (start
+    now, the schedule kept) or to catch up (send what is due at once, then on schedule)."""
+    start = config.start_at
+    if config.agree_start and start is None:
+        start = broker.claim_start(run_id, time.time() + config.start_delay_s)
+        if start is None:
+            raise InputError(
+                f"shards of one run agree on their start through the broker, and {broker.name} cannot hold it: "
+                "give every shard the same --start-at"
+            )
+    if start is None:
+        return None
+    late_by = time.time() - start
+    if late_by <= config.late_grace_s or config.late == "catch-up":
+        return start
+    if config.late == "shift":
+        return time.time()
+    raise InputError(
+        f"this run's start ({iso(start)}) is {late_by:,.1f} s past, more than --late-grace {config.late_grace_s:g} s: "
+        "give --late shift to start now on the same schedule, or --late catch-up to send what is due at once"
     )
 
 

@@ -40,19 +40,31 @@ def _behavior(policy: Policy) -> dict[str, Any]:
     }
 
 
-def _manifests(fleet_pools: list[Pool], queue: str | None) -> tuple[dict[str, Any], ...] | None:
-    from capacity.render.manifests import scaled_object
+def _manifests(
+    fleet_pools: list[Pool], queue: str | None, brokers: dict[str, str | None]
+) -> tuple[tuple[dict[str, Any], ...] | None, list[str]]:
+    """Each KEDA-scaled pool's ScaledObject (and the TriggerAuthentication that reads its broker's
+    credentials from a Secret), with the notes on what to create first."""
+    from capacity.render.manifests import connection, scaled_object, trigger_authentication
 
-    manifests = []
+    manifests: list[dict[str, Any]] = []
+    notes: list[str] = []
     for pool in fleet_pools:
         p = pool.policy
         if p.name not in KEDA_POLICIES:
             continue
+        scaler = p.name.removeprefix("keda-")
+        queue_name = queue or ",".join(pool.queues)
+        via = connection(scaler, queue_name, brokers.get(pool.name), pool.name)
+        if via.secret_keys:
+            manifests.append(trigger_authentication(pool.name, via.secret_keys))
+        if via.note:
+            notes.append(f"{pool.name}: {via.note}.")
         manifests.append(
             scaled_object(
                 pool.name,
-                p.name.removeprefix("keda-"),
-                queue or ",".join(pool.queues),
+                scaler,
+                queue_name,
                 p.target,
                 pool.fleet.min_replicas,
                 pool.fleet.max_replicas,
@@ -62,9 +74,10 @@ def _manifests(fleet_pools: list[Pool], queue: str | None) -> tuple[dict[str, An
                 _behavior(p),
                 p.mode,
                 p.protocol,
+                via,
             )
         )
-    return tuple(manifests) or None
+    return tuple(manifests) or None, notes
 
 
 def fleet_report(
@@ -74,6 +87,7 @@ def fleet_report(
     search: Search | None,
     goal: str | None,
     queue: str | None,
+    brokers: dict[str, str | None] | None = None,
 ) -> Report:
     span = search.span_s if search is not None else result.span_s
     monthly = monthly_cost(result, hourly, span)
@@ -224,7 +238,6 @@ def fleet_report(
         notes.append("seed002: ceil(depth / (concurrency x 0.8) x 1.2) every period (seed 002's formula).")
     if not single:
         notes.append("A pool takes from its queues in the order listed (Celery's -Q order; kombu may rotate it).")
-    return Report(
-        "Autoscaling simulation", data, tuple(summary), tuple(tables), tuple(notes), None,
-        _manifests(fleet_pools, queue),
-    )  # fmt: skip
+    manifests, connection_notes = _manifests(fleet_pools, queue, brokers or {})
+    notes += connection_notes
+    return Report("Autoscaling simulation", data, tuple(summary), tuple(tables), tuple(notes), None, manifests)

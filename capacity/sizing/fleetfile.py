@@ -114,6 +114,7 @@ class PoolSpec(_Frozen):
     activation: float = Field(default=0.0, ge=0)
     mode: str = "QueueLength"  # keda-rabbitmq
     protocol: str = "amqp"  # keda-rabbitmq
+    broker: str | None = None  # the broker URL this pool's workers use (the KEDA trigger's address)
 
     @model_validator(mode="after")
     def _complete(self) -> PoolSpec:
@@ -153,6 +154,7 @@ class FleetFile(_Frozen):
     wait_critical: Seconds = 60.0
     seed: int = Field(1, ge=0)
     note: str | None = None
+    broker: str | None = None  # every pool's broker URL unless the pool names its own
 
     @model_validator(mode="after")
     def _consistent(self) -> FleetFile:

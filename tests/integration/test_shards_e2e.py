@@ -9,7 +9,16 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from tests.realbrokers import MotoSQS, RedisServer, base_env, celery_worker, read_log, start_cli, wait_for_executed
+from tests.realbrokers import (
+    MotoSQS,
+    RedisServer,
+    base_env,
+    celery_worker,
+    read_log,
+    run_cli,
+    start_cli,
+    wait_for_executed,
+)
 
 RATE_PER_S = 400
 COUNT = 1200  # 3 s at 400/s
@@ -92,3 +101,57 @@ def test_shard_logs_on_s3_give_the_combined_metrics(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert any("1 of 3 shard logs given" in w for w in json.loads(out)["warnings"])
+
+
+def _first_sent(log: Path) -> float:
+    _, tasks, _ = read_log(log)
+    return datetime.fromisoformat(tasks[0]["sent_at"]).timestamp()
+
+
+def test_shards_agree_on_their_start_through_redis(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Issue #27: no --start-at given; shard 0 starts, shard 1 ten seconds later: the first claims
+    now + --start-delay through Redis (SET NX under the run id), the second reads it; they begin
+    within 50 ms of each other."""
+    run_id = "agree-" + uuid.uuid4().hex[:6]
+    env = base_env(redis_server.url)
+    common = ["inject", "--mode", "sustained", "--rate", "20/s", "--count", "40", "--quiet", "--run-id", run_id]
+    common += ["--start-delay", "13s", "--log-dir", str(tmp_path / "results")]
+    first = start_cli([*common, "--shard", "0/2"], env, tmp_path)
+    time.sleep(10)
+    second = start_cli([*common, "--shard", "1/2"], env, tmp_path)
+    for proc in (first, second):
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    logs = sorted((tmp_path / "results").glob("worker_tasks_*_shard-*-of-2.log"), key=lambda p: p.name[-10:])
+    assert len(logs) == 2
+    runs = [read_log(log)[0] for log in logs]
+    assert runs[0]["start_at"] == runs[1]["start_at"] and all(r["start_agreed"] for r in runs)
+    starts = [_first_sent(log) for log in logs]
+    # shard 1's first task is scheduled 1/20 s after shard 0's (every 2nd task of 20/s)
+    assert abs(starts[1] - starts[0] - 0.05) < 0.05
+    agreed = redis_server.client().get(f"capacity:start:{run_id}")
+    assert agreed is not None and abs(float(agreed) - datetime.fromisoformat(runs[0]["start_at"]).timestamp()) < 1e-3
+
+
+def test_a_shard_past_its_start_refuses_shifts_or_catches_up(tmp_path: Path, redis_server: RedisServer) -> None:
+    """A start 30 s past (more than --late-grace 5 s): refused in one line (exit 2, no log); with
+    --late shift the schedule starts now (the first task on time, none late); with --late
+    catch-up what is due goes at once (today's behaviour, named)."""
+    env = base_env(redis_server.url)
+    past = repr(time.time() - 30)
+    common = ["inject", "--mode", "sustained", "--rate", "10/s", "--count", "20", "--quiet", "--start-at", past]
+    refused = run_cli([*common, "--log-dir", str(tmp_path / "refused")], env, tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--late shift" in refused.stderr
+    assert not (tmp_path / "refused").exists() or not list((tmp_path / "refused").glob("*.log"))
+    for rule in ("shift", "catch-up"):
+        proc = run_cli([*common, "--late", rule, "--log-dir", str(tmp_path / rule)], env, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        (log,) = (tmp_path / rule).glob("worker_tasks_*.log")
+        _, tasks, end = read_log(log)
+        assert end is not None and end["sent"] == 20
+        spread = _first_sent(log) - datetime.fromisoformat(tasks[-1]["sent_at"]).timestamp()
+        if rule == "shift":
+            assert end["lateness"]["late_over_1s"] == 0 and abs(spread) > 1.5  # 2 s of schedule kept
+        else:
+            assert end["lateness"]["late_over_1s"] == 20 and abs(spread) < 1.0  # all due: sent at once

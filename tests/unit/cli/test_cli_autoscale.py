@@ -53,7 +53,7 @@ def test_the_goal_search_emits_the_scaled_object_for_the_target_found(runner: Cl
     scaled = yaml.safe_load(out)
     assert code == 0 and scaled["kind"] == "ScaledObject"
     assert scaled["spec"]["triggers"][0]["metadata"] == {
-        "address": "REPLACE:6379", "listName": "photos", "listLength": str(int(chosen))
+        "addressFromEnv": "REDIS_ADDRESS", "listName": "photos", "listLength": str(int(chosen))
     }  # fmt: skip
     behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300

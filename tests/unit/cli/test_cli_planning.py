@@ -72,7 +72,8 @@ def test_scale_out_every_format(runner: CliRunner, tmp_path: Path) -> None:
     assert scaled["kind"] == "ScaledObject"
     assert scaled["spec"]["triggers"][0] == {
         "type": "redis",
-        "metadata": {"address": "REPLACE:6379", "listName": "photos", "listLength": "3"},
+        # no broker given: KEDA reads the address from the worker's environment, no placeholder to edit
+        "metadata": {"addressFromEnv": "REDIS_ADDRESS", "listName": "photos", "listLength": "3"},
     }
     target = tmp_path / "out.json"
     code, out, _ = run(runner, *base, "-f", "json", "-o", str(target))
