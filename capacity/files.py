@@ -180,3 +180,20 @@ def write_bytes(path: Path | str, data: bytes) -> None:
     """``replace`` for whole bytes."""
     with replace(path, binary=True) as handle:
         handle.write(data)
+
+
+@overload
+def append(path: Path, binary: Literal[False] = False) -> IO[str]: ...
+@overload
+def append(path: Path, binary: Literal[True]) -> IO[bytes]: ...
+def append(path: Path, binary: bool = False) -> IO[Any]:
+    """Open a file the tool adds to over time (a worker's log, collected events), created if
+    missing; a symlink at that name is refused (``O_NOFOLLOW``), not written through."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise failure(path, exc) from None
+    if binary:
+        return os.fdopen(fd, "ab")
+    return os.fdopen(fd, "a", encoding="utf-8", newline="")

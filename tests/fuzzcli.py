@@ -178,6 +178,15 @@ SEEDS = [
     "matrix plan",
     "report {dir}/no-run",
     "compare {dir}/a {dir}/b",
+    # the newer commands and options (issue #23): each a valid line the mutations start from
+    "probe write {dir}/probe-out",
+    "inject --broker redis://127.0.0.1:1/0 --protocol bullmq --kwargs {{}} --count 5 --quiet --log-dir {dir}/logs",
+    "inject --broker redis://127.0.0.1:1/0 --protocol bullmq --job-options {{}} --count 5 -q --log-dir {dir}/logs",
+    "inject --broker redis://127.0.0.1:1/0 --shard 0/2 --run-id r1 --count 5 --quiet --log-dir {dir}/logs",
+    "inject --broker redis://127.0.0.1:1/0 --start-at 2020-01-01T00:00:00Z --late shift --count 5 -q --log-dir {dir}/l",
+    "inject --broker amqp://guest:guest@127.0.0.1:1// --count 5 --quiet --log-dir {dir}/logs",
+    "autoscale --concurrency 2 --count 100 --policy keda-rabbitmq --rabbitmq-protocol http -f k8s --broker amqp://h/v",
+    "autoscale --concurrency 2 --count 100 -f k8s --broker redis://:pw@redis.prod:6379/0",
 ]
 
 

@@ -78,6 +78,21 @@ class Ramp:
             yield self.offset(i)
 
 
+#: the most tasks one schedule may hold: far beyond any run (a month at 100,000/s is 2.6e11), and
+#: an exact integer in a float, so a rate x duration past it is a typo, refused before counting
+MAX_SCHEDULED = 10**13
+
+
+def checked_ramp(
+    start: float, end: float, duration_s: float, where: str, limit: int | None = None, mode: str = "ramp"
+) -> Ramp:
+    """A Ramp whose task count (rate x duration) is a finite number a run can hold."""
+    tasks = (start + end) / 2 * duration_s
+    if not math.isfinite(tasks) or tasks > MAX_SCHEDULED:
+        raise InputError(f"{where}: {tasks:.3g} tasks (rate x duration); at most {MAX_SCHEDULED:.0e} in one run")
+    return Ramp(start, end, duration_s, limit, mode)
+
+
 def fixed_rate(rate_per_s: float, count: int | None = None, duration_s: float | None = None) -> Ramp:
     """Seed 003's sustained mode: a fixed rate for a count (first at 0) or a duration."""
     if rate_per_s <= 0:
@@ -87,7 +102,7 @@ def fixed_rate(rate_per_s: float, count: int | None = None, duration_s: float | 
     if duration_s is None:
         assert count is not None
         duration_s = count / rate_per_s
-    return Ramp(rate_per_s, rate_per_s, duration_s, limit=count, mode="sustained")
+    return checked_ramp(rate_per_s, rate_per_s, duration_s, "sustained mode", limit=count, mode="sustained")
 
 
 @dataclass(frozen=True)
@@ -172,7 +187,7 @@ def load_stages(path: Path) -> Stages:
             raise InputError(f"{where}: needs rate, or from and to")
         if duration <= 0 or (start == 0 and end == 0):
             raise InputError(f"{where}: duration and rate must be above zero")
-        stages.append(Ramp(start, end, duration))
+        stages.append(checked_ramp(start, end, duration, where))
     return Stages(tuple(stages))
 
 
@@ -248,5 +263,5 @@ def build_schedule(
         start, end = parse_rate(rate, "--rate", bare_unit="min"), parse_rate(ramp_to, "--ramp-to", bare_unit="min")
         if duration_s <= 0 or (start == 0 and end == 0):
             raise InputError("ramp mode needs a duration and a rate above zero")
-        return Ramp(start, end, duration_s, limit=count)
+        return checked_ramp(start, end, duration_s, "ramp mode", limit=count)
     raise InputError(f"--mode: {mode!r} is not burst, sustained or ramp")

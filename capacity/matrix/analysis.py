@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from capacity import files
 from capacity.matrix.cells import Cell, Group, group_label, load_cells
 from capacity.matrix.intervals import CellFigures, by_cell, cell_summaries
 from capacity.matrix.spec import slots_label
@@ -477,7 +478,7 @@ def write(
         report, regressions, inconclusive = with_baseline(report, baseline, run_dirs[0])
     written: dict[str, Path] = {}
     for name, png in report.images:
-        (out_dir / name).write_bytes(png)
+        files.write_bytes(out_dir / name, png)
         written[name] = out_dir / name
     for fmt in ("markdown", "json", "csv", "html"):
         name = "report." + {"markdown": "md"}.get(fmt, fmt)

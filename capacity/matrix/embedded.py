@@ -14,10 +14,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote
 
+from capacity import files
 from capacity.errors import BrokerError, InputError
 
 
@@ -78,16 +81,15 @@ class EmbeddedRedis:
             args += ["--requirepass", self.password]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=2)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             try:
-                client.ping()
-                return self
+                return bool(client.ping())
             except redis.ConnectionError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.05)
-        self.__exit__(None, None, None)
+                return False
+
+        if _started(self, ready, 15, 0.05):
+            return self
         raise BrokerError(f"the embedded redis-server ({args[0]}) did not start on 127.0.0.1:{self.port}")
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
@@ -131,16 +133,16 @@ class LocalSQS:
         self.process = subprocess.Popen(
             [server, "-H", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
+                    return True
             except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.1)
-        self.__exit__(None, None, None)
+                return False
+
+        if _started(self, ready, 30, 0.1):
+            return self
         raise BrokerError(f"moto's SQS server ({server}) did not start on 127.0.0.1:{self.port}")
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
@@ -196,15 +198,16 @@ class LocalRabbitMQ:
 
         assert self.directory is not None
         folder = self.directory
-        (folder / "rabbitmq.conf").write_text(
+        files.write_text(
+            folder / "rabbitmq.conf",
             f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
             f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
             # the unacknowledged count refreshed every second, not every 5 (the default)
             "collect_statistics_interval = 1000\n"
             # classic queues' storage version 2 (3.10+; the only one from 4.0): what current servers run
-            "classic_queue.default_version = 2\n"
+            "classic_queue.default_version = 2\n",
         )
-        (folder / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        files.write_text(folder / "enabled_plugins", "[rabbitmq_management].\n")
         return {
             **os.environ,
             "HOME": str(folder),  # its Erlang cookie goes here, not in the user's home
@@ -222,7 +225,7 @@ class LocalRabbitMQ:
 
         assert self.directory is not None
         self.directory.mkdir(parents=True, exist_ok=True)
-        with (self.directory / "server.log").open("ab") as log:
+        with files.append(self.directory / "server.log", binary=True) as log:
             self.process = subprocess.Popen(
                 [self.binary],
                 env=self._server_environment(),
@@ -231,18 +234,18 @@ class LocalRabbitMQ:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             try:
                 connection = amqp.Connection(f"127.0.0.1:{self.port}", connect_timeout=1)
                 connection.connect()
                 connection.close()
-                return self
+                return True
             except (OSError, amqp.exceptions.AMQPError):
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.2)
-        self.__exit__(None, None, None)
+                return False
+
+        if _started(self, ready, 60, 0.2):
+            return self
         raise BrokerError(
             f"rabbitmq-server ({self.binary}) did not start on 127.0.0.1:{self.port}; its log is in {self.directory}"
         )
@@ -251,6 +254,25 @@ class LocalRabbitMQ:
         _stop(self.process, group=True)
         if self._dir is not None:
             self._dir.cleanup()
+
+
+def _started(server: Any, ready: Callable[[], bool], seconds: float, pause: float) -> bool:
+    """Poll ``ready()`` until it is true (True), or the server's process exits or ``seconds`` pass
+    (the server stopped, False). A Ctrl-C while waiting stops the server before it goes on: none
+    started here outlives the command that started it."""
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if ready():
+                return True
+            if server.process.poll() is not None:
+                break
+            time.sleep(pause)
+    except BaseException:
+        server.__exit__(None, None, None)
+        raise
+    server.__exit__(None, None, None)
+    return False
 
 
 def _stop(process: subprocess.Popen[bytes] | None, group: bool = False) -> None:

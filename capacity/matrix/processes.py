@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from capacity import files
 from capacity.errors import BrokerError, InputError, Interrupted, RunFailed
 from capacity.measure.sources import split_kind
 from capacity.secrets import mask, redact_url
@@ -107,7 +108,7 @@ class WorkerProcess:
         self.processes: list[subprocess.Popen[bytes]] = []
         self._pumps: list[_RedactingPump] = []
         self._log_lock = threading.Lock()
-        log.write_bytes(b"")
+        files.write_bytes(log, b"")
         self.env = {**os.environ, "CAPACITY_BROKER_URL": broker_url}  # the broker the cell injects to
         self.env.pop(PROBE_ENV_VAR, None)
         kind, sink = split_kind(timings)
@@ -244,7 +245,7 @@ class WorkerProcess:
         done = subprocess.run(
             line, shell=True, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
         )
-        with self.log.open("ab") as out:
+        with files.append(self.log, binary=True) as out:
             out.write(mask(done.stdout.decode("utf-8", "replace")).encode())
         if done.returncode != 0:
             raise RunFailed(f"{flag} exited with code {done.returncode}: {self._tail()}")
@@ -309,7 +310,7 @@ class _RedactingPump:
         self._thread.start()
 
     def _run(self) -> None:
-        with self._stream, self._log.open("ab") as out:
+        with self._stream, files.append(self._log, binary=True) as out:
             for raw in self._stream:
                 line = mask(raw.decode("utf-8", "replace")).encode()
                 with self._lock:

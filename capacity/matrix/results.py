@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from capacity import files
 from capacity.errors import InputError
 from capacity.matrix.spec import Matrix
 from capacity.measure.metrics import PUBLIC_KEYS
@@ -206,9 +207,7 @@ CSV_COLUMNS = (
 
 def write_result(cell_dir: Path, result: CellResult) -> None:
     """``result.json``, written whole or not at all: it is what marks the cell finished."""
-    partial = cell_dir / (RESULT_JSON + ".part")
-    partial.write_text(json.dumps(result.to_json(), indent=2, default=str), encoding="utf-8")
-    partial.replace(cell_dir / RESULT_JSON)
+    files.write_text(cell_dir / RESULT_JSON, json.dumps(result.to_json(), indent=2, default=str))
 
 
 def is_finished(cell_dir: Path) -> bool:
@@ -230,8 +229,8 @@ def write_results(run_dir: Path) -> list[CellResult]:
     """Rebuild results.json and results.csv from the finished cells."""
     results = read_results(run_dir)
     cells = [r.to_json() for r in results]
-    (run_dir / RESULTS_JSON).write_text(json.dumps({"cells": cells}, indent=2), encoding="utf-8")
-    with (run_dir / RESULTS_CSV).open("w", encoding="utf-8", newline="") as handle:
+    files.write_text(run_dir / RESULTS_JSON, json.dumps({"cells": cells}, indent=2))
+    with files.replace(run_dir / RESULTS_CSV) as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         writer.writerows(r.csv_row() for r in results)
@@ -261,7 +260,7 @@ def prepare_run_dir(run_dir: Path, matrix: Matrix, fresh: bool) -> None:
                 f"{run_dir} holds the results of a different matrix; give another --run-dir, or --fresh to start over"
             )
         if held.get("repeats", 1) != wanted["repeats"]:
-            copy.write_text(yaml.safe_dump(wanted, sort_keys=False), encoding="utf-8")
+            files.write_text(copy, yaml.safe_dump(wanted, sort_keys=False))
         return
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -269,7 +268,7 @@ def prepare_run_dir(run_dir: Path, matrix: Matrix, fresh: bool) -> None:
         # only a directory this run made (or found empty) is marked as its own: --fresh may
         # delete it later, and nothing else (a project folder holding a matrix.yaml of its own)
         _write_marker(run_dir)
-    copy.write_text(yaml.safe_dump(wanted, sort_keys=False), encoding="utf-8")
+    files.write_text(copy, yaml.safe_dump(wanted, sort_keys=False))
 
 
 def _write_marker(run_dir: Path) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capacity import files
 from capacity.brokers import BrokerOptions, broker_class, broker_scheme, open_broker
 from capacity.errors import BrokerError, InputError, Interrupted, RunFailed
 from capacity.load.inject import InjectConfig, InjectResult, inject
@@ -275,7 +276,7 @@ def _job_types_file(run_dir: Path) -> Path:
             job.name: {"duration": list(job.duration), "cpu": list(job.cpu), "memory": list(job.memory)}
             for job in load_profiles().job_types.job_types
         }
-        path.write_text(json.dumps(types, indent=2), encoding="utf-8")
+        files.write_text(path, json.dumps(types, indent=2))
     return path
 
 

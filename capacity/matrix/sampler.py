@@ -13,6 +13,7 @@ from typing import Any
 
 import psutil
 
+from capacity import files
 from capacity.matrix.results import OVER_UTILIZATION, Interference, ResourceSummary
 from capacity.matrix.spec import CellSpec
 from capacity.units import format_size
@@ -132,7 +133,7 @@ class ResourceSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-        with self.path.open("w", encoding="utf-8", newline="") as handle:
+        with files.replace(self.path) as handle:
             writer = csv.writer(handle)
             writer.writerow(self.COLUMNS)
             writer.writerows(["" if v is None else v for v in row] for row in self.rows)

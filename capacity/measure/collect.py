@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from capacity import files
 from capacity.brokers import broker_class, is_broker_url, is_redis_url
 from capacity.errors import BrokerError, InputError
 from capacity.secrets import redact_url
@@ -62,7 +63,7 @@ def collect(
         app.conf.broker_transport_options = {"socket_timeout": 5, "socket_connect_timeout": 5}
     written = 0
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a", encoding="utf-8") as handle:
+    with files.append(out) as handle:
 
         def on_event(event: dict[str, Any]) -> None:
             nonlocal written

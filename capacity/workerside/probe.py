@@ -36,7 +36,8 @@ class _DirectorySink:
     def __init__(self, directory: str) -> None:
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, f"timings-{HOST}-{os.getpid()}.jsonl")
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # never through a symlink planted at the name (the worker's own files, the same rule as the tool's)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
 
     def write(self, line: str) -> None:
         os.write(self._fd, (line + "\n").encode())  # one O_APPEND write per line: never interleaved

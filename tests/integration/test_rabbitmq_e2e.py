@@ -306,3 +306,36 @@ def test_broker_rabbitmq_command(tmp_path: Path) -> None:
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert "rabbitmq-server stopped" in stderr
+
+
+def test_ctrl_c_while_rabbitmq_starts_stops_it(tmp_path: Path) -> None:
+    """Issue #23: Ctrl-C during the ~6 s start-up is acted on at once (exit 130, no traceback), and
+    the server being started is stopped with it: its port is free again, no process left."""
+    import signal
+    import socket
+
+    from capacity.matrix.embedded import free_port
+
+    port = free_port()
+    proc = start_cli(
+        ["broker", "rabbitmq", "--port", str(port), "--dir", str(tmp_path / "data")], base_env(""), tmp_path
+    )
+    time.sleep(1.5)
+    asked = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert time.monotonic() - asked < 15  # the server's own shutdown included
+    node = f"capacity-{port}@localhost".encode()
+    time.sleep(8)  # an orphaned server would be listening by now (it starts in ~6 s)
+    left = [p for p in Path("/proc").glob("[0-9]*/cmdline") if _has(p, node)]
+    assert left == []
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing listens there
+
+
+def _has(cmdline: Path, needle: bytes) -> bool:
+    try:
+        return needle in cmdline.read_bytes()
+    except OSError:  # the process ended meanwhile
+        return False

@@ -365,3 +365,31 @@ def test_job_options_in_a_matrix_are_bullmqs() -> None:
         concurrencies=(1,), modes=(ModeSpec(mode="burst"),), env={"A": "{concurrency}"}, job_options={"attempts": 2}
     )
     assert matrix.env == {"A": "{concurrency}"} and matrix.job_options == {"attempts": 2}
+
+
+def test_no_name_the_run_directory_holds_is_written_through_a_symlink(tmp_path: Path) -> None:
+    """Issue #23: links planted at the names a matrix run writes (its matrix copy, results, a
+    worker's log, collected events) are replaced or refused, never followed to their target."""
+    from capacity import files
+    from capacity.errors import WriteFailed
+    from capacity.matrix.results import write_results
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "matrix.yaml").symlink_to(victim)
+    with pytest.raises(InputError, match="different matrix"):  # not ours: refused, nothing written
+        prepare_run_dir(run_dir, tiny(), fresh=False)
+    (run_dir / "matrix.yaml").unlink()
+    for name in ("results.json", "results.csv"):
+        (run_dir / name).symlink_to(victim)
+    prepare_run_dir(run_dir, tiny(), fresh=False)
+    write_results(run_dir)
+    assert victim.read_text() == "keep me"
+    assert not any((run_dir / n).is_symlink() for n in ("matrix.yaml", "results.json", "results.csv"))
+    log = tmp_path / "worker.log"
+    log.symlink_to(victim)
+    with pytest.raises(WriteFailed):
+        files.append(log, binary=True)
+    assert victim.read_text() == "keep me"
