@@ -10,36 +10,97 @@ from typing import Any
 import typer
 
 from capacity import __version__
-from capacity.cli import (
-    assess,
-    autoscale,
-    bench,
-    broker,
-    collect,
-    compare,
-    cost,
-    inject,
-    matrix,
-    metrics,
-    plan,
-    probe,
-    recommend,
-    report,
-    scaledrun,
-    simulate,
-    usl,
-)
 from capacity.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK
 from capacity.secrets import mask
 
+TyperGroup = typer.core.TyperGroup
 
-def _short(text: str) -> str:
-    """The first sentence of a command's help, on one line, for the command list."""
-    return " ".join(text.split()).split(". ")[0].rstrip(".") + "."
+
+#: every command: its module under capacity.cli, whether it is one command or a group of them, and
+#: its line in `capacity --help` (its own --help shows the module's HELP in full).
+#: A command's module, and what it imports (numba, DuckDB, kombu...), is loaded only when that
+#: command runs or its own help is asked for: `capacity --help` and `capacity recommend` start in
+#: a fraction of the time it took to import every command (issue #26).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "recommend": ("recommend", "group", "How many workers, with what concurrency, on which instances (seeds 000-004)."),
+    "assess": ("assess", "command", "Grade observed figures against seed 002's thresholds, with scaling advice."),
+    "cost": ("cost", "command", "Monthly cost of a worker fleet."),
+    "inject": ("inject", "command", "Put real tasks on the broker and log every id it accepted."),
+    "metrics": ("metrics", "command", "X, S, W, R and more from task logs joined with their timings."),
+    "collect": ("collect", "command", "Record Celery task events from the broker to a JSON Lines file."),
+    "plan": ("plan", "command", "Predict before you load-test (M/M/c, Erlang C): waits, slots, cost."),
+    "simulate": (
+        "simulate",
+        "command",
+        "Simulate worker slots (FCFS) under a burst, a rate, Poisson or replayed arrivals.",
+    ),
+    "autoscale": (
+        "autoscale",
+        "command",
+        "Simulate a worker fleet under a scaling policy (KEDA and the HPA, AWS, seed 002).",
+    ),
+    "scaled-run": (
+        "scaledrun",
+        "command",
+        "Validate the autoscaling simulation against real workers it starts and stops.",
+    ),
+    "usl": ("usl", "command", "Fit the Universal Scalability Law to throughput vs concurrency, with its uncertainty."),
+    "matrix": ("matrix", "group", "The test matrix (seed 003): plan it, run it against a real worker."),
+    "report": ("report", "command", "Report on matrix runs: results, USL fit, model vs measured, plots."),
+    "bench": ("bench", "command", "The main job: seed 003's matrix end to end on an embedded default."),
+    "compare": ("compare", "command", "Compare runs with a baseline; exit 1 on a regression (a CI gate)."),
+    "probe": ("probe", "group", "The timings probe for workers: write capacity_probe.py."),
+    "broker": ("broker", "group", "Start a local broker (Redis, SQS, RabbitMQ) for trying your own worker."),
+}
+
+
+def load_command(name: str) -> Any:
+    """The click command (or group) ``name``, its module imported now."""
+    import importlib
+
+    module_name, kind, short = COMMANDS[name]
+    module = importlib.import_module(f"capacity.cli.{module_name}")
+    if kind == "group":
+        group = typer.main.get_group(module.app)
+        group.name, group.help, group.short_help = name, module.HELP, short
+        return group
+    one = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False)
+    one.command(name, help=module.HELP, short_help=short)(module.command)
+    return typer.main.get_command(one)
+
+
+class LazyGroup(TyperGroup):
+    """The root command: lists every command from ``COMMANDS`` and loads one when it is used."""
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, Any]:
+        """Every command, loaded (for whoever walks the whole tree: the tests, the fuzz)."""
+        for name in COMMANDS:
+            self.get_command(None, name)
+        return self._loaded
+
+    @commands.setter
+    def commands(self, value: dict[str, Any]) -> None:
+        self._loaded = dict(value)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self._loaded and cmd_name in COMMANDS:
+            self._loaded[cmd_name] = load_command(cmd_name)
+        return self._loaded.get(cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The command list from ``COMMANDS``: `capacity --help` loads no command's module."""
+        rows = [(name, short) for name, (_, _, short) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 app = typer.Typer(
     name="capacity",
+    cls=LazyGroup,
     help="Capacity planning for background-job workers (Celery on SQS or Redis).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -48,23 +109,6 @@ app = typer.Typer(
     # left "Broker URL as your Celery app has it .")
     rich_markup_mode=None,
 )
-app.add_typer(recommend.app, name="recommend", help=recommend.HELP, short_help=_short(recommend.HELP))
-app.command("assess", help=assess.HELP, short_help=_short(assess.HELP))(assess.command)
-app.command("cost", help=cost.HELP, short_help=_short(cost.HELP))(cost.command)
-app.command("inject", help=inject.HELP, short_help=_short(inject.HELP))(inject.command)
-app.command("metrics", help=metrics.HELP, short_help=_short(metrics.HELP))(metrics.command)
-app.command("collect", help=collect.HELP, short_help=_short(collect.HELP))(collect.command)
-app.command("plan", help=plan.HELP, short_help=_short(plan.HELP))(plan.command)
-app.command("simulate", help=simulate.HELP, short_help=_short(simulate.HELP))(simulate.command)
-app.command("autoscale", help=autoscale.HELP, short_help=_short(autoscale.HELP))(autoscale.command)
-app.command("scaled-run", help=scaledrun.HELP, short_help=_short(scaledrun.HELP))(scaledrun.command)
-app.command("usl", help=usl.HELP, short_help=_short(usl.HELP))(usl.command)
-app.add_typer(matrix.app, name="matrix", help=matrix.HELP, short_help=_short(matrix.HELP))
-app.command("report", help=report.HELP, short_help=_short(report.HELP))(report.command)
-app.command("bench", help=bench.HELP, short_help=_short(bench.HELP))(bench.command)
-app.command("compare", help=compare.HELP, short_help=_short(compare.HELP))(compare.command)
-app.add_typer(probe.app, name="probe", help=probe.HELP, short_help=_short(probe.HELP))
-app.add_typer(broker.app, name="broker", help=broker.HELP, short_help=_short(broker.HELP))
 
 
 def _version(value: bool) -> None:

@@ -13,7 +13,6 @@ from capacity.errors import InputError
 from capacity.profiles import Profiles
 from capacity.render.builders import photos_report, resources_report, scaleout_report, topology_report
 from capacity.render.model import Report
-from capacity.sizing.fleetfile import per_queue, topology_fleet
 from capacity.sizing.recommend import (
     DEFAULT_CPU_PER_JOB,
     DEFAULT_MEM_PER_JOB_BYTES,
@@ -228,6 +227,8 @@ def _fleet(
         workers = [(("celery",), throughput.slots[0])]
         source = f"{throughput.slots[0]} slots for {throughput.job_type.name}"
     queues = sorted({q for queues, _ in workers for q in queues})
+    from capacity.sizing.fleetfile import per_queue, topology_fleet  # numpy: only for --format fleet
+
     rates = per_queue(arrival_rate, queues, "--arrival-rate", parse_rate)
     if service_time is not None:
         means = per_queue(service_time, queues, "--service-time", parse_duration)

@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 
 from capacity.errors import InputError
-from capacity.sizing import _eventloop
 from capacity.sizing._figures import QUEUE_CRITICAL, time_above, time_deeper
 from capacity.sizing.policies import KEDA_POLICIES, RABBITMQ_RATE_WINDOW_S, Fleet, Policy, keda_metric
 
@@ -251,6 +250,8 @@ def simulate_pools(
     The compiled loop moves tasks between one controller decision and the next; here, at every
     boundary (a sync or polling period, a replica becoming ready), the pools' controllers read
     their queues and add or remove replicas. A point of the timeline is kept at every sync."""
+    from capacity.sizing import _eventloop  # numba: loaded by the commands that simulate, not by their neighbours
+
     if not classes or not pools:
         raise InputError("a fleet needs at least one task class and one pool")
     for pool in pools:
