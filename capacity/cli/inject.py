@@ -6,7 +6,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -101,6 +101,14 @@ def command(
         Path | None,
         Opt(help='JSON {"args": [...], "kwargs": {...}} for every task (placeholders: see --payload-file).'),
     ] = None,
+    mix: Annotated[
+        Path | None,
+        Opt(
+            help="A task mix (YAML or JSON): a list of {task, weight, args|kwargs|payload_file, queue}, apportioned "
+            "exactly by weight over the schedule and interleaved by --seed; instead of --task and its arguments."
+        ),
+    ] = None,
+    seed: Annotated[int, Opt(min=0, help="--mix: the seed of which task is which class.")] = 1,
     payload_file: Annotated[
         Path | None,
         Opt(
@@ -232,6 +240,17 @@ def command(
         file=payload_file,
     )
     positional, kw, rows = description.resolve(task)
+    classes: tuple[Any, ...] = ()
+    if mix is not None:
+        source = ctx.get_parameter_source("task")
+        named = source is not None and source.name != "DEFAULT"
+        pairs = (("--task", named), ("--args", args), ("--kwargs", kwargs), ("--payload-template", payload_template))
+        given = [flag for flag, value in (*pairs, ("--payload-file", payload_file)) if value]
+        if given:
+            raise InputError(f"--mix names each class's task and arguments: drop {', '.join(given)}")
+        from capacity.load.mix import load_mix
+
+        classes = load_mix(mix)
     config = InjectConfig(
         broker_url=url,
         schedule=schedule,
@@ -256,6 +275,8 @@ def command(
         idle_warning_s=parse_duration(idle_after, "--idle-after"),
         run_id=run_id,
         shard=shard_pair,
+        mix=classes,
+        mix_seed=seed,
         start_at=start,
         agree_start=shard_pair is not None and run_id is not None and start is None,
         start_delay_s=parse_duration(start_delay, "--start-delay"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 from capacity.brokers import Broker, BrokerOptions, Payload, SendFailed, open_broker
 from capacity.brokers.messages import new_ids, per_task_marker
 from capacity.errors import InputError, Interrupted, WriteFailed
+from capacity.load.mix import MixClass, apportion, classes_of, summed_depth
 from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
 from capacity.load.payload import PER_TASK, PerTaskValue, substitute, uses
 from capacity.load.runner import Clock, RunProgress, drive
@@ -53,6 +55,9 @@ class InjectConfig:
     run_id: str | None = None
     shard: tuple[int, int] | None = None
     start_at: float | None = None  # epoch seconds
+    #: a task mix: several classes, apportioned by weight over the schedule, shuffled by mix_seed
+    mix: tuple[MixClass, ...] = ()
+    mix_seed: int = 1
     #: shards with a run id and no start_at agree on one through the broker: now + start_delay_s
     agree_start: bool = False
     start_delay_s: float = 30.0
@@ -123,9 +128,13 @@ class _Payloads:
     def _substitute(self, row: tuple[list[Any], dict[str, Any]], values: dict[str, Any]) -> tuple[Any, Any]:
         return substitute(row[0], values, self._marker), substitute(row[1], values, self._marker)
 
-    def render(self, task_ids: Sequence[str], first: int, now: datetime) -> list[Payload]:
-        """The messages of tasks ``first``, ``first + 1``, ... of this injector (``$seq`` counts
-        the whole run: a shard's tasks are every N-th of it)."""
+    def render(
+        self, task_ids: Sequence[str], first: int, now: datetime, positions: Sequence[int] | None = None
+    ) -> list[Payload]:
+        """The messages of tasks ``first``, ``first + 1``, ... of this injector, or of the tasks at
+        ``positions`` (a mix's class: its tasks are scattered over the run); ``$seq`` counts the
+        whole run: a shard's tasks are every N-th of it."""
+        where = range(first, first + len(task_ids)) if positions is None else positions
         rows = self._fixed
         if self.per_batch:
             batch_values = {**self.values, "$injected_at": now.isoformat()}
@@ -135,7 +144,7 @@ class _Payloads:
         if "task_id" in self.per_task:
             columns["task_id"] = task_ids
         if "seq" in self.per_task:
-            columns["seq"] = [str(self._seq_start + (first + i) * self._seq_step) for i in range(n)]
+            columns["seq"] = [str(self._seq_start + k * self._seq_step) for k in where]
         if "uuid" in self.per_task:
             columns["uuid"] = new_ids(n)
         if len(rows) == 1:
@@ -144,13 +153,14 @@ class _Payloads:
         # a payload file: group the batch's tasks by line, render each group, put them back in order
         lines = len(rows)
         out: list[Payload] = [""] * n
-        for line in {(first + i) % lines for i in range(min(n, lines))}:
-            where = [i for i in range((line - first) % lines, n, lines)]
-            group = {k: [v[i] for i in where] for k, v in columns.items()}
+        by_line: dict[int, list[int]] = {}
+        for i, k in enumerate(where):
+            by_line.setdefault(k % lines, []).append(i)
+        for line, chosen in by_line.items():
+            group = {key: [v[i] for i in chosen] for key, v in columns.items()}
             args, kwargs = rows[line]
-            for i, message in zip(
-                where, self.template.render([task_ids[i] for i in where], args, kwargs, now, group or None), strict=True
-            ):
+            rendered = self.template.render([task_ids[i] for i in chosen], args, kwargs, now, group or None)
+            for i, message in zip(chosen, rendered, strict=True):
                 out[i] = message
         return out
 
@@ -172,6 +182,13 @@ def _run_line(config: InjectConfig, schedule: Schedule, broker: Broker, run_id: 
     extra: dict[str, Any] = {"start_at": iso(config.start_at)} if config.start_at is not None else {}
     if config.agree_start:
         extra["start_agreed"] = True  # through the broker, by the first shard to start
+    if config.mix:
+        whole = schedule.whole if hasattr(schedule, "whole") else schedule
+        counts = apportion([c.weight for c in config.mix], whole.count)
+        extra["mix"] = [
+            {"task": c.task, "weight": c.weight, "queue": c.queue or config.queue, "count_in_run": n}
+            for c, n in zip(config.mix, counts, strict=True)
+        ]
     if config.protocol != "celery":
         extra |= {"protocol": config.protocol, "prefix": getattr(broker, "prefix", None)}
         extra |= {"job_options": config.job_options}
@@ -179,7 +196,7 @@ def _run_line(config: InjectConfig, schedule: Schedule, broker: Broker, run_id: 
         "run_id": run_id,
         "broker": broker.safe_url,
         "queue": config.queue,
-        "task": config.task,
+        "task": "mix" if config.mix else config.task,
         **describe(schedule),
         **extra,
         "size_bytes": config.size_bytes,
@@ -211,63 +228,99 @@ def keep_heap_top(pad: int = 64 << 20) -> None:
     mallopt(_M_TOP_PAD, pad)
 
 
+@dataclass
+class _Lane:
+    """Where one class of tasks goes: its task name, queue, broker and messages (a run without a
+    mix has one lane)."""
+
+    task: str
+    queue: str
+    broker: Broker
+    payloads: _Payloads
+    #: the task name goes on every log line of a mix (metrics splits its figures by it)
+    logged_task: str | None = None
+
+    def encoded(self, messages: list[Payload]) -> list[Payload]:
+        if type(self.broker).encode is Broker.encode:
+            return messages
+        encode = self.broker.encode
+        return [encode(m) if isinstance(m, str) else m for m in messages]
+
+
 class _Sender:
     """Sends one batch and logs exactly the ids the broker accepted (the in-doubt ones are kept
-    apart for the end line)."""
+    apart for the end line). With a mix, a batch's tasks go to their classes' lanes, each logged
+    as its broker accepts it."""
 
     def __init__(
         self,
         config: InjectConfig,
-        broker: Broker,
-        payloads: _Payloads,
+        lanes: list[_Lane],
         writer: TaskLogWriter,
         progress: RunProgress,
         wall0: float,
         on_progress: Callable[[RunProgress], None] | None,
+        classes: list[int] | None = None,
     ) -> None:
         self.config = config
-        self.broker = broker
-        self.payloads = payloads
+        self.lanes = lanes
         self.writer = writer
         self.progress = progress
         self.wall0 = wall0
         self.on_progress = on_progress
         self.in_doubt: list[str] = []
-        self._encode = None if type(broker).encode is Broker.encode else broker.encode
+        #: the class of every task of the whole schedule (a mix), and this shard's place in it
+        self.classes = classes
+        self._start, self._step = config.shard if config.shard else (0, 1)
 
     def __call__(self, scheduled: Sequence[float], now_offset: float) -> None:
-        config, wall0 = self.config, self.wall0
+        wall0 = self.wall0
         sent_dt = datetime.fromtimestamp(wall0 + now_offset, UTC)
         task_ids = new_ids(len(scheduled), self.config.shard[0] if self.config.shard else None)
-        payloads = self.payloads.render(task_ids, self.progress.sent, sent_dt)
-        if self._encode is not None:
-            encode = self._encode
-            payloads = [encode(m) if isinstance(m, str) else m for m in payloads]
         sent_at = sent_dt.isoformat(timespec="microseconds")
         scheduled_at: str | list[str]
         if scheduled[0] == scheduled[-1]:
             scheduled_at = iso(wall0 + scheduled[0])
         else:
             scheduled_at = [iso(wall0 + s) for s in scheduled]
+        first = self.progress.sent
+        if self.classes is None:
+            lane = self.lanes[0]
+            messages = lane.encoded(lane.payloads.render(task_ids, first, sent_dt))
+            self._send(lane, task_ids, messages, scheduled_at, sent_at)
+        else:
+            groups: dict[int, list[int]] = {}
+            for i in range(len(task_ids)):
+                groups.setdefault(self.classes[self._start + (first + i) * self._step], []).append(i)
+            for index, chosen in sorted(groups.items()):
+                lane = self.lanes[index]
+                ids = [task_ids[i] for i in chosen]
+                # $seq of each task is its place in the whole run, whichever class it is
+                positions = [first + i for i in chosen]
+                messages = lane.encoded(lane.payloads.render(ids, first, sent_dt, positions))
+                when = scheduled_at if isinstance(scheduled_at, str) else [scheduled_at[i] for i in chosen]
+                self._send(lane, ids, messages, when, sent_at)
+        self.progress.sent = first  # drive() counts the whole batch once it returns
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
+
+    def _send(
+        self, lane: _Lane, task_ids: list[str], messages: list[Payload], scheduled_at: str | list[str], sent_at: str
+    ) -> None:
+        size, queue = self.config.size_bytes, lane.queue
         try:
-            self.broker.send_batch(task_ids, payloads)
+            lane.broker.send_batch(task_ids, messages)
         except SendFailed as failure:
             accepted = set(failure.accepted)
             if accepted:
                 keep = [i for i, t in enumerate(task_ids) if t in accepted]
-                self.writer.write_batch(
-                    [task_ids[i] for i in keep],
-                    scheduled_at if isinstance(scheduled_at, str) else [scheduled_at[i] for i in keep],
-                    sent_at,
-                    config.size_bytes,
-                    config.queue,
-                )
+                when = scheduled_at if isinstance(scheduled_at, str) else [scheduled_at[i] for i in keep]
+                self.writer.write_batch([task_ids[i] for i in keep], when, sent_at, size, queue, lane.logged_task)
                 self.progress.sent += len(keep)
             self.in_doubt.extend(failure.in_doubt)
             raise
-        self.writer.write_batch(task_ids, scheduled_at, sent_at, config.size_bytes, config.queue)
-        if self.on_progress is not None:
-            self.on_progress(self.progress)
+        self.writer.write_batch(task_ids, scheduled_at, sent_at, size, queue, lane.logged_task)
+        self.progress.sent += len(task_ids)
 
 
 def inject(
@@ -296,101 +349,150 @@ def inject(
         job_options=config.job_options,
         stop=stop,
     )
-    with _open_interruptibly(broker_factory, config.broker_url, options, stop) as broker:
-        if config.check_task:
-            check_task_registered(broker, config.task)
-        broker.use_priority(config.priority)
-        payloads = _Payloads(config, broker, run_id)
-        payloads.check_size(broker)
-        config = dataclasses.replace(config, start_at=_start(config, broker, run_id))
-        started = time.time()
-        path = log_path(config.log_dir, started, config.shard)
-        writer = TaskLogWriter(path, _run_line(config, schedule, broker, run_id, started))
-        progress = RunProgress(target=schedule.count)
-        monitor = None
-        if config.monitor:
-            try:
-                monitor = Monitor(
-                    broker.depth, lambda: progress.sent, samples_path(path), config.monitor_interval_s, on_sample
-                ).start()
-            except WriteFailed as exc:  # nothing sent yet: the log says so and ends
-                writer.close({"status": "failed", "sent": 0, "target": progress.target, "error": str(exc)})
-                raise
-        if config.start_at is not None:
-            _wait_until(config.start_at, stop)
-        wall0 = time.time() if config.start_at is None else config.start_at
-        sender = _Sender(config, broker, payloads, writer, progress, wall0, on_progress)
-        status, error = "completed", None
-        unexpected: Exception | None = None
-        try:
-            drive(
-                schedule,
-                sender,
-                config.batch_size or broker.max_batch,
-                stop,
-                clock,
-                record_lateness=schedule.mode != "burst",
-                progress=progress,
-                started_ago_s=time.time() - wall0,
+    with contextlib.ExitStack() as brokers:
+        lanes: list[_Lane] = []
+        for lane_config in _lane_configs(config):
+            lane_options = dataclasses.replace(options, queue=lane_config.queue)
+            lane_broker = brokers.enter_context(
+                _open_interruptibly(broker_factory, config.broker_url, lane_options, stop)
             )
-            if stop.is_set() and progress.sent < progress.target:
+            if config.check_task:
+                check_task_registered(lane_broker, lane_config.task)
+            lane_broker.use_priority(config.priority)
+            lane_payloads = _Payloads(lane_config, lane_broker, run_id)
+            lane_payloads.check_size(lane_broker)
+            lanes.append(
+                _Lane(
+                    lane_config.task,
+                    lane_config.queue,
+                    lane_broker,
+                    lane_payloads,
+                    lane_config.task if config.mix else None,
+                )
+            )
+        return _inject_on(config, lanes, stop, clock, on_progress, on_sample, on_idle, run_id, schedule)
+
+
+def _lane_configs(config: InjectConfig) -> list[InjectConfig]:
+    """The run's own task, or each class of its mix as a run of its own (task, arguments, queue)."""
+    if not config.mix:
+        return [config]
+    return [
+        dataclasses.replace(
+            config, task=c.task, args=c.args, kwargs=c.kwargs, rows=c.rows, queue=c.queue or config.queue
+        )
+        for c in config.mix
+    ]
+
+
+def _inject_on(
+    config: InjectConfig,
+    lanes: list[_Lane],
+    stop: threading.Event,
+    clock: Clock | None,
+    on_progress: Callable[[RunProgress], None] | None,
+    on_sample: Callable[[Sample], None] | None,
+    on_idle: Callable[[Sample], None] | None,
+    run_id: str,
+    schedule: Schedule,
+) -> InjectResult:
+    """The run itself, once every lane's broker is open and its messages checked."""
+    broker = lanes[0].broker
+    config = dataclasses.replace(config, start_at=_start(config, broker, run_id))
+    started = time.time()
+    path = log_path(config.log_dir, started, config.shard)
+    writer = TaskLogWriter(path, _run_line(config, schedule, broker, run_id, started))
+    progress = RunProgress(target=schedule.count)
+    monitor = None
+    if config.monitor:
+        try:
+            monitor = Monitor(
+                summed_depth({lane.queue: lane.broker for lane in lanes}),
+                lambda: progress.sent,
+                samples_path(path),
+                config.monitor_interval_s,
+                on_sample,
+            ).start()
+        except WriteFailed as exc:  # nothing sent yet: the log says so and ends
+            writer.close({"status": "failed", "sent": 0, "target": progress.target, "error": str(exc)})
+            raise
+    if config.start_at is not None:
+        _wait_until(config.start_at, stop)
+    wall0 = time.time() if config.start_at is None else config.start_at
+    sender = _Sender(
+        config, lanes, writer, progress, wall0, on_progress, classes_of(config.mix, schedule, config.mix_seed)
+    )
+    status, error = "completed", None
+    unexpected: Exception | None = None
+    try:
+        drive(
+            schedule,
+            sender,
+            config.batch_size or broker.max_batch,
+            stop,
+            clock,
+            record_lateness=schedule.mode != "burst",
+            progress=progress,
+            started_ago_s=time.time() - wall0,
+        )
+        if stop.is_set() and progress.sent < progress.target:
+            status = "interrupted"
+    except SendFailed as failure:
+        refused = "broker_refused" if failure.refused else "broker_unreachable"
+        status = "interrupted" if stop.is_set() else refused
+        error = str(failure)
+    except LogFull as full:
+        status, error = "log_full", str(full)
+    except Exception as exc:  # anything else once sending began: the log still gets its end line
+        status, error, unexpected = "failed", f"{type(exc).__name__}: {exc}", exc
+    last_send = time.time()
+    drained_at = None
+    try:
+        if monitor is not None and status == "completed":
+            drained_at = monitor.wait_drained(config.monitor_for_s, stop, config.idle_warning_s, on_idle)
+            if stop.is_set():
                 status = "interrupted"
-        except SendFailed as failure:
-            refused = "broker_refused" if failure.refused else "broker_unreachable"
-            status = "interrupted" if stop.is_set() else refused
-            error = str(failure)
-        except LogFull as full:
-            status, error = "log_full", str(full)
-        except Exception as exc:  # anything else once sending began: the log still gets its end line
-            status, error, unexpected = "failed", f"{type(exc).__name__}: {exc}", exc
-        last_send = time.time()
-        drained_at = None
-        try:
-            if monitor is not None and status == "completed":
-                drained_at = monitor.wait_drained(config.monitor_for_s, stop, config.idle_warning_s, on_idle)
-                if stop.is_set():
-                    status = "interrupted"
-                elif drained_at is None:
-                    status = "not_drained"
-        finally:
-            closing = None
-            if monitor is not None:
-                closing = monitor.sample()  # the queue now, not the last periodic sample
-                monitor.stop()
-        if status == "not_drained":
-            error = (
-                f"the queue {config.queue!r} did not drain within {config.monitor_for_s:g} s: "
-                f"{closing.visible if closing is not None else '?'} messages still waiting"
-            )
-        lateness = lateness_summary(progress.lateness_s)
-        phase_trend = (
-            trend(monitor.samples, wall0, last_send, _rate_per_min(schedule))
-            if monitor is not None and schedule.mode != "burst"
-            else None
+            elif drained_at is None:
+                status = "not_drained"
+    finally:
+        closing = None
+        if monitor is not None:
+            closing = monitor.sample()  # the queue now, not the last periodic sample
+            monitor.stop()
+    if status == "not_drained":
+        error = (
+            f"the queue {config.queue!r} did not drain within {config.monitor_for_s:g} s: "
+            f"{closing.visible if closing is not None else '?'} messages still waiting"
         )
-        end = {"status": status, "sent": writer.tasks, "target": progress.target, "ended_at": iso(time.time())}
-        writer.close({**end, "in_doubt": sender.in_doubt, "lateness": lateness, "error": mask(error or "") or None})
-        if unexpected is not None:
-            raise unexpected
-        uploaded, upload_error = _upload(config.upload_to, [path, monitor.csv_path if monitor else None])
-        return InjectResult(
-            log_path=path,
-            run_id=run_id,
-            status=status,
-            sent=writer.tasks,
-            target=progress.target,
-            elapsed_s=progress.elapsed_s,
-            in_doubt=sender.in_doubt,
-            lateness=lateness,
-            error=error,
-            monitor_csv=monitor.csv_path if monitor else None,
-            samples=monitor.samples if monitor else [],
-            trend=phase_trend,
-            drained_after_s=None if drained_at is None else max(0.0, drained_at - wall0),
-            uploaded=uploaded,
-            upload_error=upload_error,
-            notes=list(broker.notes),
-        )
+    lateness = lateness_summary(progress.lateness_s)
+    phase_trend = (
+        trend(monitor.samples, wall0, last_send, _rate_per_min(schedule))
+        if monitor is not None and schedule.mode != "burst"
+        else None
+    )
+    end = {"status": status, "sent": writer.tasks, "target": progress.target, "ended_at": iso(time.time())}
+    writer.close({**end, "in_doubt": sender.in_doubt, "lateness": lateness, "error": mask(error or "") or None})
+    if unexpected is not None:
+        raise unexpected
+    uploaded, upload_error = _upload(config.upload_to, [path, monitor.csv_path if monitor else None])
+    return InjectResult(
+        log_path=path,
+        run_id=run_id,
+        status=status,
+        sent=writer.tasks,
+        target=progress.target,
+        elapsed_s=progress.elapsed_s,
+        in_doubt=sender.in_doubt,
+        lateness=lateness,
+        error=error,
+        monitor_csv=monitor.csv_path if monitor else None,
+        samples=monitor.samples if monitor else [],
+        trend=phase_trend,
+        drained_after_s=None if drained_at is None else max(0.0, drained_at - wall0),
+        uploaded=uploaded,
+        upload_error=upload_error,
+        notes=[note for lane in lanes for note in lane.broker.notes],
+    )
 
 
 def _upload(prefix: str | None, files: list[Path | None]) -> tuple[list[str], str | None]:

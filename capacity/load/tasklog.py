@@ -123,12 +123,19 @@ class TaskLogWriter:
             raise LogFull(f"the disk holding {self.path} is full ({full.strerror}): sending stopped")
 
     def write_batch(
-        self, task_ids: Sequence[str], scheduled_at: str | Sequence[str], sent_at: str, size_bytes: int, queue: str
+        self,
+        task_ids: Sequence[str],
+        scheduled_at: str | Sequence[str],
+        sent_at: str,
+        size_bytes: int,
+        queue: str,
+        task: str | None = None,
     ) -> None:
-        """One line per task; ``scheduled_at`` is one time for all (burst) or one per task."""
+        """One line per task; ``scheduled_at`` is one time for all (burst) or one per task; ``task``
+        (a mix's class) on every line when given."""
         if not task_ids:
             return
-        queue_json = json.dumps(queue)
+        queue_json = json.dumps(queue) + ("" if task is None else f',"task":{json.dumps(task)}')
         tail = f'","sent_at":"{sent_at}","size_bytes":{size_bytes},"queue":{queue_json}}}\n'
         if isinstance(scheduled_at, str):
             # the same for every line: one C-level join for the whole batch

@@ -195,6 +195,7 @@ def read_task_logs(
     _check_shards(runs, problems)
     store = store or Store()
     store.log_files.extend(paths)
+    store.by_task = store.by_task or any("mix" in run for run in runs)  # capacity inject --mix
     return TaskLog(store, runs, ends, list(paths), problems, skip_bad)
 
 

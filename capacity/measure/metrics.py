@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,8 @@ class Metrics:
     skipped_lines: int = 0
     warnings: tuple[str, ...] = ()
     concurrency: int | None = None
+    #: a task mix's figures by task name, with the same keys (``by_task`` in JSON)
+    by_task: dict[str, Metrics] = field(default_factory=dict)
 
     @property
     def completion_rate(self) -> float | None:
@@ -160,6 +162,8 @@ class Metrics:
             skipped_lines=self.skipped_lines,
             warnings=list(self.warnings),
         )
+        if self.by_task:
+            data["by_task"] = {name: m.to_json() for name, m in self.by_task.items()}
         return data
 
     @classmethod
@@ -189,6 +193,7 @@ class Metrics:
             skipped_lines=data.get("skipped_lines", 0),
             warnings=tuple(data.get("warnings") or ()),
             concurrency=data.get("concurrency"),
+            by_task={name: cls.from_json(m) for name, m in (data.get("by_task") or {}).items()},
         )
 
 
@@ -332,7 +337,11 @@ def compute(
         problems.warn("no --timings source: completions are unknown, every task counts as missing")
     elif not (completed or failed or int(figures["unknown"])):
         problems.warn(no_timings_why(sources))
+    by_task = {}
+    if log.store.by_task:  # a mix: each class's figures too
+        by_task = {name: _class_metrics(log, name, sources, concurrency) for name in log.query(lambda st: st.tasks())}
     return Metrics(
+        by_task=by_task,
         sent=n,
         completed=completed,
         failed=failed,
@@ -355,6 +364,44 @@ def compute(
         sources=tuple(sources),
         skipped_lines=problems.skipped_lines,
         warnings=tuple(problems.warnings),
+        concurrency=concurrency,
+    )
+
+
+def _class_metrics(log: TaskLog, task: str, sources: list[str], concurrency: int | None) -> Metrics:
+    """One class of a mix: its tasks' figures over the run's window, with the run's keys (the
+    slots are shared by every class, so utilisation is this class's share of them)."""
+    figures = log.query(lambda store: store.figures_for(task))
+    sent, completed, failed = int(figures["sent"]), int(figures["completed"]), int(figures["failed"])
+    window_s = throughput = steady = None
+    timeline: tuple[tuple[int, int], ...] = ()
+    if completed:
+        window_start = float(figures["first_sent"])
+        window_s = float(figures["last_finished"]) - window_start
+        throughput = completed / window_s * 60 if window_s > 0 else None
+        steady = _steady_throughput(figures, completed, log)
+        timeline = _timeline(figures, window_start)
+    service = Stats.from_figures(figures, "s")
+    utilization = None
+    if concurrency and throughput is not None and service.mean is not None:
+        utilization = throughput / 60 * service.mean / concurrency
+    return Metrics(
+        sent=sent,
+        completed=completed,
+        failed=failed,
+        missing=sent - completed - failed,
+        window_s=window_s,
+        throughput_per_min=throughput,
+        throughput_steady_per_min=steady,
+        service=service,
+        wait=Stats.from_figures(figures, "w"),
+        wait_received=Stats.from_figures(figures, "wr"),
+        response=Stats.from_figures(figures, "r"),
+        seed_s=Stats.from_figures(figures, "ss"),
+        timeline=timeline,
+        utilization=utilization,
+        duplicates=int(figures["duplicates"]),
+        sources=tuple(sources),
         concurrency=concurrency,
     )
 

@@ -40,6 +40,7 @@ EVENT_SCHEMA = pa.schema(
 _SQL_TYPES = {pa.string(): "VARCHAR", pa.float64(): "DOUBLE"}
 EVENT_COLUMNS = "{" + ", ".join(f"'{f.name}': '{_SQL_TYPES[f.type]}'" for f in EVENT_SCHEMA) + "}"
 _LOG_COLUMNS = "{'type': 'VARCHAR', 'task_id': 'VARCHAR', 'sent_at': 'VARCHAR'}"
+_LOG_COLUMNS_TASK = "{'type': 'VARCHAR', 'task_id': 'VARCHAR', 'sent_at': 'VARCHAR', 'task': 'VARCHAR'}"
 _QUANTILES = "[0.5, 0.9, 0.95, 0.99]"
 
 # Probe lines (received, done) and Celery events (received, started, succeeded, failed, revoked)
@@ -118,6 +119,9 @@ class Store:
     timing_tables: list[pa.Table] = field(default_factory=list)
     # DuckDB spills its hash aggregation to disk beyond this; $CAPACITY_MEMORY_LIMIT overrides.
     memory_limit: str = field(default_factory=lambda: os.environ.get("CAPACITY_MEMORY_LIMIT", "3.5GB"))
+    #: the logs are a task mix's: each line names its task, and the figures are also split by it
+    #: (read only then: the column costs a plain run's 5,000,000-line parse nothing)
+    by_task: bool = False
 
     def __post_init__(self) -> None:
         import duckdb
@@ -154,16 +158,18 @@ class Store:
         """SQL for the task lines of every log: task_id, sent (epoch s), bad. Timestamps without an
         offset are read as UTC (the session's zone); read_task_logs warns about them."""
         parts = []
+        columns = _LOG_COLUMNS_TASK if self.by_task else _LOG_COLUMNS
+        task = ", task" if self.by_task else ""
         if self.log_files:
             parts.append(f"""
-                SELECT task_id, epoch(TRY_CAST(sent_at AS TIMESTAMPTZ)) AS sent,
+                SELECT task_id{task}, epoch(TRY_CAST(sent_at AS TIMESTAMPTZ)) AS sent,
                        task_id IS NULL OR TRY_CAST(sent_at AS TIMESTAMPTZ) IS NULL AS bad,
                        NOT (sent_at LIKE '%+__:__' OR sent_at LIKE '%-__:__' OR sent_at LIKE '%Z') AS naive
-                FROM read_json({_files(self.log_files)}, format = 'newline_delimited', columns = {_LOG_COLUMNS})
+                FROM read_json({_files(self.log_files)}, format = 'newline_delimited', columns = {columns})
                 WHERE type IS NULL""")
-        parts += [
-            f"SELECT task_id, sent, FALSE AS bad FROM {name}" for name in self._register("log_table", self.log_tables)
-        ]
+        tables = self._register("log_table", self.log_tables)
+        task = ", task" if self.by_task else ""
+        parts += [f"SELECT task_id{task}, sent, FALSE AS bad FROM {name}" for name in tables]
         return " UNION ALL ".join(parts)
 
     def _timing_rows(self) -> str:
@@ -269,11 +275,13 @@ class Store:
             if window
             else "FALSE"
         )
+        task_of = ", any_value(task) AS task" if self.by_task else ""
+        l_task = " l.task," if self.by_task else ""
         return f"""
             WITH logrows AS ({self.log_rows()}),
             timingrows AS ({self._timing_rows()}),
             l AS (
-                SELECT task_id, min(sent) AS sent, count(sent) AS n, count(*) FILTER (WHERE bad) AS bad
+                SELECT task_id, min(sent) AS sent, count(sent) AS n, count(*) FILTER (WHERE bad) AS bad{task_of}
                 FROM logrows GROUP BY task_id),
             {self._timings_per_task(unique)},
             -- a timing outside [first send - 1 h, min(last send + 30 days, now + 1 h)] is not of
@@ -281,7 +289,7 @@ class Store:
             -- stretch the timeline
             bounds AS (SELECT {lo}::DOUBLE AS lo, {hi}::DOUBLE AS hi),
             per_id AS (
-                SELECT coalesce(l.task_id, g.task_id) AS task_id, l.sent, coalesce(l.n, 0) AS n,
+                SELECT coalesce(l.task_id, g.task_id) AS task_id, l.sent, coalesce(l.n, 0) AS n,{l_task}
                        coalesce(l.bad, 0) AS bad,
                        g.task_id IS NULL AND l.task_id IS NULL AS timing_without_id,
                        {implausible} AS implausible, g.earliest, g.latest,
@@ -332,6 +340,18 @@ class Store:
             return found
         self.path = f"window first, {grouping}"
         return self._figures(self._per_task(unique, self._bounds()), unique, checks=False)
+
+    def tasks(self) -> list[str]:
+        """The task names of a mix's logs (``by_task``), in order."""
+        rows = self.con.execute(f"SELECT DISTINCT task FROM ({self.log_rows()}) WHERE task IS NOT NULL ORDER BY task")
+        return [str(row[0]) for row in rows.fetchall()]
+
+    def figures_for(self, task: str) -> dict[str, Any]:
+        """``figures`` of the tasks of one class of a mix (the run's window, its own tasks)."""
+        unique = self._unique_timings()
+        literal = "'" + task.replace("'", "''") + "'"
+        per_task = f"SELECT * FROM ({self._per_task(unique, self._bounds())}) WHERE task = {literal}"
+        return self._figures(per_task, unique, checks=False)
 
     def _figures(self, per_task: str, unique: bool, checks: bool) -> dict[str, Any]:
         # finished_q is exact: quantile_cont costs less than approx_quantile's t-digest

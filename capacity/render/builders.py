@@ -489,14 +489,40 @@ def metrics_report(m: Metrics) -> Report:
         ("Minute", "Completed"),
         tuple((str(minute), str(count)) for minute, count in m.timeline),
     )
+    tables = [timeline] if m.timeline else []
+    if m.by_task:
+        tables.insert(0, _by_task_table(m))
     return Report(
         "Worker metrics",
         data,
         tuple(summary),
-        (timeline,) if m.timeline else (),
+        tuple(tables),
         tuple(notes),
-        csv_table=_scalars_table(data),
+        csv_table=_scalars_table({k: v for k, v in data.items() if k != "by_task"}),
     )
+
+
+def _by_task_table(m: Metrics) -> Table:
+    """A mix's classes side by side: what each sent and completed, its throughput and times."""
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    rows = tuple(
+        (
+            name,
+            str(c.sent),
+            str(c.completed),
+            str(c.failed),
+            "-" if c.throughput_per_min is None else f"{c.throughput_per_min:,.1f}",
+            seconds(c.service.mean),
+            seconds(c.wait.p95),
+            seconds(c.response.p95),
+        )
+        for name, c in m.by_task.items()
+    )
+    columns = ("Task", "Sent", "Completed", "Failed", "X (tasks/min)", "S mean (s)", "W p95 (s)", "R p95 (s)")
+    return Table("By task (the mix's classes)", columns, rows)
 
 
 def _scalars_table(data: dict[str, Any]) -> Table:

@@ -171,3 +171,56 @@ def test_seed_003_env_names_the_queue(tmp_path: Path, redis_server: RedisServer)
     )
     assert proc.returncode == 0, proc.stderr
     assert redis_server.client().llen("videos") == 7 and redis_server.client().llen("celery") == 0
+
+
+def test_a_3_to_1_mix_reaches_a_users_worker_and_metrics_splits_it(tmp_path: Path) -> None:
+    """Issue #25: 400 tasks of a 3:1 mix are exactly 300 resize.async_resize (positional, their
+    own $seq) and 100 resize.make_thumbnail (keyword-only), interleaved; the user's worker runs
+    each once with its class's arguments; `metrics` gives by_task figures whose counts match."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory).start()
+    queue = "mix-" + uuid.uuid4().hex[:6]
+    out, timings = tmp_path / "out", tmp_path / "timings"
+    out.mkdir()
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(
+        '- {task: resize.async_resize, weight: 3, args: ["$uuid", "img-$seq"]}\n'
+        '- {task: resize.make_thumbnail, weight: 1, kwargs: {image_id: "$task_id", width: 64}}\n'
+    )
+    try:
+        with user_worker(server.url, queue, out, timings, tmp_path / "worker.log"):
+            argv = ["inject", "--broker", server.url, "--queue", queue, "--mix", str(mix), "--count", "400"]
+            argv += ["--seed", "5", "--log-dir", str(tmp_path / "logs"), "--quiet"]
+            proc = run_cli(argv, {**base_env(server.url), "RESIZE_OUT": str(out)}, tmp_path)
+            assert proc.returncode == 0, proc.stderr
+            deadline = time.monotonic() + 90
+            while len(list(out.iterdir())) < 400 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1)
+    finally:
+        server.stop()
+    log = only_log(tmp_path / "logs")
+    lines = [json.loads(line) for line in log.read_text().splitlines()[1:] if '"task_id"' in line]
+    by_class = {name: [t["task_id"] for t in lines if t["task"] == name] for name in {t["task"] for t in lines}}
+    assert {k: len(v) for k, v in by_class.items()} == {"resize.async_resize": 300, "resize.make_thumbnail": 100}
+    thumbs = sorted(p.name for p in out.iterdir() if p.name.startswith("thumb-"))
+    assert thumbs == sorted(f"thumb-{i}.txt" for i in by_class["resize.make_thumbnail"])
+    # each resize task got its own $seq, its place in the whole run; the thumbnails hold the other
+    # 100 places, spread over the run (interleaved by --seed), not a block at its end
+    places = sorted(int(p.read_text().removeprefix("img-")) for p in out.iterdir() if not p.name.startswith("thumb-"))
+    assert len(places) == len(set(places)) == 300 and set(places) <= set(range(400))
+    others = sorted(set(range(400)) - set(places))
+    assert others[0] < 50 and others[-1] > 350
+    proc = run_cli(
+        ["metrics", "--tasks-log", str(log), "--timings", str(timings), "-f", "json"], base_env(""), tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert (data["sent"], data["completed"]) == (400, 400)
+    split = {name: (m["sent"], m["completed"], m["missing"]) for name, m in data["by_task"].items()}
+    assert split == {"resize.async_resize": (300, 300, 0), "resize.make_thumbnail": (100, 100, 0)}
+    assert set(data["by_task"]["resize.async_resize"]) == set(data) - {"by_task"}
+    assert data["by_task"]["resize.make_thumbnail"]["service_time_mean_s"] >= 0.02
+    table = run_cli(["metrics", "--tasks-log", str(log), "--timings", str(timings)], base_env(""), tmp_path)
+    assert "By task" in table.stdout and "resize.make_thumbnail" in table.stdout

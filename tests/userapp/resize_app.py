@@ -26,3 +26,16 @@ def async_resize(file_uuid: str, img_string: str) -> str:
         os.close(fd)
     time.sleep(0.05)
     return out
+
+
+@app.task(name="resize.make_thumbnail")
+def make_thumbnail(*, image_id: str, width: int) -> str:
+    """Keyword-only, as the app's thumbnail task: one file per image id, its width inside."""
+    out = os.path.join(os.environ["RESIZE_OUT"], f"thumb-{image_id}.txt")
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, str(width).encode())
+    finally:
+        os.close(fd)
+    time.sleep(0.02)
+    return out
