@@ -128,6 +128,13 @@ def command(
     idle_after: Annotated[
         str, Opt(help="--monitor: warn that no worker consumes the queue when nothing is taken for this long.")
     ] = "30s",
+    abort_if: Annotated[
+        list[str] | None,
+        Opt(
+            help="Stop the run (exit 1, the log exact) when this holds, checked every second: depth>N, "
+            "oldest_wait>30s. Repeatable."
+        ),
+    ] = None,
     queue_name_prefix: Annotated[str | None, Opt(help="SQS queue name prefix (transport option).")] = None,
     queue_url: Annotated[str | None, Opt(help="SQS: predefined queue URL for --queue.")] = None,
     transport_options: Annotated[str | None, Opt(help="JSON broker_transport_options, as in your Celery app.")] = None,
@@ -191,6 +198,7 @@ def command(
         raise InputError(f"--priority must be 0-255, got {priority}")
     if priority is not None and protocol == "bullmq" and not 0 <= priority <= 2_097_152:
         raise InputError(f"--priority must be 0-2097152 for BullMQ, got {priority}")
+    from capacity.load.abort import parse_abort
     from capacity.load.inject import LATE_RULES, InjectConfig, check_job_options  # kombu: the brokers extra
 
     if late not in LATE_RULES:
@@ -277,6 +285,7 @@ def command(
         shard=shard_pair,
         mix=classes,
         mix_seed=seed,
+        abort_if=tuple(parse_abort(text) for text in abort_if or ()),
         start_at=start,
         agree_start=shard_pair is not None and run_id is not None and start is None,
         start_delay_s=parse_duration(start_delay, "--start-delay"),
@@ -300,6 +309,10 @@ def command(
         raise BrokerError(f"{result.error}; the task log holds the {result.sent} tasks sent: {result.log_path}")
     if result.status == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)
+    if result.status == "aborted":
+        raise CheckFailed(
+            f"aborted: {result.error}; the task log names the {result.sent} tasks sent: {result.log_path}"
+        )
     if result.status == "not_drained":
         raise CheckFailed(f"{result.error}; is a worker consuming it? (the task log is complete: {result.log_path})")
 

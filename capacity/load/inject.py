@@ -17,6 +17,7 @@ from typing import Any
 from capacity.brokers import Broker, BrokerOptions, Payload, SendFailed, open_broker
 from capacity.brokers.messages import new_ids, per_task_marker
 from capacity.errors import InputError, Interrupted, WriteFailed
+from capacity.load.abort import Aborter, Condition, SendTimes
 from capacity.load.mix import MixClass, apportion, classes_of, summed_depth
 from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
 from capacity.load.payload import PER_TASK, PerTaskValue, substitute, uses
@@ -58,6 +59,8 @@ class InjectConfig:
     #: a task mix: several classes, apportioned by weight over the schedule, shuffled by mix_seed
     mix: tuple[MixClass, ...] = ()
     mix_seed: int = 1
+    #: --abort-if: stop the run when one of these is broken (evaluated every second)
+    abort_if: tuple[Condition, ...] = ()
     #: shards with a run id and no start_at agree on one through the broker: now + start_delay_s
     agree_start: bool = False
     start_delay_s: float = 30.0
@@ -78,7 +81,7 @@ class InjectConfig:
 class InjectResult:
     log_path: Path
     run_id: str
-    status: str  # completed, not_drained, interrupted, broker_unreachable, broker_refused, log_full, failed
+    status: str  # completed, not_drained, interrupted, aborted, broker_unreachable, broker_refused, log_full, failed
     sent: int
     target: int
     elapsed_s: float
@@ -272,6 +275,9 @@ class _Sender:
         #: the class of every task of the whole schedule (a mix), and this shard's place in it
         self.classes = classes
         self._start, self._step = config.shard if config.shard else (0, 1)
+        #: when each task was sent, for --abort-if oldest_wait
+        self.send_times = SendTimes()
+        self._keep_times = any(c.figure == "oldest_wait" for c in config.abort_if)
 
     def __call__(self, scheduled: Sequence[float], now_offset: float) -> None:
         wall0 = self.wall0
@@ -317,10 +323,14 @@ class _Sender:
                 when = scheduled_at if isinstance(scheduled_at, str) else [scheduled_at[i] for i in keep]
                 self.writer.write_batch([task_ids[i] for i in keep], when, sent_at, size, queue, lane.logged_task)
                 self.progress.sent += len(keep)
+                if self._keep_times:
+                    self.send_times.add(time.time(), len(keep))
             self.in_doubt.extend(failure.in_doubt)
             raise
         self.writer.write_batch(task_ids, scheduled_at, sent_at, size, queue, lane.logged_task)
         self.progress.sent += len(task_ids)
+        if self._keep_times:
+            self.send_times.add(time.time(), len(task_ids))
 
 
 def inject(
@@ -424,6 +434,8 @@ def _inject_on(
     )
     status, error = "completed", None
     unexpected: Exception | None = None
+    depth = summed_depth({lane.queue: lane.broker for lane in lanes})
+    aborter = Aborter(list(config.abort_if), depth, sender.send_times, stop).start()
     try:
         drive(
             schedule,
@@ -455,10 +467,13 @@ def _inject_on(
             elif drained_at is None:
                 status = "not_drained"
     finally:
+        aborter.close()
         closing = None
         if monitor is not None:
             closing = monitor.sample()  # the queue now, not the last periodic sample
             monitor.stop()
+    if aborter.reason is not None and status in ("completed", "interrupted", "not_drained"):
+        status, error = "aborted", aborter.reason
     if status == "not_drained":
         error = (
             f"the queue {config.queue!r} did not drain within {config.monitor_for_s:g} s: "

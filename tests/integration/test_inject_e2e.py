@@ -503,3 +503,32 @@ def test_sqs_message_limit_is_the_queues_own(tmp_path: Path, moto_sqs: MotoSQS) 
     ]
     proc = run_cli([*argv, "--log-dir", str(tmp_path), "--quiet"], base_env(moto_sqs.url), tmp_path)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_abort_if_depth_stops_a_run_the_worker_cannot_keep_up_with(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Issue #25: 100 tasks/s for 30 s against one slot of 0.5 s tasks: the queue passes 200 within a
+    few seconds; --abort-if "depth>200" stops sending well before the schedule ends, exit 1, the
+    end line says why, and the log names exactly the tasks the broker holds or the worker ran."""
+    from tests.realbrokers import celery_worker, executed_ids
+
+    executed = tmp_path / "executed.jsonl"
+    with celery_worker(redis_server.url, executed, concurrency=1, queues="slow"):
+        started = time.monotonic()
+        proc = run_cli(
+            ["inject", "--broker", redis_server.url, "--queue", "slow", "--mode", "sustained", "--rate", "100/s",
+             "--duration", "30s", "--kwargs", '{"sleep_s": 0.5}', "--abort-if", "depth>200", "--quiet",
+             "--log-dir", str(tmp_path / "results")],
+            base_env(redis_server.url),
+            tmp_path,
+        )  # fmt: skip
+        took = time.monotonic() - started
+    assert proc.returncode == 1, proc.stderr
+    assert "aborted: --abort-if depth>200" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert took < 20  # the schedule was 30 s
+    _, tasks, end = read_log(only_log(tmp_path / "results"))
+    assert end is not None and end["status"] == "aborted" and end["error"].startswith("--abort-if depth>200")
+    assert 200 < len(tasks) < 3000
+    logged = {t["task_id"] for t in tasks}
+    ran, queued = executed_ids(executed), redis_server.queued_task_ids("slow")
+    unacked = [json.loads(v)[0]["headers"]["id"] for v in redis_server.client().hvals("unacked")]
+    assert len(set(ran)) == len(ran) and logged == set(ran) | set(queued) | set(unacked)

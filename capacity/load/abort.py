@@ -1,0 +1,139 @@
+"""Stopping a run that is already failing (k6's ``abortOnFail``): ``inject --abort-if EXPR``.
+
+Each expression is evaluated every second while the run sends and drains, on what the broker says:
+
+* ``depth>N``: tasks waiting on the queue (the monitor's "visible");
+* ``oldest_wait>30s``: how long the oldest waiting task of this run has waited. Queues are first in,
+  first out, so with ``d`` waiting of the ``n`` this run has sent, the oldest waiting is the
+  (n - d)-th sent: its send time is this run's own record. (Other producers' tasks on the same
+  queue, or other shards', make this an upper bound: said in the end line's reason.)
+
+On a breach the run stops sending (the batch in flight completes and is logged), its log ends with
+``"status": "aborted"`` and the reason, and the command exits 1.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from capacity.brokers import QueueDepth
+from capacity.errors import BrokerError, InputError
+from capacity.units import parse_duration
+
+_EXPRESSION = re.compile(r"^\s*(depth|oldest_wait)\s*(>=|>)\s*(\S+)\s*$", re.IGNORECASE)
+#: how often the conditions are evaluated
+EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One ``--abort-if``: a figure, ``>`` or ``>=``, and its bound (tasks, or seconds)."""
+
+    text: str
+    figure: str
+    op: str
+    bound: float
+
+    def broken(self, value: float) -> bool:
+        return value > self.bound if self.op == ">" else value >= self.bound
+
+
+def parse_abort(text: str) -> Condition:
+    """``depth>200`` or ``oldest_wait>30s``; InputError naming what is accepted otherwise."""
+    match = _EXPRESSION.match(text)
+    if not match:
+        raise InputError(f"--abort-if {text!r}: expected depth>N or oldest_wait>DURATION, e.g. 'depth>200'")
+    figure, op, raw = match.group(1).lower(), match.group(2), match.group(3)
+    if figure == "depth":
+        try:
+            bound = float(int(raw))
+        except ValueError:
+            raise InputError(f"--abort-if {text!r}: {raw!r} is not a whole number of tasks") from None
+    else:
+        bound = parse_duration(raw, f"--abort-if {text!r}")
+    return Condition(text.strip(), figure, op, bound)
+
+
+class SendTimes:
+    """When each task of this run was sent (8 bytes a task), for the oldest waiting one's age."""
+
+    def __init__(self) -> None:
+        self.times = array("d")
+        self._lock = threading.Lock()
+
+    def add(self, when: float, count: int) -> None:
+        with self._lock:
+            self.times.extend(array("d", [when]) * count)
+
+    def oldest_waiting(self, waiting: int, now: float) -> float:
+        """Seconds the oldest of ``waiting`` tasks (first in, first out) has waited."""
+        with self._lock:
+            sent = len(self.times)
+            if waiting <= 0 or sent == 0:
+                return 0.0
+            return max(0.0, now - self.times[max(0, sent - waiting)])
+
+
+class Aborter:
+    """Evaluates the conditions every second in a thread; on a breach says why and sets ``stop``."""
+
+    def __init__(
+        self,
+        conditions: list[Condition],
+        depth: Callable[[], QueueDepth],
+        send_times: SendTimes,
+        stop: threading.Event,
+    ) -> None:
+        self.conditions = conditions
+        self._depth = depth
+        self.send_times = send_times
+        self.stop = stop
+        #: why the run was aborted (None: it was not)
+        self.reason: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="capacity-abort", daemon=True)
+
+    def start(self) -> Aborter:
+        if self.conditions:
+            self._thread.start()
+        return self
+
+    def check(self) -> str | None:
+        """Evaluate every condition once; the reason of the first broken one, or None."""
+        try:
+            depth = self._depth()
+        except BrokerError:
+            return None  # a missed reading is not a breach; the next second reads again
+        waiting = depth.visible
+        for condition in self.conditions:
+            if condition.figure == "depth":
+                value, shown = float(waiting), f"{waiting} tasks waiting"
+            else:
+                value = self.send_times.oldest_waiting(waiting, time.time())
+                shown = f"the oldest waiting task has waited {value:.1f} s (first in, first out)"
+            if condition.broken(value):
+                return f"--abort-if {condition.text}: {shown}"
+        return None
+
+    def _loop(self) -> None:
+        while not self._done.wait(EVERY_S):
+            if self.stop.is_set():
+                return
+            reason = self.check()
+            if reason is not None:
+                self.reason = reason
+                self.stop.set()
+                return
+
+    def close(self) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
+__all__ = ["Aborter", "Condition", "SendTimes", "parse_abort"]
