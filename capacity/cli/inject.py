@@ -128,6 +128,13 @@ def command(
     idle_after: Annotated[
         str, Opt(help="--monitor: warn that no worker consumes the queue when nothing is taken for this long.")
     ] = "30s",
+    prometheus: Annotated[
+        str | None,
+        Opt(
+            help="Serve the run's live figures (queue depth, in flight, tasks sent; completed, failed and service "
+            "times from the probe's Redis stream) at http://HOST:PORT/metrics, e.g. 127.0.0.1:9108."
+        ),
+    ] = None,
     abort_if: Annotated[
         list[str] | None,
         Opt(
@@ -199,7 +206,9 @@ def command(
     if priority is not None and protocol == "bullmq" and not 0 <= priority <= 2_097_152:
         raise InputError(f"--priority must be 0-2097152 for BullMQ, got {priority}")
     from capacity.load.abort import parse_abort
-    from capacity.load.inject import LATE_RULES, InjectConfig, check_job_options  # kombu: the brokers extra
+    from capacity.load.exporter import parse_address
+    from capacity.load.inject import InjectConfig, check_job_options  # kombu: the brokers extra
+    from capacity.load.start import LATE_RULES
 
     if late not in LATE_RULES:
         raise InputError(f"--late {late!r}: use one of {', '.join(LATE_RULES)}")
@@ -286,6 +295,7 @@ def command(
         mix=classes,
         mix_seed=seed,
         abort_if=tuple(parse_abort(text) for text in abort_if or ()),
+        prometheus=parse_address(prometheus) if prometheus is not None else None,
         start_at=start,
         agree_start=shard_pair is not None and run_id is not None and start is None,
         start_delay_s=parse_duration(start_delay, "--start-delay"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import socket
 import threading
 import time
@@ -23,6 +24,7 @@ from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
 from capacity.load.payload import PER_TASK, PerTaskValue, substitute, uses
 from capacity.load.runner import Clock, RunProgress, drive
 from capacity.load.schedules import Schedule, describe, lateness_summary
+from capacity.load.start import agreed_start, wait_until
 from capacity.load.tasklog import RESULTS_DIR, LogFull, TaskLogWriter, iso, log_path
 from capacity.secrets import mask
 
@@ -61,6 +63,8 @@ class InjectConfig:
     mix_seed: int = 1
     #: --abort-if: stop the run when one of these is broken (evaluated every second)
     abort_if: tuple[Condition, ...] = ()
+    #: --prometheus: serve the run's live figures at http://HOST:PORT/metrics
+    prometheus: tuple[str, int] | None = None
     #: shards with a run id and no start_at agree on one through the broker: now + start_delay_s
     agree_start: bool = False
     start_delay_s: float = 30.0
@@ -277,6 +281,7 @@ class _Sender:
         self._start, self._step = config.shard if config.shard else (0, 1)
         #: when each task was sent, for --abort-if oldest_wait
         self.send_times = SendTimes()
+        self.exporter: Any = None  # --prometheus
         self._keep_times = any(c.figure == "oldest_wait" for c in config.abort_if)
 
     def __call__(self, scheduled: Sequence[float], now_offset: float) -> None:
@@ -323,12 +328,16 @@ class _Sender:
                 when = scheduled_at if isinstance(scheduled_at, str) else [scheduled_at[i] for i in keep]
                 self.writer.write_batch([task_ids[i] for i in keep], when, sent_at, size, queue, lane.logged_task)
                 self.progress.sent += len(keep)
+                if self.exporter is not None:
+                    self.exporter.sent(queue, lane.task, len(keep))
                 if self._keep_times:
                     self.send_times.add(time.time(), len(keep))
             self.in_doubt.extend(failure.in_doubt)
             raise
         self.writer.write_batch(task_ids, scheduled_at, sent_at, size, queue, lane.logged_task)
         self.progress.sent += len(task_ids)
+        if self.exporter is not None:
+            self.exporter.sent(queue, lane.task, len(task_ids))
         if self._keep_times:
             self.send_times.add(time.time(), len(task_ids))
 
@@ -407,8 +416,14 @@ def _inject_on(
     schedule: Schedule,
 ) -> InjectResult:
     """The run itself, once every lane's broker is open and its messages checked."""
+    exporter = None
+    if config.prometheus is not None:  # before the log exists: a busy port is an input error
+        from capacity.load.exporter import Exporter  # prometheus_client: only for a run that serves it
+
+        queues = {lane.queue: lane.broker.depth for lane in lanes}
+        exporter = Exporter(config.prometheus, queues, os.environ.get("CAPACITY_TIMINGS"))
     broker = lanes[0].broker
-    config = dataclasses.replace(config, start_at=_start(config, broker, run_id))
+    config = dataclasses.replace(config, start_at=agreed_start(config, broker, run_id))
     started = time.time()
     path = log_path(config.log_dir, started, config.shard)
     writer = TaskLogWriter(path, _run_line(config, schedule, broker, run_id, started))
@@ -427,7 +442,7 @@ def _inject_on(
             writer.close({"status": "failed", "sent": 0, "target": progress.target, "error": str(exc)})
             raise
     if config.start_at is not None:
-        _wait_until(config.start_at, stop)
+        wait_until(config.start_at, stop)
     wall0 = time.time() if config.start_at is None else config.start_at
     sender = _Sender(
         config, lanes, writer, progress, wall0, on_progress, classes_of(config.mix, schedule, config.mix_seed)
@@ -436,6 +451,7 @@ def _inject_on(
     unexpected: Exception | None = None
     depth = summed_depth({lane.queue: lane.broker for lane in lanes})
     aborter = Aborter(list(config.abort_if), depth, sender.send_times, stop).start()
+    sender.exporter = exporter
     try:
         drive(
             schedule,
@@ -468,6 +484,8 @@ def _inject_on(
                 status = "not_drained"
     finally:
         aborter.close()
+        if sender.exporter is not None:
+            sender.exporter.close()
         closing = None
         if monitor is not None:
             closing = monitor.sample()  # the queue now, not the last periodic sample
@@ -597,45 +615,6 @@ def check_task_registered(broker: Broker, task: str) -> None:
         f"no worker on this broker knows task {task!r} ({len(replies)} answered); {hint}they registered: "
         f"{shown or 'nothing'} (--no-check sends anyway)"
     )
-
-
-LATE_RULES = ("refuse", "shift", "catch-up")
-
-
-def _start(config: InjectConfig, broker: Broker, run_id: str) -> float | None:
-    """When the schedule starts: the given --start-at, or the instant the shards agree on through
-    the broker; a start more than ``late_grace_s`` past is refused unless told to shift (start
-    now, the schedule kept) or to catch up (send what is due at once, then on schedule)."""
-    start = config.start_at
-    if config.agree_start and start is None:
-        start = broker.claim_start(run_id, time.time() + config.start_delay_s)
-        if start is None:
-            raise InputError(
-                f"shards of one run agree on their start through the broker, and {broker.name} cannot hold it: "
-                "give every shard the same --start-at"
-            )
-    if start is None:
-        return None
-    late_by = time.time() - start
-    if late_by <= config.late_grace_s or config.late == "catch-up":
-        return start
-    if config.late == "shift":
-        return time.time()
-    raise InputError(
-        f"this run's start ({iso(start)}) is {late_by:,.1f} s past, more than --late-grace {config.late_grace_s:g} s: "
-        "give --late shift to start now on the same schedule, or --late catch-up to send what is due at once"
-    )
-
-
-def _wait_until(instant: float, stop: threading.Event) -> None:
-    """Sleep until the wall clock reads ``instant`` (the shards' common start): coarse waits,
-    then a short spin for the last 2 ms; returns early when ``stop`` is set."""
-    while not stop.is_set():
-        remaining = instant - time.time()
-        if remaining <= 0:
-            return
-        if remaining > 0.002:
-            stop.wait(min(remaining - 0.002, 0.5))
 
 
 def _rate_per_min(schedule: Schedule) -> float | None:

@@ -532,3 +532,95 @@ def test_abort_if_depth_stops_a_run_the_worker_cannot_keep_up_with(tmp_path: Pat
     ran, queued = executed_ids(executed), redis_server.queued_task_ids("slow")
     unacked = [json.loads(v)[0]["headers"]["id"] for v in redis_server.client().hvals("unacked")]
     assert len(set(ran)) == len(ran) and logged == set(ran) | set(queued) | set(unacked)
+
+
+def test_prometheus_endpoint_shows_what_redis_holds_mid_run(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Issue #25: with --prometheus, /metrics scraped mid-run (the run waits for the queue to drain,
+    which nothing consumes) shows the depth Redis has and the tasks sent so far, in Prometheus'
+    text format; the endpoint is gone when the run ends."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from capacity.matrix.embedded import free_port
+
+    port = free_port()
+    proc = start_cli(
+        ["inject", "--broker", redis_server.url, "--queue", "prom", "--count", "150", "--monitor", "--monitor-for",
+         "6s", "--prometheus", f"127.0.0.1:{port}", "--quiet", "--log-dir", str(tmp_path / "results")],
+        base_env(redis_server.url),
+        tmp_path,
+    )  # fmt: skip
+    depth_key = "capacity_queue_depth[('queue', 'prom')]"
+    found: dict[str, float] = {}
+    text = ""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and found.get(depth_key) != 150:
+        time.sleep(0.3)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+        families = text_string_to_metric_families(text)
+        found = {s.name + str(sorted(s.labels.items())): s.value for f in families for s in f.samples}
+    assert found["capacity_queue_depth[('queue', 'prom')]"] == redis_server.client().llen("prom") == 150
+    assert found["capacity_tasks_sent_total[('queue', 'prom'), ('task', 'capacity.worker.process_file')]"] == 150
+    assert "capacity_tasks_completed_total" not in text  # no live timings: not known, not shown as 0
+    proc.communicate(timeout=30)
+    assert proc.returncode == 1  # nothing consumed the queue
+    import socket
+
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_prometheus_counts_completions_from_the_probes_stream(redis_server: RedisServer) -> None:
+    """The probe's Redis stream, read as it grows: done lines are completions or failures, and
+    finished - started the service time."""
+    from capacity.brokers import QueueDepth
+    from capacity.load.exporter import Exporter
+    from capacity.matrix.embedded import free_port
+
+    client = redis_server.client()
+    stream = redis_server.url.rsplit("/", 1)[0] + "/0"
+    exporter = Exporter(("127.0.0.1", free_port()), {"q": lambda: QueueDepth(0, 0)}, stream, interval_s=0.1)
+    try:
+        lines = [
+            {"task_id": "a", "event": "received", "t": 1.0},
+            {"task_id": "a", "event": "done", "started": 1.0, "finished": 1.5, "state": "SUCCESS"},
+            {"task_id": "b", "event": "done", "started": 2.0, "finished": 4.0, "state": "SUCCESS"},
+            {"task_id": "c", "event": "done", "started": 2.0, "finished": 2.1, "state": "FAILURE"},
+        ]
+        for line in lines:
+            client.xadd("capacity:timings", {"line": json.dumps(line)})
+        deadline = time.monotonic() + 5
+        while exporter.registry.get_sample_value("capacity_tasks_completed_total") != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        exporter.close()
+    value = exporter.registry.get_sample_value
+    assert value("capacity_tasks_completed_total") == 2 and value("capacity_tasks_failed_total") == 1
+    assert value("capacity_service_time_seconds_sum") == 2.5 and value("capacity_service_time_seconds_count") == 2
+    assert value("capacity_service_time_seconds_bucket", {"le": "0.5"}) == 1
+
+
+def test_the_grafana_dashboard_reads_only_what_the_exporter_serves(redis_server: RedisServer) -> None:
+    """contrib/grafana-capacity.json: every series its queries name is one the exporter serves (with
+    live timings), so no panel stays empty for a name that does not exist."""
+    import re
+
+    from capacity.brokers import QueueDepth
+    from capacity.load.exporter import Exporter
+    from capacity.matrix.embedded import free_port
+
+    dashboard = json.loads((ROOT / "contrib" / "grafana-capacity.json").read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    named = {name for q in queries for name in re.findall(r"\bcapacity_[a-z_]+", q)}
+    exporter = Exporter(("127.0.0.1", free_port()), {"q": lambda: QueueDepth(1, 0)}, redis_server.url)
+    try:
+        exporter.sent("q", "t", 1)
+        served = {s.name for family in exporter.registry.collect() for s in family.samples}
+    finally:
+        exporter.close()
+    assert named and named <= served, named - served
