@@ -88,7 +88,11 @@ class LazyGroup(TyperGroup):
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self._loaded and cmd_name in COMMANDS:
-            self._loaded[cmd_name] = load_command(cmd_name)
+            try:
+                self._loaded[cmd_name] = load_command(cmd_name)
+            except KeyboardInterrupt:  # typer would end with 130 and say nothing: say it
+                _stderr("error: interrupted")
+                raise
         return self._loaded.get(cmd_name)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:

@@ -141,8 +141,9 @@ def _connect() -> None:
         _warn_once(f"capacity.probe: loaded but ${ENV_VAR} is not set: no timings will be written")
 
 
-# A worker loads this module (--include) after its Celery app, so Celery is imported by then; the
-# planner imports it only for ENV_VAR and STREAM and should not pay for Celery's signals (50 ms)
-if "celery" in sys.modules:
+# A worker loads this module (--include) while it starts, so Celery's worker is imported by then;
+# the planner imports it only for ENV_VAR and STREAM, and neither pays for Celery's signals (50 ms)
+# nor hooks them (a planner that had imported Celery to send tasks printed the probe's warning)
+if "celery.apps.worker" in sys.modules:
     with contextlib.suppress(ImportError):
         _connect()
