@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -311,15 +311,7 @@ def compute(
             shown = "; ".join(f"{mask(text)[:200]} (x{n})" for text, n in examples)
             problems.warn(f"{failed} tasks failed; first errors: {shown}")
     window_start = float(figures["first_sent"])
-    window_s = throughput = steady = None
-    timeline: tuple[tuple[int, int], ...] = ()
-    if completed:
-        window_s = float(figures["last_finished"]) - window_start
-        throughput = completed / window_s * 60 if window_s > 0 else None
-        steady = _steady_throughput(figures, completed, log)
-        timeline = _timeline(figures, window_start)
-    service = Stats.from_figures(figures, "s")
-    response = Stats.from_figures(figures, "r")
+    base = _figures_to_metrics(figures, log, sources, concurrency)
     skewed = int(figures["skewed"])
     clock_skew = ClockSkew(skewed, -float(figures["most_skewed"]) if skewed else 0.0)
     if skewed:
@@ -327,10 +319,8 @@ def compute(
             f"clock skew: {skewed} tasks started or finished before they were sent, by up to "
             f"{clock_skew.largest_s:.3f} s: the injector's and workers' clocks disagree (NTP?)"
         )
-    utilization = None
-    if concurrency and throughput is not None and service.mean is not None:
-        utilization = throughput / 60 * service.mean / concurrency
     samples = samples or []
+    window_s = base.window_s
     has_phase = samples and window_s is not None
     phase_trend = _phase_trend(log, samples, window_start, float(figures["last_sent"])) if has_phase else None
     if not sources:
@@ -340,38 +330,27 @@ def compute(
     by_task = {}
     if log.store.by_task:  # a mix: each class's figures too
         by_task = {name: _class_metrics(log, name, sources, concurrency) for name in log.query(lambda st: st.tasks())}
-    return Metrics(
+    return replace(
+        base,
         by_task=by_task,
-        sent=n,
-        completed=completed,
-        failed=failed,
-        missing=n - completed - failed,
-        window_s=window_s,
-        throughput_per_min=throughput,
-        throughput_steady_per_min=steady,
-        service=service,
-        wait=Stats.from_figures(figures, "w"),
-        wait_received=Stats.from_figures(figures, "wr"),
-        response=response,
-        seed_s=Stats.from_figures(figures, "ss"),
-        timeline=timeline,
-        utilization=utilization,
-        littles_law=_littles_law(throughput, response, samples, window_start, window_s),
-        duplicates=duplicates,
+        littles_law=_littles_law(base.throughput_per_min, base.response, samples, window_start, window_s),
         unknown_timings=unknown,
         clock_skew=clock_skew,
         trend=phase_trend,
-        sources=tuple(sources),
         skipped_lines=problems.skipped_lines,
         warnings=tuple(problems.warnings),
-        concurrency=concurrency,
     )
 
 
 def _class_metrics(log: TaskLog, task: str, sources: list[str], concurrency: int | None) -> Metrics:
     """One class of a mix: its tasks' figures over the run's window, with the run's keys (the
     slots are shared by every class, so utilisation is this class's share of them)."""
-    figures = log.query(lambda store: store.figures_for(task))
+    return _figures_to_metrics(log.query(lambda store: store.figures_for(task)), log, sources, concurrency)
+
+
+def _figures_to_metrics(figures: dict[str, Any], log: TaskLog, sources: list[str], concurrency: int | None) -> Metrics:
+    """The figures one pass gives, as Metrics: counts, X over the window and its steady part,
+    the time statistics, completions per minute, utilisation."""
     sent, completed, failed = int(figures["sent"]), int(figures["completed"]), int(figures["failed"])
     window_s = throughput = steady = None
     timeline: tuple[tuple[int, int], ...] = ()
