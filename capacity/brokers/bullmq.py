@@ -368,6 +368,10 @@ class BullMQBroker(Broker):
     def consumers(self) -> int:
         """Workers connected to the queue: Redis clients named as BullMQ names them (its
         Queue.getWorkers: ``prefix:base64(queue)``, or that and ``:w:NAME``)."""
+        return len(self.worker_names())
+
+    def worker_names(self) -> list[str]:
+        """The Redis client names of the Workers on this queue (``consumers`` counts them)."""
         import base64
 
         name = f"{self.prefix}:{base64.b64encode(self.options.queue.encode()).decode()}"
@@ -375,7 +379,23 @@ class BullMQBroker(Broker):
             clients = self._client.client_list()
         except self._errors as exc:
             raise BrokerError(f"cannot list clients on {self.safe_url}: {exc}") from None
-        return sum(1 for c in clients if c.get("name") == name or str(c.get("name", "")).startswith(name + ":w:"))
+        names = [str(c.get("name", "")) for c in clients]
+        return sorted(n for n in names if n == name or n.startswith(name + ":w:"))
+
+    def oldest_wait_s(self) -> float | None:
+        """How long the oldest waiting job has waited: BullMQ adds to the left of the wait list and
+        its workers take from the right, and each job's hash holds when it was added (ms)."""
+        try:
+            oldest = self._client.lindex(self.keys["wait"], -1)
+            if oldest is None:
+                return 0.0
+            added = self._client.hget(self.keys[""] + oldest.decode(), "timestamp")
+            server_s, micros = self._client.time()
+        except self._errors as exc:
+            raise BrokerError(f"cannot read the oldest job on {self.safe_url}: {exc}") from None
+        if added is None:
+            return None
+        return max(0.0, int(server_s) + int(micros) / 1e6 - int(added) / 1000)
 
     def purge(self) -> int:
         """Remove the queue's waiting, prioritized, paused and delayed jobs (BullMQ's drain)."""

@@ -51,6 +51,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("compare", "command", "Compare runs with a baseline; exit 1 on a regression (a CI gate)."),
     "probe": ("probe", "group", "The timings probe for workers: write capacity_probe.py."),
     "broker": ("broker", "group", "Start a local broker (Redis, SQS, RabbitMQ) for trying your own worker."),
+    "top": ("top", "command", "Watch a broker's queues and workers, read-only."),
 }
 
 

@@ -624,3 +624,54 @@ def test_the_grafana_dashboard_reads_only_what_the_exporter_serves(redis_server:
     finally:
         exporter.close()
     assert named and named <= served, named - served
+
+
+def test_top_once_names_the_running_worker_and_the_queue_depth(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Issue #25: `capacity top --once -f json` on a broker with a worker busy on a backlog: the
+    worker by its name (Celery's inspect) with one task running, and the queue's depth as Redis
+    holds it; nothing is sent or changed (read-only)."""
+    from tests.realbrokers import celery_worker, wait_until_ready
+
+    executed = tmp_path / "executed.jsonl"
+    with celery_worker(redis_server.url, executed, concurrency=1, queues="topq"):
+        wait_until_ready(executed.with_suffix(".worker.log"))
+        sent = run_cli(
+            ["inject", "--broker", redis_server.url, "--queue", "topq", "--count", "40", "--kwargs",
+             '{"sleep_s": 2}', "--quiet", "--log-dir", str(tmp_path / "results")],
+            base_env(redis_server.url),
+            tmp_path,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        time.sleep(1)
+        before = redis_server.client().llen("topq")
+        proc = run_cli(
+            ["top", "--broker", redis_server.url, "--queue", "topq", "--once", "-f", "json"], base_env(""), tmp_path
+        )
+        after = redis_server.client().llen("topq")
+    assert proc.returncode == 0, proc.stderr
+    snapshot = json.loads(proc.stdout)
+    assert snapshot["read_only"] is True
+    (queue,) = snapshot["queues"]
+    assert queue["queue"] == "topq" and after <= queue["waiting"] <= before and before > 30
+    (worker,) = snapshot["workers"]
+    assert worker["name"].startswith("test-")  # the worker's own --hostname (tests.realbrokers.celery_worker)
+    assert worker["active"] == 1 and worker["concurrency"] == 1
+
+
+def test_top_reads_bullmq_queues_and_the_oldest_jobs_age(tmp_path: Path, redis_server: RedisServer) -> None:
+    """BullMQ (no worker running): the waiting jobs, and the oldest one's age from its own hash."""
+    sent = run_cli(
+        ["inject", "--broker", redis_server.url, "--protocol", "bullmq", "--queue", "jobs", "--task", "resize",
+         "--kwargs", "{}", "--count", "7", "--quiet", "--log-dir", str(tmp_path / "results")],
+        base_env(redis_server.url),
+        tmp_path,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    time.sleep(1.2)
+    argv = ["top", "--broker", redis_server.url, "--protocol", "bullmq", "--queue", "jobs", "--once", "-f", "json"]
+    proc = run_cli(argv, base_env(""), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (queue,) = json.loads(proc.stdout)["queues"]
+    assert (queue["waiting"], queue["in_flight"], queue["consumers"]) == (7, 0, 0)
+    assert 1.0 <= queue["oldest_wait_s"] < 30
+    assert json.loads(proc.stdout)["workers"] == []
