@@ -31,6 +31,7 @@ LONG_RUNNING = {
     ("broker", "redis"),
     ("broker", "sqs"),
     ("broker", "rabbitmq"),
+    ("top",),  # refreshes until Ctrl-C (its --once is fuzzed through the seeds)
 }
 
 
@@ -187,6 +188,7 @@ SEEDS = [
     "inject --broker amqp://guest:guest@127.0.0.1:1// --count 5 --quiet --log-dir {dir}/logs",
     "autoscale --concurrency 2 --count 100 --policy keda-rabbitmq --rabbitmq-protocol http -f k8s --broker amqp://h/v",
     "autoscale --concurrency 2 --count 100 -f k8s --broker redis://:pw@redis.prod:6379/0",
+    "top --broker redis://127.0.0.1:1/0 --once -f json",
 ]
 
 
