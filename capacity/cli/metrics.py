@@ -9,6 +9,7 @@ import typer
 
 from capacity.cli._common import OutputOption, emit, format_option, handle_errors, note
 from capacity.render.builders import metrics_report
+from capacity.units import parse_duration
 from capacity.workerside.probe import ENV_VAR as PROBE_ENV_VAR
 
 HELP = f"""Throughput X, service time S, wait W and response time R (mean and percentiles),
@@ -41,6 +42,13 @@ def command(
     skip_bad: Annotated[bool, Opt("--skip-bad", help="Skip and count malformed lines instead of stopping.")] = False,
     fail_if: Annotated[list[str] | None, Opt("--fail-if", help='Threshold that fails the run, e.g. "p95>30s".')] = None,
     csv: Annotated[Path | None, Opt("--csv", help="Also write one row per task (joined timings) to this CSV.")] = None,
+    bucket: Annotated[
+        str | None,
+        Opt(
+            help="Add a timeline of completions with the p50/p95 of W and S per bucket, e.g. 1m (a second pass "
+            "over the tasks)."
+        ),
+    ] = None,
     fmt: MetricsFormat = "table",
     output: OutputOption = "-",
 ) -> None:
@@ -56,6 +64,7 @@ def command(
         RecordColumns(id_col, start_col, end_col, state_col),
         skip_bad,
         per_task_csv=csv,
+        bucket_s=parse_duration(bucket, "--bucket") if bucket is not None else None,
     )
     if replaced:
         note(f"replaced the existing {csv}")

@@ -100,6 +100,29 @@ class PhaseTrend:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """Completions in [from_s, to_s) after the first send, and their W and S percentiles."""
+
+    from_s: float
+    to_s: float
+    completed: int
+    wait_p50_s: float | None
+    wait_p95_s: float | None
+    service_p50_s: float | None
+    service_p95_s: float | None
+
+
+@dataclass(frozen=True)
+class FailureType:
+    """Failed tasks of one exception type: how many, the first (by send time), one message."""
+
+    type: str
+    tasks: int
+    first_task_id: str
+    example: str
+
+
+@dataclass(frozen=True)
 class Metrics:
     """The result; ``to_json`` gives the public JSON keys and ``from_json`` reads them back."""
 
@@ -128,6 +151,11 @@ class Metrics:
     concurrency: int | None = None
     #: a task mix's figures by task name, with the same keys (``by_task`` in JSON)
     by_task: dict[str, Metrics] = field(default_factory=dict)
+    #: completions per bucket with the p50 and p95 of W and S (``timeline`` in JSON)
+    timeline_buckets: tuple[Bucket, ...] = ()
+    bucket_s: float = 0.0  # 0: no such timeline asked for
+    #: failed tasks by exception type: true counts, the first task id and one message
+    failure_types: tuple[FailureType, ...] = ()
 
     @property
     def completion_rate(self) -> float | None:
@@ -162,6 +190,10 @@ class Metrics:
             skipped_lines=self.skipped_lines,
             warnings=list(self.warnings),
         )
+        if self.bucket_s:
+            data["timeline"] = [asdict(b) for b in self.timeline_buckets]
+            data["timeline_bucket_s"] = self.bucket_s
+        data["failures"] = [asdict(f) for f in self.failure_types]
         if self.by_task:
             data["by_task"] = {name: m.to_json() for name, m in self.by_task.items()}
         return data
@@ -194,6 +226,9 @@ class Metrics:
             warnings=tuple(data.get("warnings") or ()),
             concurrency=data.get("concurrency"),
             by_task={name: cls.from_json(m) for name, m in (data.get("by_task") or {}).items()},
+            timeline_buckets=tuple(Bucket(**b) for b in data.get("timeline") or ()),
+            bucket_s=data.get("timeline_bucket_s", 0.0),
+            failure_types=tuple(FailureType(**f) for f in data.get("failures") or ()),
         )
 
 
@@ -275,6 +310,7 @@ def compute(
     problems: Problems,
     concurrency: int | None = None,
     samples: list[Sample] | None = None,
+    bucket_s: float | None = None,
 ) -> Metrics:
     """Join the logs with the timings (one DuckDB pass over the inputs) and compute every figure."""
     if concurrency is not None and concurrency < 1:
@@ -330,8 +366,22 @@ def compute(
     by_task = {}
     if log.store.by_task:  # a mix: each class's figures too
         by_task = {name: _class_metrics(log, name, sources, concurrency) for name in log.query(lambda st: st.tasks())}
+    buckets: tuple[Bucket, ...] = ()
+    if bucket_s is not None:  # a second pass over the tasks: only when asked (--bucket)
+        if not bucket_s > 0:
+            raise InputError(f"--bucket must be above zero, got {bucket_s:g} s")
+        size = bucket_s
+        rows = log.query(lambda store: store.timeline(size)) if completed else []
+        buckets = tuple(Bucket(b * size, (b + 1) * size, n, *_pair(w), *_pair(q)) for b, n, w, q in rows)
+    kinds: tuple[FailureType, ...] = ()
+    if failed:
+        found = log.query(lambda store: store.failure_types())
+        kinds = tuple(FailureType(kind, n, first, mask(text)[:300]) for kind, n, first, text in found)
     return replace(
         base,
+        timeline_buckets=buckets,
+        bucket_s=bucket_s or 0.0,
+        failure_types=kinds,
         by_task=by_task,
         littles_law=_littles_law(base.throughput_per_min, base.response, samples, window_start, window_s),
         unknown_timings=unknown,
@@ -340,6 +390,13 @@ def compute(
         skipped_lines=problems.skipped_lines,
         warnings=tuple(problems.warnings),
     )
+
+
+def _pair(values: Any) -> tuple[float | None, float | None]:
+    """A [p50, p95] list from DuckDB (or NULL) as two numbers."""
+    if not values:
+        return None, None
+    return (None if values[0] is None else float(values[0])), (None if values[1] is None else float(values[1]))
 
 
 def _class_metrics(log: TaskLog, task: str, sources: list[str], concurrency: int | None) -> Metrics:
@@ -393,6 +450,7 @@ def run_metrics(
     columns: RecordColumns | None = None,
     skip_bad: bool = False,
     per_task_csv: Path | None = None,
+    bucket_s: float | None = None,
 ) -> Metrics:
     """Read the task logs (local files, or s3:// objects and prefixes: the shards of one run) and
     every timings source (default $CAPACITY_TIMINGS), and compute."""
@@ -409,7 +467,7 @@ def run_metrics(
         settings = SourceSettings(columns or RecordColumns(), query, skip_bad)
         try:
             kinds = [load_source(s, log, settings) for s in sources]
-            result = compute(log, kinds, problems, concurrency, read_monitor_samples(log.paths))
+            result = compute(log, kinds, problems, concurrency, read_monitor_samples(log.paths), bucket_s)
             if per_task_csv is not None:
                 log.store.write_per_task(per_task_csv)
             return result

@@ -461,6 +461,39 @@ class Store:
             GROUP BY error ORDER BY n DESC, error LIMIT {int(limit)}""").fetchall()
         return [(str(error), int(n)) for error, n in rows]
 
+    def timeline(self, bucket_s: float) -> list[tuple[int, int, Any, Any]]:
+        """Completions per bucket of ``bucket_s`` from the first send: (bucket, count, [p50, p95]
+        of W, [p50, p95] of S), by when each task finished."""
+        unique = self._unique_timings()
+        rows = self.con.execute(f"""
+            WITH t AS ({self._per_task(unique, self._bounds())}),
+            start AS (SELECT min(sent) FILTER (WHERE n > 0) AS first FROM t)
+            SELECT floor((finished - start.first) / {float(bucket_s)!r})::BIGINT AS bucket, count(*) AS n,
+                   quantile_cont(w, [0.5, 0.95]) AS w_q, quantile_cont(s, [0.5, 0.95]) AS s_q
+            FROM t, start WHERE ok GROUP BY bucket ORDER BY bucket""").fetchall()
+        return [(int(b), int(n), w, q) for b, n, w, q in rows]
+
+    def failure_types(self) -> list[tuple[str, int, str, str]]:
+        """This run's failed tasks by exception type: (type, tasks, the first task id by send time,
+        one message), the commonest first; the counts are true counts, not a sample."""
+        parts = []
+        if self.event_files:
+            source = f"read_json({_files(self.event_files)}, format = 'newline_delimited', columns = {EVENT_COLUMNS})"
+            parts.append(f"SELECT task_id, error FROM {source}")
+        parts += [f"SELECT task_id, error FROM {name}" for name in self._register("failure_types", self.event_tables)]
+        if not parts:
+            return []
+        rows = self.con.execute(f"""
+            WITH e AS (SELECT DISTINCT task_id, error FROM ({" UNION ALL ".join(parts)}) WHERE error IS NOT NULL),
+            l AS (SELECT task_id, min(sent) AS sent FROM ({self.log_rows()}) GROUP BY task_id),
+            typed AS (
+                SELECT coalesce(nullif(regexp_extract(e.error, '^([A-Za-z_][A-Za-z0-9_.]*)', 1), ''), 'unknown')
+                       AS kind, e.task_id, e.error, l.sent
+                FROM e JOIN l ON e.task_id = l.task_id)
+            SELECT kind, count(DISTINCT task_id) AS n, arg_min(task_id, sent) AS first, arg_min(error, sent) AS example
+            FROM typed GROUP BY kind ORDER BY n DESC, kind""").fetchall()
+        return [(str(k), int(n), str(first), str(example)) for k, n, first, example in rows]
+
     def task_ids(self) -> list[str]:
         rows = self.con.execute(f"SELECT DISTINCT task_id FROM ({self.log_rows()}) WHERE task_id IS NOT NULL")
         return [r[0] for r in rows.fetchall()]

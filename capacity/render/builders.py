@@ -484,12 +484,15 @@ def metrics_report(m: Metrics) -> Report:
     notes += m.warnings
     if m.skipped_lines:
         notes.append(f"{m.skipped_lines} malformed lines skipped (--skip-bad).")
-    timeline = Table(
+    per_minute = Table(
         "Completions per minute",
         ("Minute", "Completed"),
         tuple((str(minute), str(count)) for minute, count in m.timeline),
     )
-    tables = [timeline] if m.timeline else []
+    tables = [_timeline_table(m)] if m.timeline_buckets else ([per_minute] if m.timeline else [])
+    if m.failure_types:
+        rows = tuple((f.type, str(f.tasks), f.first_task_id, f.example[:120]) for f in m.failure_types)
+        tables.append(Table("Failures by exception type", ("Type", "Tasks", "First task", "Example"), rows))
     if m.by_task:
         tables.insert(0, _by_task_table(m))
     return Report(
@@ -498,8 +501,32 @@ def metrics_report(m: Metrics) -> Report:
         tuple(summary),
         tuple(tables),
         tuple(notes),
-        csv_table=_scalars_table({k: v for k, v in data.items() if k != "by_task"}),
+        csv_table=_scalars_table({k: v for k, v in data.items() if k not in ("by_task", "timeline", "failures")}),
     )
+
+
+def _timeline_table(m: Metrics) -> Table:
+    """Completions per bucket from the first send, with the p50 and p95 of W and S in each."""
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    def clock(offset: float) -> str:
+        return f"{int(offset // 60)}:{offset % 60:04.1f}" if offset >= 60 else f"{offset:g} s"
+
+    rows = tuple(
+        (
+            f"{clock(b.from_s)} - {clock(b.to_s)}",
+            str(b.completed),
+            seconds(b.wait_p50_s),
+            seconds(b.wait_p95_s),
+            seconds(b.service_p50_s),
+            seconds(b.service_p95_s),
+        )
+        for b in m.timeline_buckets
+    )
+    columns = ("After the first send", "Completed", "W p50 (s)", "W p95 (s)", "S p50 (s)", "S p95 (s)")
+    return Table(f"Timeline (buckets of {m.bucket_s:g} s)", columns, rows)
 
 
 def _by_task_table(m: Metrics) -> Table:

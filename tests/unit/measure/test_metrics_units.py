@@ -469,7 +469,7 @@ def test_timings_outside_the_run_window_are_reported_and_do_not_size_the_timelin
     rows[6] = done("t006", T0 + 1, 253_402_300_000.0)  # year 9999
     rows[7] = done("t007", T0 - 7200, T0 - 7199)
     probe = write_probe(tmp_path / "timings", rows)
-    m = run_metrics([log], [f"probe:{probe}"])
+    m = run_metrics([log], [f"probe:{probe}"], bucket_s=60.0)
     assert (m.sent, m.completed, m.missing) == (200, 197, 3)
     # the last good completion is t199 at T0 + 19.9 + 2 = T0 + 21.9: one minute of timeline, or two
     # when T0 + 21.9 crosses a minute boundary (T0 is 20 s into its minute: 20 + 21.9 < 60)
@@ -485,7 +485,7 @@ def test_duplicate_completions_are_counted_and_warned(tmp_path: Path) -> None:
         tmp_path / "timings",
         [done("a", T0 + 1, T0 + 2), done("a", T0 + 1, T0 + 2), done("a", T0 + 5, T0 + 6), done("b", T0 + 1, T0 + 3)],
     )
-    m = run_metrics([log], [f"probe:{probe}"])
+    m = run_metrics([log], [f"probe:{probe}"], bucket_s=60.0)
     assert m.completed == 2
     assert any(w.startswith("2 duplicate completions for 1 tasks") for w in m.warnings), m.warnings
 
@@ -501,3 +501,46 @@ def test_the_failure_summary_names_only_this_runs_tasks(tmp_path: Path) -> None:
     (warning,) = [w for w in m.warnings if "failed" in w]
     assert warning == "2 tasks failed; first errors: TypeError: resize() takes 2 arguments (x2)"
     assert m.wait.mean == pytest.approx(1.0) and m.response.mean == pytest.approx(2.0)
+
+
+def test_timeline_buckets_carry_their_percentiles_and_failures_are_typed(tmp_path: Path) -> None:
+    """Issue #25, computed by hand: 7 tasks sent at t0; two finish in the first minute (W 1 and
+    2 s, S 8 and 7 s), three in the second (W 60, 61, 62; S 5 each), two fail (a TypeError sent
+    first, then a ValueError). Bucket [0, 60): 2 completed, W p50 1.5, p95 1.95 (linear: 1 + 0.95);
+    bucket [60, 120): 3, W p50 61, p95 61.9; S p50 5. Failures: one of each type, with the first task id."""
+    import json
+
+    from capacity.measure.metrics import run_metrics
+
+    t0 = 1_700_000_000.0
+    sent = "2023-11-14T22:13:20+00:00"  # t0
+    log = tmp_path / "worker_tasks_1.log"
+    lines = [json.dumps({"type": "run", "mode": "burst"})]
+    lines += [json.dumps({"task_id": f"t{i}", "sent_at": sent, "size_bytes": 0}) for i in range(7)]
+    log.write_text("\n".join(lines) + "\n")
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    done = [("t0", 1, 9), ("t1", 2, 9), ("t2", 60, 65), ("t3", 61, 66), ("t4", 62, 67)]
+    rows = [
+        {"task_id": i, "event": "done", "started": t0 + s, "finished": t0 + f, "state": "SUCCESS"} for i, s, f in done
+    ]
+    failed = {"event": "done", "started": t0 + 3, "finished": t0 + 4, "state": "FAILURE"}
+    rows += [
+        {**failed, "task_id": "t5", "error": "TypeError('bad arg')"},
+        {**failed, "task_id": "t6", "error": "ValueError: no"},
+    ]
+    (probe / "timings-h-1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    m = run_metrics([log], [f"probe:{probe}"], bucket_s=60.0)
+    first, second = m.timeline_buckets
+    assert (first.from_s, first.to_s, first.completed) == (0.0, 60.0, 2)
+    assert first.wait_p50_s == pytest.approx(1.5) and first.wait_p95_s == pytest.approx(1.95)
+    assert first.service_p50_s == pytest.approx(7.5)
+    assert (second.from_s, second.completed) == (60.0, 3)
+    assert second.wait_p50_s == pytest.approx(61) and second.wait_p95_s == pytest.approx(61.9)
+    assert second.service_p50_s == pytest.approx(5)
+    kinds = {(f.type, f.tasks, f.first_task_id) for f in m.failure_types}
+    assert kinds == {("TypeError", 1, "t5"), ("ValueError", 1, "t6")}
+    data = m.to_json()
+    assert data["timeline"][0]["completed"] == 2 and data["failures"][0]["type"] in ("TypeError", "ValueError")
+    wider = run_metrics([log], [f"probe:{probe}"], bucket_s=120.0)
+    assert [b.completed for b in wider.timeline_buckets] == [5]
