@@ -179,6 +179,10 @@ def run(
     from capacity.load.inject import check_job_options
 
     check_job_options(matrix.job_options, protocol, "the matrix file's job_options")
+    if matrix.mix:  # refused in one line before any worker starts, not at the first cell
+        from capacity.load.mix import mix_from
+
+        mix_from(matrix.mix, "the matrix file's mix", Path.cwd())
     url, _ = resolve_broker_url(broker)
     if worker_cmd and (worker_up or worker_down):
         raise InputError("--worker-cmd and --worker-up/--worker-down exclude each other")

@@ -59,11 +59,17 @@ def load_mix(path: Path) -> tuple[MixClass, ...]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"--mix {path}: not valid JSON ({exc}); a .yaml file is read as YAML") from None
     items = raw.get("mix") if isinstance(raw, dict) else raw
+    return mix_from(items, f"--mix {path}", path.parent)
+
+
+def mix_from(items: Any, where: str, base: Path) -> tuple[MixClass, ...]:
+    """The classes of a mix given as a list (a mix file's, or a matrix file's ``mix:``); payload
+    files are read from ``base``."""
     if not isinstance(items, list) or not items:
-        raise InputError(f"--mix {path}: expected a list of {{task, weight, args|kwargs|payload_file, queue}}")
+        raise InputError(f"{where}: expected a list of {{task, weight, args|kwargs|payload_file, queue}}")
     if len(items) > MAX_CLASSES:
-        raise InputError(f"--mix {path}: {len(items):,} classes; at most {MAX_CLASSES:,}")
-    return tuple(_mix_class(item, f"--mix {path}: class {i}", path.parent) for i, item in enumerate(items, 1))
+        raise InputError(f"{where}: {len(items):,} classes; at most {MAX_CLASSES:,}")
+    return tuple(_mix_class(item, f"{where}: class {i}", base) for i, item in enumerate(items, 1))
 
 
 def _mix_class(item: Any, where: str, base: Path) -> MixClass:

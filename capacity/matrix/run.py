@@ -27,6 +27,7 @@ from capacity import files
 from capacity.brokers import BrokerOptions, broker_class, broker_scheme, open_broker
 from capacity.errors import BrokerError, InputError, Interrupted, RunFailed
 from capacity.load.inject import InjectConfig, InjectResult, inject
+from capacity.load.mix import mix_from
 from capacity.load.payload import synthetic_file, uses
 from capacity.load.schedules import build_schedule
 from capacity.matrix.processes import NODE_WORKER_DIR, EventsCollector, WorkerControl, WorkerProcess
@@ -306,6 +307,7 @@ def _inject(
             protocol=config.protocol,
             prefix=config.prefix,
             job_options=dict(config.matrix.job_options),
+            mix=mix_from(config.matrix.mix, "the matrix file's mix", Path.cwd()) if config.matrix.mix else (),
             monitor=True,
             monitor_interval_s=config.sample_interval_s,
             monitor_for_s=config.drain_timeout_s,

@@ -65,6 +65,10 @@ class Matrix(_Frozen):
     #: environment variables for the worker of each cell, templated like --worker-cmd
     #: (``WORKER_CONCURRENCY: "{concurrency}"``): for apps that read their settings from the environment
     env: dict[str, str] = Field(default_factory=dict)
+    #: a task mix, as ``inject --mix`` takes it: a list of {task, weight, args|kwargs|payload_file,
+    #: queue}; every cell sends the mix (its classes apportioned by weight), and each cell's
+    #: metrics split by task. Payload files are read from the folder the run starts in
+    mix: list[dict[str, Any]] | None = None
     #: BullMQ: the job options your producer sets (attempts, removeOnComplete, backoff...), as
     #: ``inject --job-options`` takes them
     job_options: dict[str, Any] = Field(default_factory=dict)

@@ -224,3 +224,42 @@ def test_a_3_to_1_mix_reaches_a_users_worker_and_metrics_splits_it(tmp_path: Pat
     assert data["by_task"]["resize.make_thumbnail"]["service_time_mean_s"] >= 0.02
     table = run_cli(["metrics", "--tasks-log", str(log), "--timings", str(timings)], base_env(""), tmp_path)
     assert "By task" in table.stdout and "resize.make_thumbnail" in table.stdout
+
+
+def test_a_matrix_cell_sends_the_files_mix_and_splits_its_metrics(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Issue #25: `mix:` in the matrix file: each cell sends the mix (12 tasks at 3:1 are 9 + 3) to
+    the user's worker, and the cell's metrics split by task; a bad mix is refused before any cell."""
+    queue = "mixm-" + uuid.uuid4().hex[:6]
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**base_env(redis_server.url), "RESIZE_OUT": str(out)}
+    mix = (
+        'mix:\n  - {task: resize.async_resize, weight: 3, args: ["$uuid", "img-$seq"]}\n'
+        '  - {task: resize.make_thumbnail, weight: 1, kwargs: {image_id: "$task_id", width: 32}}'
+    )
+    matrix = write_matrix(tmp_path / "m.yaml", queue, "resize.async_resize", mix)
+    run_dir = tmp_path / "run"
+    argv = [
+        "matrix",
+        "run",
+        str(matrix),
+        "--broker",
+        redis_server.url,
+        "--run-dir",
+        str(run_dir),
+        "--worker-cmd",
+        WORKER,
+    ]
+    proc = run_cli([*argv, "-f", "json"], env, tmp_path, 300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (cell,) = json.loads((run_dir / "results.json").read_text())["cells"]
+    assert (cell["metrics"]["sent"], cell["metrics"]["completed"]) == (12, 12)
+    split = {name: (m["sent"], m["completed"]) for name, m in cell["metrics"]["by_task"].items()}
+    assert split == {"resize.async_resize": (9, 9), "resize.make_thumbnail": (3, 3)}
+    assert len([p for p in out.iterdir() if p.name.startswith("thumb-")]) == 3
+    bad = write_matrix(tmp_path / "bad.yaml", queue, "resize.async_resize", "mix:\n  - {task: x, weight: -1}")
+    refused = run_cli(
+        ["matrix", "run", str(bad), "--broker", redis_server.url, "--run-dir", str(tmp_path / "r2")], env, tmp_path
+    )
+    assert refused.returncode == 2 and "weight must be a number above zero" in refused.stderr
+    assert not (tmp_path / "r2").exists()
