@@ -139,7 +139,8 @@ def command(
         list[str] | None,
         Opt(
             help="Stop the run (exit 1, the log exact) when this holds, checked every second: depth>N, "
-            "oldest_wait>30s. Repeatable."
+            "oldest_wait>30s; with the probe's Redis stream (CAPACITY_TIMINGS=redis://...) p95>30s, failed>5%. "
+            "Repeatable."
         ),
     ] = None,
     queue_name_prefix: Annotated[str | None, Opt(help="SQS queue name prefix (transport option).")] = None,

@@ -8,6 +8,11 @@ Each expression is evaluated every second while the run sends and drains, on wha
   (n - d)-th sent: its send time is this run's own record. (Other producers' tasks on the same
   queue, or other shards', make this an upper bound: said in the end line's reason.)
 
+and, with live timings (the probe writing to a Redis stream, ``CAPACITY_TIMINGS=redis://...``):
+
+* ``p95>30s``: the 95th percentile of the service times of the tasks completed so far;
+* ``failed>5%`` (of the tasks finished so far) or ``failed>10`` (tasks).
+
 On a breach the run stops sending (the batch in flight completes and is logged), its log ends with
 ``"status": "aborted"`` and the reason, and the command exits 1.
 """
@@ -23,9 +28,12 @@ from dataclasses import dataclass
 
 from capacity.brokers import QueueDepth
 from capacity.errors import BrokerError, InputError
+from capacity.load.live import LiveTimings
 from capacity.units import parse_duration
 
-_EXPRESSION = re.compile(r"^\s*(depth|oldest_wait)\s*(>=|>)\s*(\S+)\s*$", re.IGNORECASE)
+_EXPRESSION = re.compile(r"^\s*(depth|oldest_wait|p95|failed)\s*(>=|>)\s*(\S+)\s*$", re.IGNORECASE)
+#: the conditions read from the workers' live timings rather than the broker
+LIVE = ("p95", "failed", "failed%")
 #: how often the conditions are evaluated
 EVERY_S = 1.0
 
@@ -44,11 +52,22 @@ class Condition:
 
 
 def parse_abort(text: str) -> Condition:
-    """``depth>200`` or ``oldest_wait>30s``; InputError naming what is accepted otherwise."""
+    """``depth>200``, ``oldest_wait>30s``, ``p95>30s``, ``failed>5%`` or ``failed>10``; InputError
+    naming what is accepted otherwise."""
     match = _EXPRESSION.match(text)
     if not match:
-        raise InputError(f"--abort-if {text!r}: expected depth>N or oldest_wait>DURATION, e.g. 'depth>200'")
+        raise InputError(
+            f"--abort-if {text!r}: expected depth>N, oldest_wait>DURATION, p95>DURATION or failed>N(%), "
+            "e.g. 'depth>200'"
+        )
     figure, op, raw = match.group(1).lower(), match.group(2), match.group(3)
+    if figure == "failed":
+        share = raw.endswith("%")
+        try:
+            bound = float(raw.rstrip("%")) / (100 if share else 1)
+        except ValueError:
+            raise InputError(f"--abort-if {text!r}: {raw!r} is not a number or a percentage") from None
+        return Condition(text.strip(), "failed%" if share else "failed", op, bound)
     if figure == "depth":
         try:
             bound = float(int(raw))
@@ -88,8 +107,10 @@ class Aborter:
         depth: Callable[[], QueueDepth],
         send_times: SendTimes,
         stop: threading.Event,
+        live: LiveTimings | None = None,
     ) -> None:
         self.conditions = conditions
+        self.live = live
         self._depth = depth
         self.send_times = send_times
         self.stop = stop
@@ -110,15 +131,35 @@ class Aborter:
         except BrokerError:
             return None  # a missed reading is not a breach; the next second reads again
         waiting = depth.visible
+        if self.live is not None:
+            self.live.poll()
         for condition in self.conditions:
-            if condition.figure == "depth":
-                value, shown = float(waiting), f"{waiting} tasks waiting"
-            else:
-                value = self.send_times.oldest_waiting(waiting, time.time())
-                shown = f"the oldest waiting task has waited {value:.1f} s (first in, first out)"
-            if condition.broken(value):
-                return f"--abort-if {condition.text}: {shown}"
+            found = self._value(condition, waiting)
+            if found is not None and condition.broken(found[0]):
+                return f"--abort-if {condition.text}: {found[1]}"
         return None
+
+    def _value(self, condition: Condition, waiting: int) -> tuple[float, str] | None:
+        """The condition's figure now and how to say it; None while it is not known (no task
+        finished yet)."""
+        if condition.figure == "depth":
+            return float(waiting), f"{waiting} tasks waiting"
+        if condition.figure == "oldest_wait":
+            value = self.send_times.oldest_waiting(waiting, time.time())
+            return value, f"the oldest waiting task has waited {value:.1f} s (first in, first out)"
+        live = self.live
+        if live is None:
+            return None
+        if condition.figure == "p95":
+            p95 = live.service_p95()
+            return None if p95 is None else (p95, f"the service time's p95 is {p95:.2f} s ({live.completed} done)")
+        share = live.failed_share()
+        if condition.figure == "failed%":
+            finished = live.completed + live.failed
+            return (
+                None if share is None else (share, f"{live.failed} of {finished} finished tasks failed ({share:.1%})")
+            )
+        return float(live.failed), f"{live.failed} tasks failed"
 
     def _loop(self) -> None:
         while not self._done.wait(EVERY_S):
@@ -134,6 +175,8 @@ class Aborter:
         self._done.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+        if self.live is not None:
+            self.live.close()
 
 
 __all__ = ["Aborter", "Condition", "SendTimes", "parse_abort"]

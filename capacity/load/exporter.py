@@ -12,16 +12,13 @@ the Grafana a team already has (``profiles/grafana/capacity.json`` reads them).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
-from typing import Any
 
-from capacity.brokers import QueueDepth
+from capacity.brokers import QueueDepth, is_redis_url
 from capacity.errors import BrokerError, InputError
+from capacity.load.live import LiveTimings, service_of, succeeded
 
-#: the probe's stream of timings (capacity.workerside.probe.STREAM)
-STREAM = "capacity:timings"
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
@@ -62,8 +59,8 @@ class Exporter:
         self.depths = depths
         self.interval_s = interval_s
         self._stop = threading.Event()
-        self._stream = _stream_client(timings_url)
-        if self._stream is not None:  # without live timings these are not known: not exported as zeros
+        self._live = LiveTimings(timings_url) if timings_url and is_redis_url(timings_url) else None
+        if self._live is not None:  # without live timings these are not known: not exported as zeros
             self._completed = Counter(
                 "capacity_tasks_completed_total", "Tasks completed (live timings)", registry=registry
             )
@@ -72,7 +69,6 @@ class Exporter:
                 "capacity_service_time_seconds", "Service time, finished - started (live timings)",
                 buckets=BUCKETS, registry=registry,
             )  # fmt: skip
-        self._stream_id = _last_id(self._stream)
         try:
             self._server, _ = start_http_server(address[1], address[0], registry=self.registry)
         except OSError as exc:
@@ -98,60 +94,25 @@ class Exporter:
             self._stop.wait(self.interval_s)
 
     def _read_timings(self) -> None:
-        if self._stream is None:
+        if self._live is None:
             return
-        try:
-            found = self._stream.xread({STREAM: self._stream_id}, count=10_000, block=10)
-        except Exception:  # redis-py's connection errors: the next round reads again
-            return
-        for _, entries in found or ():
-            for entry_id, fields in entries:
-                self._stream_id = entry_id
-                self._observe(fields)
-
-    def _observe(self, fields: dict[bytes, bytes]) -> None:
-        try:
-            line: dict[str, Any] = json.loads(fields[b"line"])
-        except (KeyError, ValueError):
-            return
-        if line.get("event") != "done":
-            return
-        if line.get("state", "SUCCESS") == "SUCCESS":
-            self._completed.inc()
-            started, finished = line.get("started"), line.get("finished")
-            if isinstance(started, (int, float)) and isinstance(finished, (int, float)) and finished >= started:
-                self._service.observe(finished - started)
-        else:
-            self._failed.inc()
+        failed_before = self._live.failed
+        for line in self._live.poll():
+            if succeeded(line):
+                self._completed.inc()
+                service = service_of(line)
+                if service is not None:
+                    self._service.observe(service)
+        self._failed.inc(self._live.failed - failed_before)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
         self._read_timings()
+        if self._live is not None:
+            self._live.close()
         self._server.shutdown()
         self._server.server_close()
-
-
-def _last_id(client: Any) -> Any:
-    """The stream's newest entry id now (this run's lines come after it); "0-0" when it is empty
-    or cannot be read. XREAD's "$" would skip what arrives between two reads."""
-    if client is None:
-        return "0-0"
-    try:
-        newest = client.xrevrange(STREAM, count=1)
-    except Exception:  # redis-py's connection errors: read from the start, the run's lines included
-        return "0-0"
-    return newest[0][0] if newest else "0-0"
-
-
-def _stream_client(url: str | None) -> Any:
-    from capacity.brokers import is_redis_url
-
-    if url is None or not is_redis_url(url):
-        return None
-    from capacity.brokers.redis import redis_client
-
-    return redis_client(url, socket_timeout=5, socket_connect_timeout=5)
 
 
 __all__ = ["Exporter", "parse_address"]

@@ -18,7 +18,8 @@ from typing import Any
 from capacity.brokers import Broker, BrokerOptions, Payload, SendFailed, open_broker
 from capacity.brokers.messages import new_ids, per_task_marker
 from capacity.errors import InputError, Interrupted, WriteFailed
-from capacity.load.abort import Aborter, Condition, SendTimes
+from capacity.load.abort import LIVE, Aborter, Condition, SendTimes
+from capacity.load.live import LiveTimings
 from capacity.load.mix import MixClass, apportion, classes_of, summed_depth
 from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
 from capacity.load.payload import PER_TASK, PerTaskValue, substitute, uses
@@ -416,6 +417,9 @@ def _inject_on(
     schedule: Schedule,
 ) -> InjectResult:
     """The run itself, once every lane's broker is open and its messages checked."""
+    live = None
+    if any(c.figure in LIVE for c in config.abort_if):  # before the log exists: a missing stream is an input error
+        live = LiveTimings(os.environ.get("CAPACITY_TIMINGS") or "")
     exporter = None
     if config.prometheus is not None:  # before the log exists: a busy port is an input error
         from capacity.load.exporter import Exporter  # prometheus_client: only for a run that serves it
@@ -450,7 +454,7 @@ def _inject_on(
     status, error = "completed", None
     unexpected: Exception | None = None
     depth = summed_depth({lane.queue: lane.broker for lane in lanes})
-    aborter = Aborter(list(config.abort_if), depth, sender.send_times, stop).start()
+    aborter = Aborter(list(config.abort_if), depth, sender.send_times, stop, live).start()
     sender.exporter = exporter
     try:
         drive(
