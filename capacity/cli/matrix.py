@@ -169,9 +169,13 @@ def run(
     protocol: Protocol = "celery",
     bullmq_prefix: BullMQPrefix = "bull",
     repeats: Repeats = None,
+    prometheus: Annotated[
+        str | None, Opt(help="Serve each cell's live figures at http://HOST:PORT/metrics while it runs (as inject).")
+    ] = None,
     fmt: RunFormat = "table",
     output: OutputOption = "-",
 ) -> None:
+    from capacity.load.exporter import parse_address
     from capacity.matrix.processes import WorkerControl, reference_worker
     from capacity.matrix.run import EVENTS, RunConfig
 
@@ -213,6 +217,7 @@ def run(
         cooldown_s=parse_duration(cooldown, "--cooldown") if cooldown is not None else None,
         protocol=protocol,
         prefix=bullmq_prefix if protocol == "bullmq" else None,
+        prometheus=parse_address(prometheus) if prometheus is not None else None,
     )
     execute(config, fresh, quiet)
     show(config.run_dir, fmt, output)

@@ -73,9 +73,13 @@ def command(
     args: Annotated[str | None, Opt(help="JSON list of the task's arguments ($task_id, $seq... per task).")] = None,
     kwargs: Annotated[str | None, Opt(help="JSON object of the task's keyword arguments.")] = None,
     run_dir: Annotated[Path | None, Opt(help=f"Run directory [default: {RESULTS_DIR}/scaled-run-<time>].")] = None,
+    prometheus: Annotated[
+        str | None, Opt(help="Serve the injection's live figures at http://HOST:PORT/metrics while it runs.")
+    ] = None,
     fmt: ScaledFormat = "table",
     output: OutputOption = "-",
 ) -> None:
+    from capacity.load.exporter import parse_address
     from capacity.matrix.embedded import EmbeddedRedis  # the matrix extra
     from capacity.matrix.processes import REFERENCE_WORKER
     from capacity.matrix.scaledrun import ScaledRunConfig, run_scaled, validate
@@ -115,6 +119,7 @@ def command(
             task=task,
             args=json_list_option(args, "--args"),
             kwargs=json_object_option(kwargs, "--kwargs") if kwargs is not None else None,
+            prometheus=parse_address(prometheus) if prometheus is not None else None,
         )
         try:
             real = run_scaled(config, stop)

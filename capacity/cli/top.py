@@ -31,6 +31,10 @@ def command(
     interval: Annotated[str, Opt(help="Time between refreshes.")] = "2s",
     once: Annotated[bool, Opt("--once", help="One snapshot, then exit.")] = False,
     fmt: Annotated[str, Opt("--format", "-f", help="table or json.")] = "table",
+    prometheus: Annotated[
+        str | None,
+        Opt(help="Also serve the queues' depth (and live timings) at http://HOST:PORT/metrics while watching."),
+    ] = None,
 ) -> None:
     from capacity.measure.top import Top
 
@@ -39,15 +43,27 @@ def command(
     every = parse_duration(interval, "--interval")
     if every < 0.5:
         raise InputError("--interval: at least 0.5s (each refresh asks every worker)")
+    if once and prometheus is not None:
+        raise InputError("--prometheus serves while top watches: drop --once")
     url, env_queue = resolve_broker_url(broker)
     queues = list(queue or [env_queue or "celery"])
     top = Top(url, queues, protocol, bullmq_prefix if protocol == "bullmq" else None)
+    exporter = None
     try:
         if once:
             _show(top.snapshot(), fmt)
             return
+        if prometheus is not None:
+            import os
+
+            from capacity.load.exporter import Exporter, parse_address
+
+            depths = {name: broker.depth for name, broker in top.brokers.items()}
+            exporter = Exporter(parse_address(prometheus), depths, os.environ.get("CAPACITY_TIMINGS"))
         _live(top, every)
     finally:
+        if exporter is not None:
+            exporter.close()
         top.close()
 
 

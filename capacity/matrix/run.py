@@ -66,6 +66,8 @@ class RunConfig:
     #: "celery", or "bullmq": BullMQ jobs for a Node worker, timed from BullMQ's own job hashes
     protocol: str = "celery"
     prefix: str | None = None
+    #: --prometheus: each cell's inject serves its live figures there while it runs
+    prometheus: tuple[str, int] | None = None
 
     @property
     def cooldown(self) -> float:
@@ -311,6 +313,7 @@ def _inject(
             monitor=True,
             monitor_interval_s=config.sample_interval_s,
             monitor_for_s=config.drain_timeout_s,
+            prometheus=config.prometheus,
         ),
         stop,
     )

@@ -65,6 +65,8 @@ class ScaledRunConfig:
     ready_timeout_s: float = 60.0
     drain_timeout_s: float = 600.0
     poll_s: float = 0.05  # how often readiness and exits are looked at between syncs
+    #: --prometheus: the injection serves its live figures there while the run lasts
+    prometheus: tuple[str, int] | None = None
 
     def check(self) -> None:
         if self.policy.name == "keda-sqs":
@@ -337,6 +339,7 @@ def _inject(config: ScaledRunConfig, stop: threading.Event) -> InjectResult:
             log_dir=config.run_dir,
             args=args,
             kwargs=kwargs,
+            prometheus=config.prometheus,
         ),
         stop,
     )

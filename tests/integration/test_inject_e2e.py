@@ -675,3 +675,35 @@ def test_top_reads_bullmq_queues_and_the_oldest_jobs_age(tmp_path: Path, redis_s
     assert (queue["waiting"], queue["in_flight"], queue["consumers"]) == (7, 0, 0)
     assert 1.0 <= queue["oldest_wait_s"] < 30
     assert json.loads(proc.stdout)["workers"] == []
+
+
+def test_top_serves_prometheus_while_it_watches(tmp_path: Path, redis_server: RedisServer) -> None:
+    """`capacity top --prometheus`: the queue's depth as Redis holds it, at /metrics, while top
+    refreshes; Ctrl-C ends it (exit 0) and the endpoint with it."""
+    import urllib.request
+
+    from capacity.matrix.embedded import free_port
+
+    for i in range(25):
+        redis_server.client().lpush("watched", f"not-a-celery-message-{i}")  # top only counts them
+    port = free_port()
+    proc = start_cli(
+        ["top", "--broker", redis_server.url, "--queue", "watched", "--prometheus", f"127.0.0.1:{port}",
+         "--interval", "0.5s"],
+        base_env(""),
+        tmp_path,
+    )  # fmt: skip
+    text = ""
+    deadline = time.monotonic() + 15
+    while 'capacity_queue_depth{queue="watched"} 25.0' not in text and time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert 'capacity_queue_depth{queue="watched"} 25.0' in text
+    assert proc.returncode == 0
+    assert redis_server.client().llen("watched") == 25  # read-only
