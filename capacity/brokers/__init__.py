@@ -8,13 +8,15 @@ import importlib
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from capacity.errors import BrokerError, InputError
 from capacity.secrets import redact_url
+
+T = TypeVar("T")
 
 # scheme -> "module:Class"; imported lazily so a Redis user never imports boto3 and vice versa.
 # Other protocols than Celery's on the same URL schemes are found by (protocol, scheme).
@@ -180,11 +182,11 @@ class Broker(ABC):
         self.close()
 
 
-def celery_registered(
-    url: str, safe_url: str, timeout_s: float, errors: tuple[type[BaseException], ...]
-) -> dict[str, list[str]]:
-    """Celery's own ``inspect().registered()`` over the broker's pidbox broadcast: each worker's
-    task names (a name may carry its options, "add [rate_limit=10/m]": the first word is kept)."""
+def celery_inspect(
+    url: str, safe_url: str, timeout_s: float, ask: Callable[[Any], T], errors: tuple[type[BaseException], ...] = ()
+) -> T:
+    """``ask(inspect)`` with Celery's own ``app.control.inspect`` over the broker's pidbox
+    broadcast (5 s connection timeouts); a broker out of reach is a BrokerError naming it."""
     from celery import Celery
 
     app = Celery("capacity-inspect", broker=url, set_as_current=False)
@@ -193,9 +195,17 @@ def celery_registered(
     caught: tuple[type[BaseException], ...] = (*errors, OSError)
     try:
         with app.connection_for_write() as connection:
-            replies = app.control.inspect(timeout=timeout_s, connection=connection).registered() or {}
+            return ask(app.control.inspect(timeout=timeout_s, connection=connection))
     except caught as exc:
         raise BrokerError(f"cannot reach broker {safe_url}: {exc}") from None
+
+
+def celery_registered(
+    url: str, safe_url: str, timeout_s: float, errors: tuple[type[BaseException], ...]
+) -> dict[str, list[str]]:
+    """Celery's ``inspect registered``: each worker's task names (a name may carry its options,
+    "add [rate_limit=10/m]": the first word is kept)."""
+    replies = celery_inspect(url, safe_url, timeout_s, lambda inspect: inspect.registered() or {}, errors)
     return {worker: [str(name).split(" ", 1)[0] for name in names] for worker, names in replies.items()}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,12 +19,17 @@ app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None)
 Opt = typer.Option
 
 
-def _serve(process_alive: object, what: str) -> None:
-    """Wait for Ctrl-C or SIGTERM; a server that dies on its own is an error (exit 3)."""
-    assert callable(process_alive)
+def _serve(server: Any, url: str, environment: dict[str, str], message: str, what: str) -> None:
+    """Print the URL (stdout's first line), then ``export`` lines of the environment a Celery app
+    needs, and ``message`` on stderr; wait for Ctrl-C or SIGTERM. A server that dies on its own is
+    an error (exit 3)."""
+    print(url, flush=True)
+    for name, value in environment.items():
+        print(f"export {name}={value}", flush=True)
+    Console(stderr=True, highlight=False).print(message)
     with Interrupts() as interrupts:
         while not interrupts.stop.wait(0.5):
-            if not process_alive():
+            if server.process is None or server.process.poll() is not None:
                 raise BrokerError(f"{what} stopped on its own")
     Console(stderr=True, highlight=False).print(f"{what} stopped")
 
@@ -43,13 +48,12 @@ def redis(
 
     with EmbeddedRedis(port, password, directory) as server:
         # a password is never printed (it is yours: put it where the *** is)
-        print(redact_url(server.url), flush=True)
-        Console(stderr=True, highlight=False).print(
+        message = (
             f"redis-server on 127.0.0.1:{server.port}; point your worker at the URL above "
             f"(CELERY_BROKER_URL, or BullMQ's connection{'; your password in place of ***' if password else ''}); "
             "Ctrl-C stops it"
         )
-        _serve(lambda: server.process is not None and server.process.poll() is None, "redis-server")
+        _serve(server, redact_url(server.url), {}, message, "redis-server")
 
 
 @app.command("sqs", help="moto's SQS server on 127.0.0.1 (the local extra): --port.")
@@ -58,14 +62,11 @@ def sqs(port: Annotated[int, Opt(help="The port on 127.0.0.1.")] = 9324) -> None
     from capacity.matrix.embedded import LocalSQS
 
     with LocalSQS(port) as server:
-        print(server.url, flush=True)
-        for name, value in server.environment.items():
-            print(f"export {name}={value}", flush=True)
-        Console(stderr=True, highlight=False).print(
+        message = (
             f"moto's SQS server on 127.0.0.1:{server.port}; export the lines above where your Celery worker "
             "runs (its queues are created on first use); Ctrl-C stops it"
         )
-        _serve(lambda: server.process is not None and server.process.poll() is None, "the SQS server")
+        _serve(server, server.url, server.environment, message, "the SQS server")
 
 
 @app.command("rabbitmq", help="The installed rabbitmq-server on 127.0.0.1, data of its own: --port, --dir.")
@@ -79,12 +80,9 @@ def rabbitmq(
     from capacity.matrix.embedded import LocalRabbitMQ
 
     with LocalRabbitMQ(port, directory) as server:
-        print(server.url, flush=True)
-        for name, value in server.environment.items():
-            print(f"export {name}={value}", flush=True)
-        Console(stderr=True, highlight=False).print(
+        message = (
             f"rabbitmq-server on 127.0.0.1:{server.port} (management API on {server.management_port}, "
             "for the unacknowledged count); export the lines above where your Celery worker and capacity run; "
             "Ctrl-C stops it"
         )
-        _serve(lambda: server.process is not None and server.process.poll() is None, "rabbitmq-server")
+        _serve(server, server.url, server.environment, message, "rabbitmq-server")

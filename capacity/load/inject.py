@@ -20,7 +20,7 @@ from capacity.brokers.messages import new_ids, per_task_marker
 from capacity.errors import InputError, Interrupted, WriteFailed
 from capacity.load.abort import LIVE, Aborter, Condition, SendTimes
 from capacity.load.live import LiveTimings
-from capacity.load.mix import MixClass, apportion, classes_of, summed_depth
+from capacity.load.mix import MixClass, classes_of, counts_of, summed_depth
 from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
 from capacity.load.payload import PER_TASK, PerTaskValue, substitute, uses
 from capacity.load.runner import Clock, RunProgress, drive
@@ -191,8 +191,7 @@ def _run_line(config: InjectConfig, schedule: Schedule, broker: Broker, run_id: 
     if config.agree_start:
         extra["start_agreed"] = True  # through the broker, by the first shard to start
     if config.mix:
-        whole = schedule.whole if hasattr(schedule, "whole") else schedule
-        counts = apportion([c.weight for c in config.mix], whole.count)
+        counts = counts_of(config.mix, schedule)
         extra["mix"] = [
             {"task": c.task, "weight": c.weight, "queue": c.queue or config.queue, "count_in_run": n}
             for c, n in zip(config.mix, counts, strict=True)

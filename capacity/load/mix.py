@@ -118,12 +118,15 @@ def class_sequence(counts: list[int], seed: int) -> list[int]:
     return sequence
 
 
+def counts_of(mix: tuple[MixClass, ...], schedule: Schedule) -> list[int]:
+    """Each class's share of the whole run (a shard's schedule is part of one)."""
+    whole = schedule.whole if isinstance(schedule, Shard) else schedule
+    return apportion([c.weight for c in mix], whole.count)
+
+
 def classes_of(mix: tuple[MixClass, ...], schedule: Schedule, seed: int) -> list[int] | None:
     """A mix's class of every task of the whole schedule (a shard's too, so every shard agrees)."""
-    if not mix:
-        return None
-    whole = schedule.whole if isinstance(schedule, Shard) else schedule
-    return class_sequence(apportion([c.weight for c in mix], whole.count), seed)
+    return class_sequence(counts_of(mix, schedule), seed) if mix else None
 
 
 def summed_depth(brokers: dict[str, Broker]) -> Callable[[], QueueDepth]:
@@ -147,4 +150,13 @@ def summed_depth(brokers: dict[str, Broker]) -> Callable[[], QueueDepth]:
     return total
 
 
-__all__ = ["MAX_CLASSES", "MixClass", "apportion", "class_sequence", "classes_of", "load_mix", "summed_depth"]
+__all__ = [
+    "MAX_CLASSES",
+    "MixClass",
+    "apportion",
+    "class_sequence",
+    "classes_of",
+    "counts_of",
+    "load_mix",
+    "summed_depth",
+]

@@ -448,18 +448,23 @@ class Store:
         """The commonest exception texts of this run's failed tasks (probe lines, Celery events,
         BullMQ jobs), each with the number of tasks of the task logs that raised it: a timings
         folder shared with another run holds its errors too, and they are not this run's."""
+        errors = self._error_rows()
+        if errors is None:
+            return []
+        rows = self.con.execute(f"""
+            SELECT error, count(DISTINCT task_id) AS n FROM ({errors})
+            WHERE error IS NOT NULL AND task_id IN (SELECT task_id FROM ({self.log_rows()}))
+            GROUP BY error ORDER BY n DESC, error LIMIT {int(limit)}""").fetchall()
+        return [(str(error), int(n)) for error, n in rows]
+
+    def _error_rows(self) -> str | None:
+        """SQL for (task_id, error) of every probe line and Celery event; None without any."""
         parts = []
         if self.event_files:
             source = f"read_json({_files(self.event_files)}, format = 'newline_delimited', columns = {EVENT_COLUMNS})"
             parts.append(f"SELECT task_id, error FROM {source}")
-        parts += [f"SELECT task_id, error FROM {name}" for name in self._register("failure_table", self.event_tables)]
-        if not parts:
-            return []
-        rows = self.con.execute(f"""
-            SELECT error, count(DISTINCT task_id) AS n FROM ({" UNION ALL ".join(parts)})
-            WHERE error IS NOT NULL AND task_id IN (SELECT task_id FROM ({self.log_rows()}))
-            GROUP BY error ORDER BY n DESC, error LIMIT {int(limit)}""").fetchall()
-        return [(str(error), int(n)) for error, n in rows]
+        parts += [f"SELECT task_id, error FROM {name}" for name in self._register("error_table", self.event_tables)]
+        return " UNION ALL ".join(parts) or None
 
     def timeline(self, bucket_s: float) -> list[tuple[int, int, Any, Any]]:
         """Completions per bucket of ``bucket_s`` from the first send: (bucket, count, [p50, p95]
@@ -476,15 +481,11 @@ class Store:
     def failure_types(self) -> list[tuple[str, int, str, str]]:
         """This run's failed tasks by exception type: (type, tasks, the first task id by send time,
         one message), the commonest first; the counts are true counts, not a sample."""
-        parts = []
-        if self.event_files:
-            source = f"read_json({_files(self.event_files)}, format = 'newline_delimited', columns = {EVENT_COLUMNS})"
-            parts.append(f"SELECT task_id, error FROM {source}")
-        parts += [f"SELECT task_id, error FROM {name}" for name in self._register("failure_types", self.event_tables)]
-        if not parts:
+        errors = self._error_rows()
+        if errors is None:
             return []
         rows = self.con.execute(f"""
-            WITH e AS (SELECT DISTINCT task_id, error FROM ({" UNION ALL ".join(parts)}) WHERE error IS NOT NULL),
+            WITH e AS (SELECT DISTINCT task_id, error FROM ({errors}) WHERE error IS NOT NULL),
             l AS (SELECT task_id, min(sent) AS sent FROM ({self.log_rows()}) GROUP BY task_id),
             typed AS (
                 SELECT coalesce(nullif(regexp_extract(e.error, '^([A-Za-z_][A-Za-z0-9_.]*)', 1), ''), 'unknown')

@@ -16,8 +16,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from capacity.brokers import Broker, BrokerOptions, open_broker
+from capacity.brokers import Broker, BrokerOptions, celery_inspect, open_broker
 from capacity.errors import BrokerError
+from capacity.secrets import redact_url
 
 
 @dataclass(frozen=True)
@@ -118,17 +119,11 @@ class Top:
 
 def celery_workers(url: str, timeout_s: float) -> list[WorkerNow]:
     """Celery's ``inspect stats``, ``active`` and ``reserved``, answered by every worker on ``url``."""
-    from celery import Celery
 
-    app = Celery("capacity-top", broker=url, set_as_current=False)
-    app.conf.broker_transport_options = {"socket_timeout": 5, "socket_connect_timeout": 5}
-    app.conf.broker_connection_timeout = 5
-    try:
-        with app.connection_for_write() as connection:
-            inspect = app.control.inspect(timeout=timeout_s, connection=connection)
-            stats, active, reserved = inspect.stats() or {}, inspect.active() or {}, inspect.reserved() or {}
-    except OSError as exc:
-        raise BrokerError(f"cannot ask the workers: {exc}") from None
+    def ask(inspect: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        return inspect.stats() or {}, inspect.active() or {}, inspect.reserved() or {}
+
+    stats, active, reserved = celery_inspect(url, redact_url(url), timeout_s, ask)
     found = []
     for name in sorted(set(stats) | set(active) | set(reserved)):
         info = stats.get(name) or {}

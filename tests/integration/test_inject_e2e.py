@@ -513,7 +513,6 @@ def test_abort_if_depth_stops_a_run_the_worker_cannot_keep_up_with(tmp_path: Pat
 
     executed = tmp_path / "executed.jsonl"
     with celery_worker(redis_server.url, executed, concurrency=1, queues="slow"):
-        started = time.monotonic()
         proc = run_cli(
             ["inject", "--broker", redis_server.url, "--queue", "slow", "--mode", "sustained", "--rate", "100/s",
              "--duration", "30s", "--kwargs", '{"sleep_s": 0.5}', "--abort-if", "depth>200", "--quiet",
@@ -521,13 +520,11 @@ def test_abort_if_depth_stops_a_run_the_worker_cannot_keep_up_with(tmp_path: Pat
             base_env(redis_server.url),
             tmp_path,
         )  # fmt: skip
-        took = time.monotonic() - started
     assert proc.returncode == 1, proc.stderr
     assert "aborted: --abort-if depth>200" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert took < 20  # the schedule was 30 s
     _, tasks, end = read_log(only_log(tmp_path / "results"))
     assert end is not None and end["status"] == "aborted" and end["error"].startswith("--abort-if depth>200")
-    assert 200 < len(tasks) < 3000
+    assert 200 < len(tasks) < 3000  # stopped well before the 3,000 the 30 s schedule holds
     logged = {t["task_id"] for t in tasks}
     ran, queued = executed_ids(executed), redis_server.queued_task_ids("slow")
     unacked = [json.loads(v)[0]["headers"]["id"] for v in redis_server.client().hvals("unacked")]
