@@ -62,6 +62,12 @@ class Inconclusive(CapacityError):
     exit_code = EXIT_INCONCLUSIVE
 
 
+class InterruptSignal(BaseException):
+    """Ctrl-C before a command watches it itself (raised by the CLI's SIGINT handler): not a
+    KeyboardInterrupt, which typer turns into a silent exit 130, so it reaches the CLI's edge
+    and is said in one line there."""
+
+
 class Interrupted(CapacityError):
     """Stopped by the user (Ctrl-C, SIGTERM); what finished is kept."""
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 import typer
 
 from capacity import __version__
-from capacity.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK
+from capacity.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, InterruptSignal
 from capacity.secrets import mask
 
 TyperGroup = typer.core.TyperGroup
@@ -89,11 +91,7 @@ class LazyGroup(TyperGroup):
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self._loaded and cmd_name in COMMANDS:
-            try:
-                self._loaded[cmd_name] = load_command(cmd_name)
-            except KeyboardInterrupt:  # typer would end with 130 and say nothing: say it
-                _stderr("error: interrupted")
-                raise
+            self._loaded[cmd_name] = load_command(cmd_name)
         return self._loaded.get(cmd_name)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
@@ -153,8 +151,12 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code instead of exiting: every outcome is one of the codes
     in ``capacity.errors`` and every error one line on stderr. An exception nothing translated is
     a bug: one line naming it, exit 70 (EX_SOFTWARE), the traceback only with CAPACITY_DEBUG=1."""
+    previous = _say_interrupts()
     try:
         code = app(args=argv, prog_name="capacity", standalone_mode=False)
+    except InterruptSignal:  # while typer parses or a command's module loads
+        _stderr("error: interrupted")
+        return EXIT_INTERRUPTED
     except _UsageError as error:
         if error.format_message():  # type: ignore[attr-defined]  # empty: the help was printed (no arguments)
             _stderr(_usage_line(error))
@@ -174,7 +176,23 @@ def run(argv: list[str] | None = None) -> int:
         text = mask(" ".join(str(error).split()))[:300]
         _stderr(f"error: internal error, please report it: {type(error).__name__}: {text}")
         return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return code if isinstance(code, int) else EXIT_OK
+
+
+def _say_interrupts() -> Any:
+    """Ctrl-C raises InterruptSignal until a command installs its own handling (typer turns a
+    KeyboardInterrupt into exit 130 without a word); the handler it replaces, or None where
+    handlers cannot be set (not the main thread)."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise InterruptSignal()
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, interrupt)
 
 
 def _stderr(line: str) -> None:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from capacity import files
-from capacity.errors import CapacityError, CheckFailed, Inconclusive, InputError, Interrupted
+from capacity.errors import CapacityError, CheckFailed, Inconclusive, InputError, Interrupted, InterruptSignal
 from capacity.profiles import ENV_VAR, Profiles, load_profiles
 from capacity.render import formats
 from capacity.render.model import Report, Table
@@ -104,7 +104,7 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except CapacityError as error:
             raise fail(error) from None
-        except KeyboardInterrupt:  # before the command watches Ctrl-C itself (its imports, its checks)
+        except (KeyboardInterrupt, InterruptSignal):  # before the command watches Ctrl-C itself
             raise fail(Interrupted("interrupted")) from None
         # the same failures wherever an input is read, translated once here rather than at each
         # reader: one line naming what was wrong, exit 2
