@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +25,7 @@ records: to say which. --fail-if "X<10/min", "p95>30s", "completion<0.95" exits 
 Opt = typer.Option
 
 
-MetricsFormat = Annotated[str, format_option("json", "csv", "markdown")]
+MetricsFormat = Annotated[str, format_option("json", "csv", "markdown", "html")]
 
 
 @handle_errors
@@ -45,14 +46,14 @@ def command(
     bucket: Annotated[
         str | None,
         Opt(
-            help="Add a timeline of completions with the p50/p95 of W and S per bucket, e.g. 1m (a second pass "
-            "over the tasks)."
+            help="Add a timeline of completions with the p50/p95 of W and S per bucket, e.g. 1m, or auto (at "
+            "most 40 round buckets over the run; a second pass over the tasks). -f html plots it."
         ),
     ] = None,
     fmt: MetricsFormat = "table",
     output: OutputOption = "-",
 ) -> None:
-    from capacity.measure.metrics import enforce, run_metrics  # DuckDB and pyarrow: the measure extra
+    from capacity.measure.metrics import AUTO_BUCKET, enforce, run_metrics  # DuckDB, pyarrow: the measure extra
     from capacity.measure.sources import RecordColumns
 
     replaced = csv is not None and csv.is_file()
@@ -64,10 +65,19 @@ def command(
         RecordColumns(id_col, start_col, end_col, state_col),
         skip_bad,
         per_task_csv=csv,
-        bucket_s=parse_duration(bucket, "--bucket") if bucket is not None else None,
+        # -f html plots the timeline: a bucket chosen from the run's window unless given
+        bucket_s=(AUTO_BUCKET if fmt == "html" else None)
+        if bucket is None
+        else AUTO_BUCKET
+        if bucket == "auto"
+        else parse_duration(bucket, "--bucket"),
     )
     if replaced:
         note(f"replaced the existing {csv}")
     report = metrics_report(result)
+    if fmt == "html":  # the timeline and the mix's classes plotted (matplotlib: the matrix extra)
+        from capacity.render.charts import metrics_images
+
+        report = replace(report, images=metrics_images(result))
     emit(report, fmt, output)
     enforce(fail_if or [], report.data)

@@ -361,6 +361,27 @@ def validation_table(checks: list[ValidationCheck]) -> Table:
     return Table("Model vs measured (simulate: replayed sends, resampled S)", columns, rows)
 
 
+def by_task_table(cells: list[Cell]) -> Table:
+    """A mix's classes in each cell: what each sent and completed, its X, S and W (#25)."""
+    rows = []
+    for cell in cells:
+        for name, c in (cell.metrics.get("by_task") or {}).items():
+            rows.append(
+                (
+                    cell.label,
+                    name,
+                    f"{c.get('sent', 0)}",
+                    f"{c.get('completed', 0)}",
+                    f"{c.get('failed', 0)}",
+                    _num(c.get("throughput_per_min"), 1),
+                    _num(c.get("service_time_mean_s"), 3),
+                    _num(c.get("wait_p95_s"), 3),
+                )
+            )
+    columns = ("Cell", "Task", "Sent", "Completed", "Failed", "X/min", "S mean s", "W p95 s")
+    return Table("By task (each cell's mix)", columns, tuple(rows))
+
+
 def for_terminal(report: Report) -> Report:
     """The report for a terminal: every column kept, the explanatory ones ("Note", "Why it
     misses") wrapped by the terminal table rather than dropped."""
@@ -425,13 +446,18 @@ def build(run_dirs: list[Path]) -> tuple[Report, list[Cell], list[GroupFit], lis
             else []
         ),
     )
-    tables = (results_table(cells, summaries), usl_table(fits), validation_table(checks))
+    tables: tuple[Table, ...] = (results_table(cells, summaries), usl_table(fits), validation_table(checks))
+    if any(cell.metrics.get("by_task") for cell in cells):
+        tables = (*tables, by_task_table(cells))
     return Report("Test matrix report", data, tuple(summary), tables, notes), cells, fits, checks
 
 
 def _public(cell: Cell) -> dict[str, Any]:
     out: dict[str, Any] = {k: cell.metrics.get(k) for k in PUBLIC_KEYS}
     out["bottleneck"] = cell.result.bottleneck
+    for key in ("by_task", "timeline", "timeline_bucket_s", "failures"):  # a mix's classes, percentiles over time
+        if cell.metrics.get(key):
+            out[key] = cell.metrics[key]
     data = cell.result.to_json()
     out["resources"] = data["resources"]
     out["interference"] = data["interference"]

@@ -4,7 +4,6 @@ cell, and the model against the measurement. Imported only when a report is writ
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ import numpy as np
 from capacity.load.monitor import read_samples
 from capacity.matrix.analysis import GroupFit, ValidationCheck
 from capacity.matrix.cells import Cell, group_label
+from capacity.measure.metrics import Bucket
+from capacity.render.charts import percentile_lines, png
 
 
 def plots(cells: list[Cell], fits: list[GroupFit], checks: list[ValidationCheck]) -> dict[str, bytes]:
@@ -28,11 +29,7 @@ def plots(cells: list[Cell], fits: list[GroupFit], checks: list[ValidationCheck]
     images: dict[str, bytes] = {}
 
     def save(name: str, figure: Any) -> None:
-        buffer = io.BytesIO()
-        figure.tight_layout()
-        figure.savefig(buffer, format="png", dpi=96)
-        plt.close(figure)
-        images[name] = buffer.getvalue()
+        images[name] = png(figure)
 
     figure, ax = plt.subplots(figsize=(7, 4.2))
     for g in fits:
@@ -78,6 +75,18 @@ def plots(cells: list[Cell], fits: list[GroupFit], checks: list[ValidationCheck]
         ax.set_title("Queue depth over time (sustained cells)")
         ax.legend(fontsize=7)
         save("queue_depth.png", figure)
+
+    with_timeline = [c for c in cells if c.metrics.get("timeline")]
+    if with_timeline:
+        figure, ax = plt.subplots(figsize=(7.5, 4.2))
+        for cell in with_timeline:
+            buckets = [Bucket(**b) for b in cell.metrics["timeline"]]
+            percentile_lines(ax, buckets, cell.label)
+        ax.set_xlabel("seconds after the cell's first send")
+        ax.set_ylabel("seconds")
+        ax.set_title("Percentiles over time: W and S p95 (solid) and p50 (dashed) per cell")
+        ax.legend(fontsize=6, ncol=2)
+        save("percentiles_over_time.png", figure)
 
     with_resources = [c for c in cells if c.result.resources and c.result.resources.worker_cpu_mean_percent is not None]
     measured = [r for c in with_resources if (r := c.result.resources)]

@@ -41,7 +41,7 @@ from capacity.matrix.results import (
 )
 from capacity.matrix.sampler import ResourceSampler, bottleneck, local_listeners
 from capacity.matrix.spec import CellSpec, Matrix, cells
-from capacity.measure.metrics import run_metrics
+from capacity.measure.metrics import AUTO_BUCKET, run_metrics
 from capacity.secrets import redact_url
 from capacity.units import parse_rate_limit
 
@@ -175,7 +175,11 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
             collector.stop()
     progress(cell, "metrics")
     metrics = run_metrics(
-        [result.log_path], [timings], concurrency=cell.total_concurrency, per_task_csv=cell_dir / "tasks.csv"
+        [result.log_path],
+        [timings],
+        concurrency=cell.total_concurrency,
+        per_task_csv=cell_dir / "tasks.csv",
+        bucket_s=AUTO_BUCKET,  # the report plots each cell's percentiles over time
     )
     data = metrics.to_json()
     # the busy part of the cell: the worker's start-up (imports, forks) is not the workload's

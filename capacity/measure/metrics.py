@@ -156,6 +156,8 @@ class Metrics:
     bucket_s: float = 0.0  # 0: no such timeline asked for
     #: failed tasks by exception type: true counts, the first task id and one message
     failure_types: tuple[FailureType, ...] = ()
+    #: the first send (seconds since the epoch): where the timelines' offsets count from
+    first_sent_at: float | None = None
 
     @property
     def completion_rate(self) -> float | None:
@@ -189,6 +191,7 @@ class Metrics:
             sources=list(self.sources),
             skipped_lines=self.skipped_lines,
             warnings=list(self.warnings),
+            first_sent_at=self.first_sent_at,
         )
         if self.bucket_s:
             data["timeline"] = [asdict(b) for b in self.timeline_buckets]
@@ -207,6 +210,7 @@ class Metrics:
             failed=data["failed"],
             missing=data["missing"],
             window_s=data.get("window_s"),
+            first_sent_at=data.get("first_sent_at"),
             throughput_per_min=data.get("throughput_per_min"),
             throughput_steady_per_min=data.get("throughput_steady_per_min"),
             service=stats[0],
@@ -367,6 +371,8 @@ def compute(
     if log.store.by_task:  # a mix: each class's figures too
         by_task = {name: _class_metrics(log, name, sources, concurrency) for name in log.query(lambda st: st.tasks())}
     buckets: tuple[Bucket, ...] = ()
+    if bucket_s == AUTO_BUCKET:
+        bucket_s = auto_bucket(base.window_s)
     if bucket_s is not None:  # a second pass over the tasks: only when asked (--bucket)
         if not bucket_s > 0:
             raise InputError(f"--bucket must be above zero, got {bucket_s:g} s")
@@ -382,6 +388,7 @@ def compute(
         timeline_buckets=buckets,
         bucket_s=bucket_s or 0.0,
         failure_types=kinds,
+        first_sent_at=window_start,
         by_task=by_task,
         littles_law=_littles_law(base.throughput_per_min, base.response, samples, window_start, window_s),
         unknown_timings=unknown,
@@ -390,6 +397,21 @@ def compute(
         skipped_lines=problems.skipped_lines,
         warnings=tuple(problems.warnings),
     )
+
+
+#: ``bucket_s`` asking for a bucket chosen from the run's window (``--bucket auto``, matrix cells)
+AUTO_BUCKET = -1.0
+_NICE_BUCKETS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+
+
+def auto_bucket(window_s: float | None, most: int = 40) -> float:
+    """The smallest round bucket (1 s, 2 s, 5 s ... 1 day) that cuts the window into at most
+    ``most`` buckets: a readable timeline for a 20-second burst and for a day-long soak alike."""
+    window = window_s or 0.0
+    for size in _NICE_BUCKETS:
+        if window / size <= most:
+            return float(size)
+    return float(math.ceil(window / most / 86400) * 86400)
 
 
 def _pair(values: Any) -> tuple[float | None, float | None]:

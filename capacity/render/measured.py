@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from capacity.render.builders import scalars_table
@@ -13,6 +14,14 @@ if TYPE_CHECKING:  # the metrics result is built where DuckDB and pyarrow are in
 
 def _secs(value: float | None) -> str:
     return "missing" if value is None else f"{value:.3f} s"
+
+
+def _minute(first_sent_at: float | None, minute: int) -> str:
+    """A minute of the per-minute timeline with its wall-clock time: "2 (15:04 UTC)"."""
+    if first_sent_at is None:
+        return str(minute)
+    at = time.gmtime((int(first_sent_at // 60) + minute) * 60)
+    return f"{minute} ({at.tm_hour:02d}:{at.tm_min:02d} UTC)"
 
 
 def metrics_report(m: Metrics) -> Report:
@@ -67,9 +76,9 @@ def metrics_report(m: Metrics) -> Report:
     if m.skipped_lines:
         notes.append(f"{m.skipped_lines} malformed lines skipped (--skip-bad).")
     per_minute = Table(
-        "Completions per minute",
+        "Completions per minute (wall-clock minutes, from the minute of the first send)",
         ("Minute", "Completed"),
-        tuple((str(minute), str(count)) for minute, count in m.timeline),
+        tuple((_minute(m.first_sent_at, minute), str(count)) for minute, count in m.timeline),
     )
     tables = [_timeline_table(m)] if m.timeline_buckets else ([per_minute] if m.timeline else [])
     if m.failure_types:
@@ -94,7 +103,11 @@ def _timeline_table(m: Metrics) -> Table:
         return "-" if value is None else f"{value:.3f}"
 
     def clock(offset: float) -> str:
-        return f"{int(offset // 60)}:{offset % 60:04.1f}" if offset >= 60 else f"{offset:g} s"
+        shown = f"{int(offset // 60)}:{offset % 60:04.1f}" if offset >= 60 else f"{offset:g} s"
+        if m.first_sent_at is None:
+            return shown
+        at = time.gmtime(m.first_sent_at + offset)
+        return f"{shown} ({at.tm_hour:02d}:{at.tm_min:02d}:{at.tm_sec:02d})"
 
     rows = tuple(
         (
@@ -107,7 +120,7 @@ def _timeline_table(m: Metrics) -> Table:
         )
         for b in m.timeline_buckets
     )
-    columns = ("After the first send", "Completed", "W p50 (s)", "W p95 (s)", "S p50 (s)", "S p95 (s)")
+    columns = ("After the first send (UTC)", "Completed", "W p50 (s)", "W p95 (s)", "S p50 (s)", "S p95 (s)")
     return Table(f"Timeline (buckets of {m.bucket_s:g} s)", columns, rows)
 
 

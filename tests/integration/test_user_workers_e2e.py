@@ -228,7 +228,8 @@ def test_a_3_to_1_mix_reaches_a_users_worker_and_metrics_splits_it(tmp_path: Pat
 
 def test_a_matrix_cell_sends_the_files_mix_and_splits_its_metrics(tmp_path: Path, redis_server: RedisServer) -> None:
     """Issue #25: `mix:` in the matrix file: each cell sends the mix (12 tasks at 3:1 are 9 + 3) to
-    the user's worker, and the cell's metrics split by task; a bad mix is refused before any cell."""
+    the user's worker, the cell's metrics split by task, and the report shows the split and plots
+    the cell's percentiles over time; a bad mix is refused before any cell."""
     queue = "mixm-" + uuid.uuid4().hex[:6]
     out = tmp_path / "out"
     out.mkdir()
@@ -257,6 +258,17 @@ def test_a_matrix_cell_sends_the_files_mix_and_splits_its_metrics(tmp_path: Path
     split = {name: (m["sent"], m["completed"]) for name, m in cell["metrics"]["by_task"].items()}
     assert split == {"resize.async_resize": (9, 9), "resize.make_thumbnail": (3, 3)}
     assert len([p for p in out.iterdir() if p.name.startswith("thumb-")]) == 3
+    # the report shows each cell's classes and plots the cell's percentiles over time
+    report = run_cli(["report", str(run_dir), "-f", "json"], env, tmp_path, 120)
+    assert report.returncode == 0, report.stderr[-2000:]
+    (shown,) = json.loads(report.stdout)["cells"]
+    assert {name: m["completed"] for name, m in shown["by_task"].items()} == {
+        "resize.async_resize": 9,
+        "resize.make_thumbnail": 3,
+    }
+    assert sum(b["completed"] for b in shown["timeline"]) == 12
+    html = (run_dir / "report" / "report.html").read_text()
+    assert "By task (each cell&#x27;s mix)" in html and 'id="percentiles_over_time"' in html
     bad = write_matrix(tmp_path / "bad.yaml", queue, "resize.async_resize", "mix:\n  - {task: x, weight: -1}")
     refused = run_cli(
         ["matrix", "run", str(bad), "--broker", redis_server.url, "--run-dir", str(tmp_path / "r2")], env, tmp_path

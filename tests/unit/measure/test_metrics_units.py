@@ -503,14 +503,9 @@ def test_the_failure_summary_names_only_this_runs_tasks(tmp_path: Path) -> None:
     assert m.wait.mean == pytest.approx(1.0) and m.response.mean == pytest.approx(2.0)
 
 
-def test_timeline_buckets_carry_their_percentiles_and_failures_are_typed(tmp_path: Path) -> None:
-    """Issue #25, computed by hand: 7 tasks sent at t0; two finish in the first minute (W 1 and
-    2 s, S 8 and 7 s), three in the second (W 60, 61, 62; S 5 each), two fail (a TypeError sent
-    first, then a ValueError). Bucket [0, 60): 2 completed, W p50 1.5, p95 1.95 (linear: 1 + 0.95);
-    bucket [60, 120): 3, W p50 61, p95 61.9; S p50 5. Failures: one of each type, with the first task id."""
+def _seven_tasks(tmp_path: Path) -> tuple[Path, Path]:
+    """The hand-computed run of the timeline test: its task log and probe folder."""
     import json
-
-    from capacity.measure.metrics import run_metrics
 
     t0 = 1_700_000_000.0
     sent = "2023-11-14T22:13:20+00:00"  # t0
@@ -530,6 +525,17 @@ def test_timeline_buckets_carry_their_percentiles_and_failures_are_typed(tmp_pat
         {**failed, "task_id": "t6", "error": "ValueError: no"},
     ]
     (probe / "timings-h-1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return log, probe
+
+
+def test_timeline_buckets_carry_their_percentiles_and_failures_are_typed(tmp_path: Path) -> None:
+    """Issue #25, computed by hand: 7 tasks sent at t0; two finish in the first minute (W 1 and
+    2 s, S 8 and 7 s), three in the second (W 60, 61, 62; S 5 each), two fail (a TypeError sent
+    first, then a ValueError). Bucket [0, 60): 2 completed, W p50 1.5, p95 1.95 (linear: 1 + 0.95);
+    bucket [60, 120): 3, W p50 61, p95 61.9; S p50 5. Failures: one of each type, with the first task id."""
+    from capacity.measure.metrics import run_metrics
+
+    log, probe = _seven_tasks(tmp_path)
     m = run_metrics([log], [f"probe:{probe}"], bucket_s=60.0)
     first, second = m.timeline_buckets
     assert (first.from_s, first.to_s, first.completed) == (0.0, 60.0, 2)
@@ -544,3 +550,34 @@ def test_timeline_buckets_carry_their_percentiles_and_failures_are_typed(tmp_pat
     assert data["timeline"][0]["completed"] == 2 and data["failures"][0]["type"] in ("TypeError", "ValueError")
     wider = run_metrics([log], [f"probe:{probe}"], bucket_s=120.0)
     assert [b.completed for b in wider.timeline_buckets] == [5]
+
+
+def test_the_auto_bucket_cuts_any_window_into_at_most_40_round_buckets() -> None:
+    """Issue #25: `--bucket auto` and the matrix's cells: the smallest of 1 s, 2 s, 5 s ... 1 day
+    giving at most 40 buckets (by hand: 20 s -> 1 s; 100 s -> 5 s (2 s would be 50); an hour ->
+    120 s (60 s would be 60); a week (604,800 s) -> 21,600 s (28 buckets; 7,200 s would be 84))."""
+    from capacity.measure.metrics import auto_bucket
+
+    assert [auto_bucket(w) for w in (20, 100, 3600, 604_800)] == [1, 5, 120, 21_600]
+    assert auto_bucket(None) == 1 and auto_bucket(100 * 86400) == 3 * 86400
+
+
+def test_metrics_html_plots_the_timeline_and_labels_minutes_with_their_time(tmp_path: Path) -> None:
+    """Issues #25 and #22: `metrics -f html` embeds the percentiles-over-time plot (a bucket chosen
+    for the run when none is given); the tables label each minute with its wall-clock time (the
+    first send is 22:13:20 UTC: minute 0 is 22:13, minute 1 22:14) and each bucket with its time."""
+    from typer.testing import CliRunner
+
+    from capacity.cli import app
+
+    log, probe = _seven_tasks(tmp_path)
+    page = tmp_path / "m.html"
+    argv = ["metrics", "--tasks-log", str(log), "--timings", f"probe:{probe}"]
+    result = CliRunner().invoke(app, [*argv, "-f", "html", "-o", str(page)])
+    html = page.read_text()
+    assert result.exit_code == 0 and 'id="timeline"' in html and "data:image/png;base64," in html
+    assert "Timeline (buckets of 2 s)" in html  # 67 s of window: 2 s buckets (1 s would be 67)
+    markdown = CliRunner().invoke(app, [*argv, "-f", "markdown"]).stdout
+    assert "| 0 (22:13 UTC) | 2 |" in markdown and "| 1 (22:14 UTC) | 3 |" in markdown
+    bucketed = CliRunner().invoke(app, [*argv, "--bucket", "1m", "-f", "markdown"]).stdout
+    assert "| 0 s (22:13:20) - 1:00.0 (22:14:20) | 2 |" in bucketed
