@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from capacity.brokers import QueueDepth
@@ -98,6 +98,11 @@ class SendTimes:
             return max(0.0, now - self.times[max(0, sent - waiting)])
 
 
+#: a watch (capacity.load.watch): the depth now (None: asked at the end) and whether to ask now
+#: rather than on its own schedule; the reason to abort, or None
+Watch = Callable[[QueueDepth | None, bool], str | None]
+
+
 class Aborter:
     """Evaluates the conditions every second in a thread; on a breach says why and sets ``stop``."""
 
@@ -108,9 +113,12 @@ class Aborter:
         send_times: SendTimes,
         stop: threading.Event,
         live: LiveTimings | None = None,
+        watches: Sequence[Watch] = (),
     ) -> None:
         self.conditions = conditions
         self.live = live
+        #: mistakes watched for beside the conditions (capacity.load.watch): each gives a reason or None
+        self.watches = list(watches)
         self._depth = depth
         self.send_times = send_times
         self.stop = stop
@@ -120,9 +128,16 @@ class Aborter:
         self._thread = threading.Thread(target=self._loop, name="capacity-abort", daemon=True)
 
     def start(self) -> Aborter:
-        if self.conditions:
+        if self.conditions or self.watches:
             self._thread.start()
         return self
+
+    def last_word(self) -> str | None:
+        """The watches asked once more, now (a queue that drained before a watch's next turn);
+        the reason the run is aborted for, if one objects."""
+        if self.reason is None:
+            self.reason = next((r for watch in self.watches if (r := watch(None, True)) is not None), None)
+        return self.reason
 
     def check(self) -> str | None:
         """Evaluate every condition once; the reason of the first broken one, or None."""
@@ -137,7 +152,7 @@ class Aborter:
             found = self._value(condition, waiting)
             if found is not None and condition.broken(found[0]):
                 return f"--abort-if {condition.text}: {found[1]}"
-        return None
+        return next((r for watch in self.watches if (r := watch(depth, False)) is not None), None)
 
     def _value(self, condition: Condition, waiting: int) -> tuple[float, str] | None:
         """The condition's figure now and how to say it; None while it is not known (no task

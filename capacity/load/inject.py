@@ -18,7 +18,7 @@ from typing import Any
 from capacity.brokers import Broker, BrokerOptions, Payload, SendFailed, open_broker
 from capacity.brokers.messages import new_ids, per_task_marker
 from capacity.errors import InputError, Interrupted, WriteFailed
-from capacity.load.abort import LIVE, Aborter, Condition, SendTimes
+from capacity.load.abort import LIVE, Aborter, Condition, SendTimes, Watch
 from capacity.load.live import LiveTimings
 from capacity.load.mix import MixClass, classes_of, counts_of, summed_depth
 from capacity.load.monitor import Monitor, Sample, Trend, samples_path, trend
@@ -27,6 +27,7 @@ from capacity.load.runner import Clock, RunProgress, drive
 from capacity.load.schedules import Schedule, describe, lateness_summary
 from capacity.load.start import agreed_start, wait_until
 from capacity.load.tasklog import RESULTS_DIR, LogFull, TaskLogWriter, iso, log_path
+from capacity.load.watch import NoBullMQWorker, UnregisteredTask, check_task_registered
 from capacity.secrets import mask
 
 
@@ -453,7 +454,7 @@ def _inject_on(
     status, error = "completed", None
     unexpected: Exception | None = None
     depth = summed_depth({lane.queue: lane.broker for lane in lanes})
-    aborter = Aborter(list(config.abort_if), depth, sender.send_times, stop, live).start()
+    aborter = Aborter(list(config.abort_if), depth, sender.send_times, stop, live, _watches(config, lanes)).start()
     sender.exporter = exporter
     try:
         drive(
@@ -481,6 +482,8 @@ def _inject_on(
     try:
         if monitor is not None and status == "completed":
             drained_at = monitor.wait_drained(config.monitor_for_s, stop, config.idle_warning_s, on_idle)
+            if drained_at is not None:
+                aborter.last_word()  # drained before a watch's turn: workers that dropped every task
             if stop.is_set():
                 status = "interrupted"
             elif drained_at is None:
@@ -599,25 +602,14 @@ def check_job_options(options: dict[str, Any], protocol: str, where: str) -> Non
         raise InputError(f"{where} {owned[0]!r}: {INJECTOR_OWNED_JOB_OPTIONS[owned[0]]}")
 
 
-def check_task_registered(broker: Broker, task: str) -> None:
-    """InputError when Celery workers answer on this broker and none of them registered ``task``
-    (#22: a misspelt task name exited 0, "queue drained", while the worker logged "Received
-    unregistered task" and dropped every message). No answer (no worker up yet, SQS) checks nothing."""
-    import difflib
-
-    replies = broker.registered_tasks()
-    if not replies:
-        return
-    known = sorted({name for names in replies.values() for name in names if not name.startswith("celery.")})
-    if task in known:
-        return
-    close = difflib.get_close_matches(task, known, n=1)
-    hint = f"did you mean {close[0]}? " if close else ""
-    shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
-    raise InputError(
-        f"no worker on this broker knows task {task!r} ({len(replies)} answered); {hint}they registered: "
-        f"{shown or 'nothing'} (--no-check sends anyway)"
-    )
+def _watches(config: InjectConfig, lanes: list[_Lane]) -> list[Watch]:
+    """What a monitored run watches for besides --abort-if (capacity.load.watch, #22)."""
+    if not config.monitor:
+        return []
+    if config.protocol == "bullmq":
+        prefix = str(getattr(lanes[0].broker, "prefix", config.prefix))
+        return [NoBullMQWorker(lanes[0].broker, config.queue, prefix, config.idle_warning_s)]
+    return [UnregisteredTask({lane.task: lane.broker for lane in lanes})] if config.check_task else []
 
 
 def _rate_per_min(schedule: Schedule) -> float | None:

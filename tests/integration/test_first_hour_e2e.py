@@ -5,6 +5,7 @@ each mistake a new user makes is answered in one line with its exit code, before
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -140,3 +141,55 @@ def test_broker_sqs_prints_the_url_and_the_environment(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         (log,) = tmp_path.glob("worker_tasks_*.log")
         assert sum(1 for line in log.read_text().splitlines() if '"task_id"' in line) == 3
+
+
+def test_a_monitored_run_ends_when_the_workers_that_start_late_do_not_know_the_task(tmp_path: Path) -> None:
+    """#22: no worker is up when the run starts (nothing answers `inspect registered`, so it
+    sends); the user's worker starts, drops each task ("Received unregistered task") and the queue
+    drains: with --monitor the run does not end "drained", exit 0, but exit 1 naming the fix."""
+    from tests.realbrokers import start_cli
+
+    with local_broker("redis") as (_, (url,)):
+        env = {**base_env(url), "CELERY_BROKER_URL": url, "RESIZE_OUT": str(tmp_path)}
+        logs = tmp_path / "logs"
+        argv = ["inject", "--task", "resize.async_resiz", "--args", '["$uuid", "x"]', "--count", "20"]
+        argv += ["--log-dir", str(logs), "--quiet", "--monitor", "--monitor-interval", "0.2s", "--monitor-for", "120s"]
+        injector = start_cli(argv, env, tmp_path)
+        deadline = time.monotonic() + 60
+        while not list(logs.glob("worker_tasks_*.log")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker_log = tmp_path / "worker.log"
+        command = [sys.executable, "-m", "celery", "-A", "tests.userapp.resize_app", "worker", "--pool", "threads"]
+        command += ["--concurrency", "2", "-l", "INFO", "--without-gossip", "--without-mingle"]
+        with worker_log.open("wb") as log:
+            worker = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            out, err = injector.communicate(timeout=120)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+        assert injector.returncode == 1, err
+        (line,) = err.strip().splitlines()[-1:]
+        assert line.startswith("failed: aborted: the Celery workers on this broker (1 answered) do not know task")
+        assert "'resize.async_resiz'" in line and "did you mean resize.async_resize?" in line
+        assert "Received unregistered task" in worker_log.read_text()
+        (task_log,) = logs.glob("worker_tasks_*.log")
+        lines = task_log.read_text().splitlines()
+        end = json.loads(lines[-1])
+        assert (end["status"], end["sent"], len(lines) - 2) == ("aborted", 20, 20)
+
+
+def test_a_monitored_bullmq_run_ends_when_no_worker_listens_on_its_queue(tmp_path: Path) -> None:
+    """#22: BullMQ Workers take every job name of their queue, so "no worker for these jobs" is a
+    queue name or prefix no Worker listens on: Redis lists none, jobs wait, none is active; after
+    --idle-after the run ends, exit 1, in BullMQ's words."""
+    with local_broker("redis") as (_, (url,)):
+        logs = tmp_path / "logs"
+        argv = ["inject", "--protocol", "bullmq", "--queue", "thumbnails", "--count", "10", "--log-dir", str(logs)]
+        argv += ["--quiet", "--monitor", "--monitor-interval", "0.2s", "--idle-after", "2s", "--monitor-for", "120s"]
+        proc = run_cli(argv, base_env(url), tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "no BullMQ Worker is connected to queue 'thumbnails' (prefix 'bull')" in proc.stderr
+    assert "celery" not in proc.stderr.lower()
+    (task_log,) = logs.glob("worker_tasks_*.log")
+    assert json.loads(task_log.read_text().splitlines()[-1])["status"] == "aborted"
