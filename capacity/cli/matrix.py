@@ -19,6 +19,7 @@ from capacity.cli._common import (
     emit,
     handle_errors,
     json_object_option,
+    note,
 )
 from capacity.errors import CheckFailed, InputError, Interrupted
 from capacity.load.tasklog import RESULTS_DIR
@@ -203,7 +204,10 @@ def run(
         down=worker_down,
         ready_timeout_s=parse_duration(ready_timeout, "--ready-timeout"),
         settle_s=parse_duration(settle, "--settle"),
+        probe=protocol == "celery" and timings != EVENTS,
     )
+    if control.probe and worker_cmd:
+        say_probe(worker_cmd)
     config = RunConfig(
         matrix=matrix,
         broker_url=url,
@@ -222,6 +226,27 @@ def run(
     execute(config, fresh, quiet)
     show(config.run_dir, fmt, output)
     fail_on_failed_cells([config.run_dir])
+
+
+def say_probe(worker_cmd: str) -> None:
+    """One line on what the run does about the probe in the user's Celery worker command (#22)."""
+    import shlex
+
+    from capacity.matrix.processes import with_probe
+
+    try:
+        words = shlex.split(worker_cmd)
+    except ValueError as exc:
+        raise InputError(f"--worker-cmd: {exc}") from None
+    added = with_probe(words)
+    if added is None:
+        note(
+            "--worker-cmd is not a `celery ... worker` command: load the probe in that worker yourself "
+            "(celery worker --include capacity.probe, or the file `capacity probe write` makes), or give "
+            "--timings events"
+        )
+    elif added != words:
+        note("added --include capacity.probe to --worker-cmd: the cells' timings come from the probe")
 
 
 def with_repeats(matrix: Matrix, repeats: int | None) -> Matrix:

@@ -102,6 +102,10 @@ def command(
         sync_s=parse_duration(sync, "--sync"),
         down_window_s=parse_duration(scale_down_window, "--scale-down-window"),
     )
+    if worker_cmd:
+        from capacity.cli.matrix import say_probe
+
+        say_probe(worker_cmd)
     directory = run_dir or RESULTS_DIR / time.strftime("scaled-run-%Y%m%d-%H%M%S")
     stop = threading.Event()
     with EmbeddedRedis() if broker is None else nullcontext() as embedded:

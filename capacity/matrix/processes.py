@@ -61,6 +61,37 @@ class WorkerControl:
     #: how readiness is seen: Celery's "ready." log line, or for BullMQ a worker connected to the
     #: queue (its named Redis client, as BullMQ's Queue.getWorkers counts them)
     ready: Callable[[], bool] | None = None
+    #: add ``--include capacity.probe`` to a ``celery worker`` command that does not load it (#22)
+    probe: bool = False
+
+
+def with_probe(argv: list[str]) -> list[str] | None:
+    """A ``celery ... worker`` command line loading capacity.probe: ``--include capacity.probe``
+    after ``worker``, or the module added to an ``--include``/``-I`` it has (Celery adds them to
+    the app's own includes); unchanged when it loads it already. None when the command is not a
+    Celery worker we can recognise (a wrapper script, a Node worker): the user loads it there."""
+    celery = next((i for i, word in enumerate(argv) if Path(word).name == "celery"), None)
+    if celery is None or "worker" not in argv[celery + 1 :]:
+        return None
+    worker = argv.index("worker", celery + 1)
+    out = list(argv)
+    for i in range(worker + 1, len(out)):
+        word = out[i]
+        if word in ("--include", "-I") and i + 1 < len(out):
+            at, prefix, value = i + 1, "", out[i + 1]
+        elif word.startswith("--include="):
+            at, prefix, value = i, "--include=", word.removeprefix("--include=")
+        elif word.startswith("-I") and len(word) > 2:
+            at, prefix, value = i, "-I", word[2:]
+        else:
+            continue
+        if PROBE_MODULE not in value.split(","):
+            out[at] = f"{prefix}{value},{PROBE_MODULE}"
+        return out
+    return [*out[: worker + 1], "--include", PROBE_MODULE, *out[worker + 1 :]]
+
+
+PROBE_MODULE = "capacity.probe"
 
 
 class EventsCollector:
@@ -172,6 +203,8 @@ class WorkerProcess:
             env[name] = value
         if not argv:
             raise InputError("--worker-cmd: only VAR=value assignments, no command to start")
+        if self.control.probe:
+            argv = with_probe(argv) or argv
         try:
             process = subprocess.Popen(
                 argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
@@ -189,7 +222,13 @@ class WorkerProcess:
         while time.monotonic() < deadline and not stop.is_set():
             for process in self.processes:
                 if process.poll() is not None:
-                    raise RunFailed(f"the worker exited with code {process.returncode}: {self._tail()}")
+                    hint = ""
+                    if self.control.probe and "No module named 'capacity" in self.log.read_text(errors="replace"):
+                        hint = (
+                            " (the probe, --include capacity.probe, is not installed where the worker runs: "
+                            "pip install worker-capacity there, or load the file `capacity probe write` makes)"
+                        )
+                    raise RunFailed(f"the worker exited with code {process.returncode}{hint}: {self._tail()}")
             if self.control.ready is not None:
                 if self.control.ready():
                     return

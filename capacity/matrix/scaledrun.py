@@ -186,7 +186,7 @@ def run_scaled(config: ScaledRunConfig, stop: threading.Event) -> ScaledRun:
             "python": sys.executable,
             "events": "",
         }
-        control = WorkerControl(command=config.worker_command, ready_timeout_s=config.ready_timeout_s)
+        control = WorkerControl(command=config.worker_command, ready_timeout_s=config.ready_timeout_s, probe=True)
         worker = WorkerProcess(control, fields, config.run_dir / f"replica-{made}.log", config.broker_url, timings)
         made += 1
         worker.launch(fields)

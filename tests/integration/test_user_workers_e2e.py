@@ -249,10 +249,11 @@ def test_a_matrix_cell_sends_the_files_mix_and_splits_its_metrics(tmp_path: Path
         "--run-dir",
         str(run_dir),
         "--worker-cmd",
-        WORKER,
+        WORKER.replace(" --include capacity.probe", ""),  # #22: the probe is added for the user
     ]
     proc = run_cli([*argv, "-f", "json"], env, tmp_path, 300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "note: added --include capacity.probe to --worker-cmd" in proc.stderr
     (cell,) = json.loads((run_dir / "results.json").read_text())["cells"]
     assert (cell["metrics"]["sent"], cell["metrics"]["completed"]) == (12, 12)
     split = {name: (m["sent"], m["completed"]) for name, m in cell["metrics"]["by_task"].items()}
