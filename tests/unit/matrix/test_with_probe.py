@@ -15,7 +15,10 @@ from capacity.matrix.processes import with_probe
         ("{python} -m celery -A app worker -c 4", "{python} -m celery -A app worker --include capacity.probe -c 4"),
         ("/venv/bin/celery --app app worker", "/venv/bin/celery --app app worker --include capacity.probe"),
         # an --include of the user's: the probe joins its list (Celery reads one comma-separated list)
-        ("celery -A app worker --include app.tasks -Q q", "celery -A app worker --include app.tasks,capacity.probe -Q q"),
+        (
+            "celery -A app worker --include app.tasks -Q q",
+            "celery -A app worker --include app.tasks,capacity.probe -Q q",
+        ),
         ("celery -A app worker --include=app.tasks", "celery -A app worker --include=app.tasks,capacity.probe"),
         ("celery -A app worker -I app.tasks", "celery -A app worker -I app.tasks,capacity.probe"),
         ("celery -A app worker -Iapp.tasks", "celery -A app worker -Iapp.tasks,capacity.probe"),
