@@ -19,7 +19,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-#: documented exit codes (README "Exit codes"); 70 means an exception nothing translated: a bug
+#: documented exit codes (docs/concepts/exit-codes.md); 70 means an exception nothing translated: a bug
 DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 130}
 #: commands that run real work for minutes when their input happens to be valid: fuzzed through a
 #: fixed list of bad inputs in subprocesses instead (tests/unit/test_fuzz_cli.py)
@@ -150,7 +150,7 @@ SCALARS = [
 ]
 
 
-#: valid command lines (the README's) that mutations start from, so hostile values reach the code
+#: valid command lines (the docs') that mutations start from, so hostile values reach the code
 #: past the parser; {tasklog}, {csv}, ... are replaced with files made by ``seed_files``
 SEEDS = [
     "recommend --instance medium",
@@ -227,7 +227,7 @@ def seed_files(directory: Path) -> dict[str, str]:
 def mutated_strategy(
     tree: dict[tuple[str, ...], list[Param]], files: list[str], seeds: dict[str, str]
 ) -> st.SearchStrategy[list[str]]:
-    """A README command line with one value replaced by a hostile one, or a hostile option added."""
+    """A documented command line with one value replaced by a hostile one, or a hostile option added."""
     values = st.sampled_from(SCALARS + files) | st.text(max_size=12)
     lines = [shlex.split(line.format(**seeds)) for line in SEEDS]
 

@@ -164,7 +164,7 @@ def test_a_monitored_run_ends_when_the_workers_that_start_late_do_not_know_the_t
         with worker_log.open("wb") as log:
             worker = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
-            out, err = injector.communicate(timeout=120)
+            _, err = injector.communicate(timeout=120)
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
