@@ -84,6 +84,13 @@ def command(
     service_cv: Annotated[float, Opt(help="Lognormal: coefficient of variation.")] = 1.0,
     from_metrics: Annotated[Path | None, Opt(help="Empirical: the per-task CSV of `capacity metrics --csv`.")] = None,
     seed: Annotated[int | None, Opt(min=0, help="Random seed [default: the fleet file's, or 1].")] = None,
+    percentiles: Annotated[
+        str,
+        Opt(
+            help="Percentiles of waits and response times: exact (every task held: ~130 bytes a task), sketch "
+            "(streamed in bounded memory, within 1%: a week at 1,000/s), or auto (sketch above 20,000,000 tasks)."
+        ),
+    ] = "auto",
     wait_target: Annotated[str, Opt(help="Seed 002's wait target (time above it is reported).")] = "10s",
     wait_critical: Annotated[str, Opt(help="Seed 002's critical wait.")] = "60s",
     goal_p95_wait: Annotated[
@@ -108,14 +115,15 @@ def command(
     waits = (parse_duration(wait_target, "--wait-target"), parse_duration(wait_critical, "--wait-critical"))
     if fleet_file is not None:
         spec, base = load_fleet(fleet_file)
-        classes = draw_classes(spec, base, seed, read_trace)
+        classes = draw_classes(spec, base, seed, read_trace, percentiles)
         fleet_pools = pools(spec)
         waits = (spec.wait_target, spec.wait_critical)
     else:
         if concurrency is None:
             raise InputError("give --concurrency (slots per replica), or --fleet FILE")
         classes = [_one_class(arrival, arrival_rate, count, stages, tasks_log, speedup, volume, service,
-                              service_time, service_cv, from_metrics, 1 if seed is None else seed, queue)]  # fmt: skip
+                              service_time, service_cv, from_metrics, 1 if seed is None else seed, queue,
+                              percentiles)]  # fmt: skip
         base_policy = Policy(
             policy,
             target=target,
@@ -136,7 +144,7 @@ def command(
             min_replicas, max_replicas = min(min_replicas, replicas), max(max_replicas, replicas)
         fleet = Fleet(concurrency, min_replicas, max_replicas, parse_duration(startup, "--startup"))
         fleet_pools = [Pool(name, (queue,), fleet, base_policy)]
-    total = sum(len(c.arrivals) for c in classes)
+    total = sum(len(c.arrivals) for c in classes)  # held in memory (a streamed class holds none)
     if total > MAX_TASKS:
         raise InputError(f"{total:,} tasks: this simulation handles up to {MAX_TASKS:,} (about a minute, ~10 GB)")
     check_tasks_fit(total)
@@ -180,6 +188,7 @@ def _one_class(
     from_metrics: Path | None,
     seed: int,
     queue: str,
+    percentiles: str = "exact",
 ) -> TaskClass:
     if speedup <= 0:
         raise InputError("--speedup must be above zero")
@@ -189,9 +198,16 @@ def _one_class(
         times = math.nan
     if not 0 < times < math.inf:
         raise InputError(f"--volume {volume!r}: a factor above zero, e.g. 2x or 0.5")
-    if arrival not in ("replay", "stages") and count > MAX_TASKS:
-        raise InputError(f"--count {count:,}: this simulation handles up to {MAX_TASKS:,} tasks (about a minute)")
-    if arrival not in ("replay", "stages"):
+    from capacity.sizing.stream import ArraySource, DrawnSource, streams
+
+    counted = arrival not in ("replay", "stages")
+    streamed = streams(percentiles, count if counted else 0)
+    if counted and count > MAX_TASKS and not (streamed and arrival in ("poisson", "fixed")):
+        raise InputError(
+            f"--count {count:,}: this simulation holds up to {MAX_TASKS:,} tasks (about a minute); "
+            "poisson or fixed arrivals stream more (--percentiles sketch)"
+        )
+    if counted and not (streamed and arrival in ("poisson", "fixed")):
         check_tasks_fit(count)
     rng = np.random.default_rng(seed)
     offsets = None
@@ -217,8 +233,10 @@ def _one_class(
         empirical_s=read_service_times(from_metrics) if from_metrics is not None else None,
     )
     workload.check()
+    if streamed and arrival in ("poisson", "fixed"):  # drawn a block at a time, never whole
+        return TaskClass("tasks", queue, np.empty(0), np.empty(0), source=DrawnSource(workload, seed))
     arrivals, services = workload.draw(rng)
-    return TaskClass("tasks", queue, arrivals, services)
+    return TaskClass("tasks", queue, arrivals, services, source=ArraySource(arrivals, services) if streamed else None)
 
 
 def read_trace(arrivals: Arrivals, base: Path) -> Any:

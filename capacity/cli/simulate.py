@@ -38,6 +38,13 @@ def command(
     service_time: Annotated[str | None, Opt(help="Mean service time, e.g. 10s.")] = None,
     service_cv: Annotated[float, Opt(help="Lognormal: coefficient of variation.")] = 1.0,
     from_metrics: Annotated[Path | None, Opt(help="Per-task CSV from `capacity metrics --csv` (empirical).")] = None,
+    percentiles: Annotated[
+        str,
+        typer.Option(
+            help="--fleet: percentiles exact (every task held), sketch (streamed in bounded memory, within 1%), "
+            "or auto (sketch above 20,000,000 tasks)."
+        ),
+    ] = "auto",
     seed: Annotated[
         int | None,
         Opt(min=0, help="Random seed (replication k uses seed + k) [default: the fleet file's, or 1]."),
@@ -52,7 +59,7 @@ def command(
     if fmt in ("env", "k8s"):
         raise InputError(f"--format {fmt} is not available for simulate")
     if fleet_file is not None:
-        emit(_fleet(fleet_file, seed), fmt, output)
+        emit(_fleet(fleet_file, seed, percentiles), fmt, output)
         return
     if workers is None:
         raise InputError("give --workers (slots), or --fleet FILE")
@@ -97,7 +104,7 @@ def command(
     emit(Report("Simulation", result.to_json(), summary, (table,), notes), fmt, output)
 
 
-def _fleet(path: Path, seed: int | None) -> Report:
+def _fleet(path: Path, seed: int | None, percentiles: str) -> Report:
     """Every class and pool of a fleet file, each pool at its fixed replicas."""
     from capacity.cli.autoscale import read_trace
     from capacity.render.fleet import fleet_report
@@ -106,7 +113,8 @@ def _fleet(path: Path, seed: int | None) -> Report:
 
     spec, base = load_fleet(path)
     fixed = pools(spec, fixed_only=True)
-    result = simulate_pools(draw_classes(spec, base, seed, read_trace), fixed, spec.wait_target, spec.wait_critical)
+    classes = draw_classes(spec, base, seed, read_trace, percentiles)
+    result = simulate_pools(classes, fixed, spec.wait_target, spec.wait_critical)
     return replace(fleet_report(result, fixed, None, None, None, None), manifests=None, title="Fleet simulation")
 
 

@@ -34,106 +34,20 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from capacity.errors import InputError
 from capacity.sizing._figures import QUEUE_CRITICAL, time_above, time_deeper
+from capacity.sizing.fleetresult import AutoscaleResult, ClassResult, Pool, PoolResult, TaskClass
 from capacity.sizing.policies import KEDA_POLICIES, RABBITMQ_RATE_WINDOW_S, Fleet, Policy, keda_metric
+
+__all__ = ["AutoscaleResult", "ClassResult", "Controller", "Pool", "PoolResult", "TaskClass", "simulate_pools"]
 
 #: controller periods (syncs, polls, replicas becoming ready) simulated at most: ~20 s of the
 #: Python side; 200,000 syncs of 15 s are 34 days
 MAX_STEPS = 200_000
-
-
-@dataclass(frozen=True)
-class TaskClass:
-    """Tasks of one kind on one queue: their arrival and service times (arrivals from 0)."""
-
-    name: str
-    queue: str
-    arrivals: np.ndarray = field(compare=False)
-    services: np.ndarray = field(compare=False)
-
-
-@dataclass(frozen=True)
-class Pool:
-    """Replicas consuming ``queues`` in priority order, sized by ``fleet`` under ``policy``."""
-
-    name: str
-    queues: tuple[str, ...]
-    fleet: Fleet
-    policy: Policy
-
-
-@dataclass(frozen=True)
-class ClassResult:
-    name: str
-    queue: str
-    tasks: int
-    wait_mean_s: float
-    wait_p95_s: float
-    wait_p99_s: float
-    wait_max_s: float
-    response_mean_s: float
-    response_p95_s: float
-    drain_time_s: float
-    seconds_above_wait_target: float
-    seconds_critical: float
-    #: how long more than QUEUE_CRITICAL tasks waited in this queue (seed 002: depth > 100 is critical)
-    seconds_queue_critical: float = 0.0
-
-
-@dataclass(frozen=True)
-class PoolResult:
-    name: str
-    policy: str
-    max_replicas: int
-    replica_hours: float
-    utilization: float
-    timeline: tuple[dict[str, float], ...] = field(default=())
-
-
-@dataclass(frozen=True)
-class AutoscaleResult:
-    """One run: the whole fleet's figures, then per class and per pool."""
-
-    policy: str
-    tasks: int
-    drain_time_s: float
-    max_replicas: int
-    wait_mean_s: float
-    wait_p95_s: float
-    wait_p99_s: float
-    response_p95_s: float
-    replica_hours: float
-    seconds_above_wait_target: float
-    seconds_critical: float
-    timeline: tuple[dict[str, float], ...] = field(default=())
-    #: the longest any queue spent above seed 002's critical depth
-    seconds_queue_critical: float = 0.0
-    classes: tuple[ClassResult, ...] = ()
-    pools: tuple[PoolResult, ...] = ()
-    #: the replicas that keep running once the fleet is back at its minimum (its fixed size)
-    floor_replicas: int = 0
-    #: from 0 to the end of the run: the last task, or the fleet back at its minimum (the window
-    #: its replica-hours cover)
-    span_s: float = 0.0
-
-    def replica_hours_over(self, span_s: float) -> float:
-        """The replica-hours of a longer window than this run's: the floor runs on to ``span_s``.
-        Runs of one trace under different settings end at different times; over one window their
-        costs compare."""
-        return self.replica_hours + self.floor_replicas * max(0.0, span_s - self.span_s) / 3600
-
-    def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k not in ("classes", "pools")}
-        data["timeline"] = list(self.timeline)
-        data["classes"] = {c.name: asdict(c) for c in self.classes}
-        data["pools"] = {p.name: {**asdict(p), "timeline": list(p.timeline)} for p in self.pools}
-        return data
 
 
 class Controller:
@@ -251,6 +165,7 @@ def simulate_pools(
     boundary (a sync or polling period, a replica becoming ready), the pools' controllers read
     their queues and add or remove replicas. A point of the timeline is kept at every sync."""
     from capacity.sizing import _eventloop  # numba: loaded by the commands that simulate, not by their neighbours
+    from capacity.sizing.stream import Window
 
     if not classes or not pools:
         raise InputError("a fleet needs at least one task class and one pool")
@@ -264,9 +179,20 @@ def simulate_pools(
             raise InputError(f"class {task_class.name!r}: no pool consumes its queue {task_class.queue!r}")
         if len(task_class.arrivals) != len(task_class.services):
             raise InputError(f"class {task_class.name!r}: arrivals and service times differ in length")
+    streamed = any(c.source is not None for c in classes)
+    if streamed and not all(c.source is not None for c in classes):
+        raise InputError("every class streams its tasks, or none")
+    if streamed and any(p.policy.name == "keda-rabbitmq" and p.policy.mode == "MessageRate" for p in pools):
+        raise InputError("keda-rabbitmq MessageRate reads every arrival of the last 5 s: exact mode only")
+    n_queues = len(queue_names)
+    queue_of_class = np.asarray([queue_of[c.queue] for c in classes], np.int64)
+    w = Window(n_queues, queue_of_class, [c.source.restarted() for c in classes] if streamed else None)
+    w.limits = (wait_target_s, wait_critical_s)
     # the tasks of every class, sorted by arrival; "class" here is the queue (FCFS within it)
-    n = sum(len(c.arrivals) for c in classes)
-    if len(classes) == 1:
+    n = 0 if streamed else sum(len(c.arrivals) for c in classes)
+    if streamed:
+        arrivals = services = task_class_of = np.empty(0)
+    elif len(classes) == 1:
         arrivals = np.asarray(classes[0].arrivals, np.float64)
         services = np.asarray(classes[0].services, np.float64)
         if n > 1 and not np.all(arrivals[1:] >= arrivals[:-1]):
@@ -283,20 +209,16 @@ def simulate_pools(
         raise InputError("arrival and service times must be finite, service times zero or more")
     if n and arrivals[0] < 0:
         arrivals = arrivals - arrivals[0]
-    klass = np.asarray([queue_of[c.queue] for c in classes], np.int64)[task_class_of]
-    n_queues = len(queue_names)
-    counts = np.bincount(klass, minlength=n_queues)
-    class_off = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    class_tasks = np.argsort(klass, kind="stable").astype(np.int64) if n_queues > 1 else np.arange(n, dtype=np.int64)
+    if not streamed:
+        w.set_tasks(arrivals, services, np.asarray(task_class_of, np.int64))
+        w.starts = np.full(n, np.nan)
+        w.loaded = n
     pool_queues = np.asarray([queue_of[q] for p in pools for q in p.queues], np.int64)
     pool_qoff = np.concatenate(([0], np.cumsum([len(p.queues) for p in pools]))).astype(np.int64)
     consumers = [[i for i, p in enumerate(pools) if name in p.queues] for name in queue_names]
     class_pools = np.asarray([p for c in consumers for p in c], np.int64)
     class_poff = np.concatenate(([0], np.cumsum([len(c) for c in consumers]))).astype(np.int64)
-    head = np.zeros(n_queues, np.int64)
-    tail = np.zeros(n_queues, np.int64)
     class_busy = np.zeros(n_queues, np.int64)
-    starts = np.full(n, np.nan)
     counters = _eventloop.new_counters()
     heap_t, heap_r, heap_c = np.zeros(64), np.zeros(64, np.int64), np.zeros(64, np.int64)
     replicas = _Replicas()
@@ -357,7 +279,8 @@ def simulate_pools(
         # more than the tasks not started yet (a pool of a million idle slots needs no million
         # entries). A stack then holds at most that plus the pool's running tasks (their slots come
         # back): at most every task, and at most every slot of its live replicas.
-        remaining = n - int(head.sum())
+        n = w.loaded  # a bound on the tasks running and waiting
+        remaining = len(w.arrivals) - int(w.head.sum())
         stacks, areas = [], []
         for state in states:
             ids = np.asarray([r for r in state.live if replicas.accept[r]], np.int64)
@@ -379,13 +302,13 @@ def simulate_pools(
             heap_r = np.concatenate([heap_r[:size], np.zeros(grown - size, np.int64)])
             heap_c = np.concatenate([heap_c[:size], np.zeros(grown - size, np.int64)])
         _eventloop.advance(
-            t0, t_end, arrivals, services, klass, starts, class_tasks, class_off, head, tail, class_busy,
-            pool_queues, pool_qoff, class_pools, class_poff, free_stack, free_off, free_n,
+            t0, t_end, w.arrivals, w.services, w.klass, w.starts, w.class_tasks, w.class_off, w.head, w.tail,
+            class_busy, pool_queues, pool_qoff, class_pools, class_poff, free_stack, free_off, free_n,
             replicas.pool, replicas.busy, replicas.accept, replicas.last, pool_work, heap_t, heap_r, heap_c, counters,
         )  # fmt: skip
 
     def waiting(state: _PoolState) -> int:
-        return int(sum(tail[q] - head[q] for q in state.queues))
+        return int(sum(w.tail[q] - w.head[q] for q in state.queues))
 
     def in_flight(state: _PoolState) -> int:
         return int(sum(class_busy[q] for q in state.queues))
@@ -393,7 +316,7 @@ def simulate_pools(
     # each queue's arrival times (sorted), kept only where a policy reads a publish rate
     rated = any(p.policy.name == "keda-rabbitmq" and p.policy.mode == "MessageRate" for p in pools)
     queue_arrivals = [
-        arrivals[class_tasks[class_off[q] : class_off[q + 1]]] if rated else None for q in range(n_queues)
+        w.arrivals[w.class_tasks[w.class_off[q] : w.class_off[q + 1]]] if rated else None for q in range(n_queues)
     ]
 
     def published(state: _PoolState, now: float) -> float:
@@ -424,6 +347,7 @@ def simulate_pools(
             )
         pending = [replicas.ready_at[r] for s in states for r in s.live if replicas.ready_at[r] > now]
         t_next = min([next_point, *(s.next_sync for s in states), *(s.next_poll for s in states), *pending])
+        w.ensure(t_next)
         run(now, t_next)
         now = t_next
         for state in states:
@@ -468,14 +392,17 @@ def simulate_pools(
                 state.timeline.append(point)
                 points.append(point)
             timeline.append({k: (now if k == "t_s" else sum(p[k] for p in points)) for k in points[0]})
+            if streamed:  # the exact mode finds it afterwards, from every task's wait
+                timeline[-1]["oldest_wait_s"] = w.oldest_wait(now)
+                counters[_eventloop.NEXT_ARRIVAL] = w.fold(int(counters[_eventloop.NEXT_ARRIVAL]))
             next_point = now + sync_every
         settled = all(s.spec.policy.name == "fixed" or requested(s) <= s.spec.fleet.min_replicas for s in states)
         if not settled:
             at_min_since = math.inf
         elif at_min_since == math.inf:
             at_min_since = now
-        if counters[_eventloop.FINISHED] == n:
-            last_finish = float(np.max(starts + services)) if n else 0.0
+        if w.exhausted and counters[_eventloop.FINISHED] == w.loaded:
+            last_finish = w.last_finish()
             if horizon == math.inf:
                 longest = max(max(p.policy.down_window_s, p.policy.cooldown_s) for p in pools)
                 horizon = last_finish + longest + 4 * max(max(p.policy.sync_s, p.policy.polling_s) for p in pools)
@@ -486,8 +413,13 @@ def simulate_pools(
                 break
         elif not any(s.live for s in states) and not any(math.isfinite(s.next_poll) for s in states):
             raise InputError("no replica can serve the queue (max replicas 0?)")
+    if streamed:
+        from capacity.sizing.stream import streamed_result
+
+        w.fold(int(counters[_eventloop.NEXT_ARRIVAL]), everything=True)
+        return streamed_result(classes, pools, states, replicas, pool_work, w, timeline, end)
     return _result(
-        classes, pools, states, replicas, pool_work, arrivals, services, starts, task_class_of, timeline, end,
+        classes, pools, states, replicas, pool_work, w.arrivals, w.services, w.starts, task_class_of, timeline, end,
         wait_target_s, wait_critical_s,
     )  # fmt: skip
 
@@ -509,15 +441,6 @@ def _result(
 ) -> AutoscaleResult:
     waits = starts - arrivals
     finishes = starts + services
-    n = len(arrivals)
-    seconds = [min(replicas.retired[r], end) - replicas.created[r] for r in range(replicas.n)]
-    per_pool_seconds = np.bincount(replicas.pool[: replicas.n], weights=seconds, minlength=len(pools))
-    # the slot-seconds each pool could serve: from ready to gone, x its concurrency
-    ready_seconds = [
-        max(0.0, min(replicas.retired[r], end) - replicas.ready_at[r]) * pools[int(replicas.pool[r])].fleet.concurrency
-        for r in range(replicas.n)
-    ]
-    capacity = np.bincount(replicas.pool[: replicas.n], weights=ready_seconds, minlength=len(pools))
     class_results = []
     times = np.asarray([p["t_s"] for p in timeline])
     oldest = np.zeros(len(times))
@@ -531,6 +454,35 @@ def _result(
             j = np.minimum(np.searchsorted(a + w, times, side="right"), len(a) - 1)
             oldest = np.maximum(oldest, np.where((a[j] <= times) & (a[j] + w[j] > times), times - a[j], 0.0))
     timeline = [{**p, "oldest_wait_s": float(o)} for p, o in zip(timeline, oldest, strict=True)]
+    if len(classes) == 1:
+        whole = class_results[0]
+    else:
+        whole = _class_result(TaskClass("all", "*", arrivals, services), arrivals, waits, services, finishes,
+                              wait_target_s, wait_critical_s)  # fmt: skip
+    return assemble(classes, pools, states, replicas, work, class_results, whole, timeline, end)
+
+
+def assemble(
+    classes: list[TaskClass],
+    pools: list[Pool],
+    states: list[_PoolState],
+    replicas: _Replicas,
+    work: np.ndarray,
+    class_results: list[ClassResult],
+    whole: ClassResult,
+    timeline: list[dict[str, float]],
+    end: float,
+    percentiles: str = "exact",
+) -> AutoscaleResult:
+    """The result from the classes' figures (exact, or streamed) and what the pools did."""
+    seconds = [min(replicas.retired[r], end) - replicas.created[r] for r in range(replicas.n)]
+    per_pool_seconds = np.bincount(replicas.pool[: replicas.n], weights=seconds, minlength=len(pools))
+    # the slot-seconds each pool could serve: from ready to gone, x its concurrency
+    ready_seconds = [
+        max(0.0, min(replicas.retired[r], end) - replicas.ready_at[r]) * pools[int(replicas.pool[r])].fleet.concurrency
+        for r in range(replicas.n)
+    ]
+    capacity = np.bincount(replicas.pool[: replicas.n], weights=ready_seconds, minlength=len(pools))
     pool_results = tuple(
         PoolResult(
             name=pool.name,
@@ -542,14 +494,9 @@ def _result(
         )
         for i, (pool, state) in enumerate(zip(pools, states, strict=True))
     )  # fmt: skip
-    if len(classes) == 1:
-        whole = class_results[0]
-    else:
-        whole = _class_result(TaskClass("all", "*", arrivals, services), arrivals, waits, services, finishes,
-                              wait_target_s, wait_critical_s)  # fmt: skip
     return AutoscaleResult(
         policy=", ".join(sorted({p.policy.name for p in pools})),
-        tasks=n,
+        tasks=sum(c.tasks for c in class_results),
         drain_time_s=whole.drain_time_s,
         max_replicas=max([sum(_first(p) for p in pools), *(int(p["replicas"]) for p in timeline)]),
         wait_mean_s=whole.wait_mean_s,
@@ -565,6 +512,7 @@ def _result(
         pools=pool_results,
         floor_replicas=sum(p.policy.replicas if p.policy.name == "fixed" else p.fleet.min_replicas for p in pools),
         span_s=end,
+        percentiles=percentiles,
     )
 
 

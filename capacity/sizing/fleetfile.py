@@ -180,23 +180,41 @@ TraceReader = Callable[[Arrivals, Path], np.ndarray]
 
 
 def draw_classes(
-    fleet: FleetFile, base: Path, seed: int | None = None, read_trace: TraceReader | None = None
+    fleet: FleetFile,
+    base: Path,
+    seed: int | None = None,
+    read_trace: TraceReader | None = None,
+    percentiles: str = "exact",
 ) -> list[TaskClass]:
     """Every class's arrival and service times (seeded: class k uses seed + k). The classes
     whose count the file states (burst, fixed, poisson) are counted first, and refused before any
     array exists when they alone exceed what can be simulated (a file of 150,000,020 tasks took
-    3.6 GB before the check after drawing refused it); traces are counted as they are read."""
+    3.6 GB before the check after drawing refused it); traces are counted as they are read.
+    Streamed (``percentiles``: sketch, or auto above EXACT_UP_TO tasks), Poisson and evenly
+    spaced classes are drawn a block at a time as the simulation reaches them."""
+    from capacity.sizing.stream import ArraySource, DrawnSource, streams
+
     declared = sum(
         int(c.arrivals.count or 0) for c in fleet.classes if c.arrivals.kind in ("burst", "fixed", "poisson")
     )
-    if declared > MAX_TASKS:
-        raise InputError(f"the fleet file describes {declared:,} tasks; at most {MAX_TASKS:,} are simulated")
-    check_tasks_fit(declared, f"the fleet file's {declared:,} tasks")
+    streamed = streams(percentiles, declared)
+    drawn_later = ("fixed", "poisson") if streamed else ()
+    # streamed, only bursts are held whole (every task at one instant)
+    bursts = sum(int(c.arrivals.count or 0) for c in fleet.classes if c.arrivals.kind == "burst")
+    held = bursts if streamed else declared
+    if held > MAX_TASKS:
+        raise InputError(f"the fleet file describes {held:,} tasks; at most {MAX_TASKS:,} are simulated")
+    check_tasks_fit(held, f"the fleet file's {held:,} tasks")
     classes = []
     for k, spec in enumerate(fleet.classes):
-        rng = np.random.default_rng((fleet.seed if seed is None else seed) + k)
-        arrivals, services = _draw(spec, base, rng, read_trace)
-        classes.append(TaskClass(spec.name, spec.queue, arrivals, services))
+        class_seed = (fleet.seed if seed is None else seed) + k
+        if spec.arrivals.kind in drawn_later:
+            drawn = DrawnSource(_workload(spec, base, None), class_seed, spec.arrivals.at)
+            classes.append(TaskClass(spec.name, spec.queue, np.empty(0), np.empty(0), source=drawn))
+            continue
+        arrivals, services = _draw(spec, base, np.random.default_rng(class_seed), read_trace)
+        held_whole = ArraySource(arrivals, services) if streamed else None
+        classes.append(TaskClass(spec.name, spec.queue, arrivals, services, source=held_whole))
     total = sum(len(c.arrivals) for c in classes)
     if total > MAX_TASKS:
         raise InputError(f"the fleet file describes {total:,} tasks; at most {MAX_TASKS:,} are simulated")
@@ -216,17 +234,8 @@ def pools(fleet: FleetFile, fixed_only: bool = False) -> list[Pool]:
     return built
 
 
-def _draw(
-    spec: ClassSpec, base: Path, rng: np.random.Generator, read_trace: TraceReader | None
-) -> tuple[np.ndarray, np.ndarray]:
+def _workload(spec: ClassSpec, base: Path, offsets: np.ndarray | None) -> Workload:
     a, s = spec.arrivals, spec.service
-    offsets = None
-    if a.kind in ("stages", "replay"):
-        if read_trace is None:
-            raise InputError(f"class {spec.name!r}: {a.kind} arrivals need a trace reader")
-        offsets = read_trace(a, base)
-    if offsets is not None:
-        offsets = scale_trace(offsets, a.speedup, a.volume, rng)
     workload = Workload(
         slots=1,
         arrival="replay" if offsets is not None else a.kind,
@@ -242,7 +251,21 @@ def _draw(
         workload.check()
     except InputError as exc:
         raise InputError(f"class {spec.name!r}: {exc}") from None
-    arrivals, services = workload.draw(rng)
+    return workload
+
+
+def _draw(
+    spec: ClassSpec, base: Path, rng: np.random.Generator, read_trace: TraceReader | None
+) -> tuple[np.ndarray, np.ndarray]:
+    a = spec.arrivals
+    offsets = None
+    if a.kind in ("stages", "replay"):
+        if read_trace is None:
+            raise InputError(f"class {spec.name!r}: {a.kind} arrivals need a trace reader")
+        offsets = read_trace(a, base)
+    if offsets is not None:
+        offsets = scale_trace(offsets, a.speedup, a.volume, rng)
+    arrivals, services = _workload(spec, base, offsets).draw(rng)
     return arrivals + a.at, services
 
 
