@@ -3,12 +3,18 @@ the full-size comparison with real scaled runs.
 
     .venv/bin/python benchmarks/bench_autoscale.py speed      (pip install -e '.[bench]' for ciw)
     .venv/bin/python benchmarks/bench_autoscale.py validate   (real workers on the embedded Redis, ~6 min)
+    .venv/bin/python benchmarks/bench_autoscale.py week [--days 7]   (streamed, bounded memory, ~5 min)
 
 speed: 86,400,000 Poisson arrivals (a day at 1,000/s), exponential service of 1 s, 4 slots per
 replica, keda-redis target 20, 1-400 replicas, 30 s start-up: target under a minute on this
 machine. Then the time per task against the number of tasks (1, 10, 86.4 million) and against
 the fleet's size (fixed fleets of 10, 100 and 1,000 replicas at 80% utilisation), and ciw (a
 discrete-event library) on the same fixed M/M/c fleet, per task.
+
+week: issue #26's: a week at 1,000 tasks/s (604,800,000 Poisson arrivals, the speed model) with
+`capacity autoscale --percentiles sketch` run as a user runs it (a new process), its wall time and
+peak memory (targets < 5 min, < 2 GB); then the same command on a day, exact and streamed, side by
+side (the exact mode's memory is what the streamed mode saves).
 
 validate: issue #14's real-run comparison at full size: a burst (600 tasks of 1 s) and a step in
 rate (60 s at 2/s, then 60 s at 10/s) on replicas of 2 slots, keda-redis, sync 5 s, scale-down
@@ -121,10 +127,53 @@ def validate() -> None:
                       f"{'within 15%' if f.within else 'MISSED'}")  # fmt: skip
 
 
+def week(days: float) -> None:
+    import json
+    import subprocess
+
+    def run(tasks: int, percentiles: str) -> tuple[float, float, dict[str, object]]:
+        with tempfile.TemporaryDirectory() as folder:
+            out = Path(folder) / "result.json"
+            argv = [str(Path(sys.executable).parent / "capacity"), "autoscale", "--concurrency", "4"]
+            argv += ["--arrival", "poisson", "--arrival-rate", "1000/s", "--count", str(tasks)]
+            argv += ["--service", "exponential", "--service-time", "1s", "--policy", "keda-redis", "--target", "20"]
+            argv += ["--max-replicas", "400", "--startup", "30s", "--percentiles", percentiles, "-f", "json"]
+            argv += ["-o", str(out)]
+            # a process of its own, started by a fresh interpreter, so its peak is its own alone
+            wrapper = (
+                "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+            )
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", wrapper, *argv], capture_output=True, text=True, check=True)
+            wall = time.perf_counter() - start
+            peak_gb = int(done.stdout.split()[-1]) * 1024 / 1e9
+            return wall, peak_gb, json.loads(out.read_text())
+
+    tasks = int(days * 86_400 * 1000)
+    print(f"{days:g} days at 1,000 tasks/s ({tasks:,} tasks), keda-redis target 20, 4 slots, 1-400 replicas, "
+          "30 s start-up, `capacity autoscale --percentiles sketch` as a new process:")  # fmt: skip
+    wall, peak, data = run(tasks, "sketch")
+    print(f"  wall {wall:.1f} s (target < 300 s)  peak memory {peak:.2f} GB (target < 2 GB)  "
+          f"wait p95 {data['wait_p95_s']:.2f} s  p99 {data['wait_p99_s']:.2f} s  peak replicas {data['max_replicas']}  "
+          f"replica-hours {data['replica_hours']:,.1f}")  # fmt: skip
+    day = 86_400_000
+    print(f"A day ({day:,} tasks), the same command, exact and streamed:")
+    for mode in ("exact", "sketch"):
+        wall, peak, data = run(day, mode)
+        print(f"  {mode:<6} wall {wall:6.1f} s  peak memory {peak:5.2f} GB  wait p95 {data['wait_p95_s']:.3f} s  "
+              f"p99 {data['wait_p99_s']:.3f} s")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["speed", "validate"])
-    {"speed": speed, "validate": validate}[parser.parse_args().part]()
+    parser.add_argument("part", choices=["speed", "validate", "week"])
+    parser.add_argument("--days", type=float, default=7.0, help="week: how many days of traffic")
+    args = parser.parse_args()
+    if args.part == "week":
+        week(args.days)
+    else:
+        {"speed": speed, "validate": validate}[args.part]()
 
 
 if __name__ == "__main__":
