@@ -24,3 +24,18 @@ def timed_command(argv: list[str]) -> tuple[float, float, str]:
         raise RuntimeError(f"{argv[:3]} exited {done.returncode}: {done.stderr[-500:]}")
     *out, peak = done.stdout.rstrip("\n").split("\n")
     return wall, int(peak) / 1024, "\n".join(out)
+
+
+def compare_as_commands(ours: list[str], duckdb: list[str], rounds: int, target: float) -> None:
+    """#26: `capacity metrics` and DuckDB's query each as a user runs them (new processes,
+    start-up and imports included), alternating rounds; the medians, the ratio and the peak."""
+    results = [(timed_command(ours), timed_command(duckdb)) for _ in range(rounds)]
+    mine = sorted(r[0][0] for r in results)[rounds // 2]
+    theirs = sorted(r[1][0] for r in results)[rounds // 2]
+    peak = max(r[0][1] for r in results)
+    print(f"as commands (new processes, start-up included; median of {rounds} alternating rounds):")
+    print(f"  capacity metrics  {mine:7.2f} s  peak {peak:7,.0f} MB")
+    print(f"  DuckDB            {theirs:7.2f} s")
+    print(f"  rounds (capacity/DuckDB s): {', '.join(f'{a[0]:.2f}/{b[0]:.2f}' for a, b in results)}")
+    print(f"capacity metrics as a command vs DuckDB: {mine / theirs:.2f}x (target <= {target}x), "
+          f"peak {peak / 1024:.2f} GB (target <= 2 GB)")  # fmt: skip

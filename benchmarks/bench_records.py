@@ -102,24 +102,15 @@ def run(code: str, log: Path, records: Path) -> dict[str, float]:
 
 
 def as_commands(log: Path, records: Path, rounds: int) -> None:
-    """#26: both as a user runs them, new processes with start-up included, alternating:
-    `capacity metrics ... -f json`, and a Python process running DuckDB's query (the same one as
-    above, its import included)."""
-    from benchmarks._command import timed_command
+    """#26: both as a user runs them: `capacity metrics ... -f json`, and a Python process running
+    DuckDB's query above (its import included)."""
+    sys.path.insert(0, str(ROOT))  # run as a script: the repository is not on the path
+    from benchmarks._command import compare_as_commands
 
     argv = [str(Path(sys.executable).parent / "capacity"), "metrics", "--tasks-log", str(log)]
     argv += ["--timings", f"records:{records}", "--state-col", "state", "-f", "json"]
     duck = [sys.executable, "-c", DUCKDB.format(root=str(ROOT), log=str(log), records=str(records), peak=PEAK)]
-    results = [(timed_command(argv), timed_command(duck)) for _ in range(rounds)]
-    ours = sorted(r[0][0] for r in results)[rounds // 2]
-    theirs = sorted(r[1][0] for r in results)[rounds // 2]
-    peak = max(r[0][1] for r in results)
-    print(f"as commands (new processes, start-up included; median of {rounds} alternating rounds):")
-    print(f"  capacity metrics  {ours:7.2f} s  peak {peak:7,.0f} MB")
-    print(f"  DuckDB            {theirs:7.2f} s")
-    print(f"  rounds (capacity/DuckDB s): {', '.join(f'{a[0]:.2f}/{b[0]:.2f}' for a, b in results)}")
-    print(f"capacity metrics as a command vs DuckDB: {ours / theirs:.2f}x (target <= 1.3x), "
-          f"peak {peak / 1024:.2f} GB (target <= 2 GB)")  # fmt: skip
+    compare_as_commands(argv, duck, rounds, 1.3)
 
 
 def main() -> None:
