@@ -206,8 +206,8 @@ def run(
         settle_s=parse_duration(settle, "--settle"),
         probe=protocol == "celery" and timings != EVENTS,
     )
-    if control.probe and worker_cmd:
-        say_probe(worker_cmd)
+    # said once the run went through: a run that fails says one line, its error
+    said = probe_note(worker_cmd) if control.probe and worker_cmd else None
     config = RunConfig(
         matrix=matrix,
         broker_url=url,
@@ -224,12 +224,14 @@ def run(
         prometheus=parse_address(prometheus) if prometheus is not None else None,
     )
     execute(config, fresh, quiet)
+    if said:
+        note(said)
     show(config.run_dir, fmt, output)
     fail_on_failed_cells([config.run_dir])
 
 
-def say_probe(worker_cmd: str) -> None:
-    """One line on what the run does about the probe in the user's Celery worker command (#22)."""
+def probe_note(worker_cmd: str) -> str | None:
+    """What the run did about the probe in the user's Celery worker command (#22), or None."""
     import shlex
 
     from capacity.matrix.processes import with_probe
@@ -240,13 +242,14 @@ def say_probe(worker_cmd: str) -> None:
         raise InputError(f"--worker-cmd: {exc}") from None
     added = with_probe(words)
     if added is None:
-        note(
-            "--worker-cmd is not a `celery ... worker` command: load the probe in that worker yourself "
-            "(celery worker --include capacity.probe, or the file `capacity probe write` makes), or give "
-            "--timings events"
+        return (
+            "--worker-cmd is not a `celery ... worker` command: the probe was not added; if no timings came "
+            "from it, load it in that worker (celery worker --include capacity.probe, or the file `capacity "
+            "probe write` makes), or give --timings events"
         )
-    elif added != words:
-        note("added --include capacity.probe to --worker-cmd: the cells' timings come from the probe")
+    if added != words:
+        return "added --include capacity.probe to --worker-cmd: the timings came from the probe"
+    return None
 
 
 def with_repeats(matrix: Matrix, repeats: int | None) -> Matrix:

@@ -18,6 +18,7 @@ from capacity.cli._common import (
     handle_errors,
     json_list_option,
     json_object_option,
+    note,
 )
 from capacity.errors import InputError, RunFailed
 from capacity.load.payload import REFERENCE_TASK
@@ -102,10 +103,9 @@ def command(
         sync_s=parse_duration(sync, "--sync"),
         down_window_s=parse_duration(scale_down_window, "--scale-down-window"),
     )
-    if worker_cmd:
-        from capacity.cli.matrix import say_probe
+    from capacity.cli.matrix import probe_note
 
-        say_probe(worker_cmd)
+    said = probe_note(worker_cmd) if worker_cmd else None
     directory = run_dir or RESULTS_DIR / time.strftime("scaled-run-%Y%m%d-%H%M%S")
     stop = threading.Event()
     with EmbeddedRedis() if broker is None else nullcontext() as embedded:
@@ -130,6 +130,8 @@ def command(
         except KeyboardInterrupt:
             stop.set()
             raise
+    if said:  # once the run went through: a run that fails says one line, its error
+        note(said)
     check = validate(config, real)
     report = _report(check, base, directory)
     if fmt == "html":

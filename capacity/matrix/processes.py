@@ -94,6 +94,13 @@ def with_probe(argv: list[str]) -> list[str] | None:
 PROBE_MODULE = "capacity.probe"
 
 
+def _words(command: str) -> list[str]:
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return []
+
+
 class EventsCollector:
     """``capacity collect`` in a thread for the length of a cell (brokers with events: Redis, AMQP)."""
 
@@ -146,6 +153,14 @@ class WorkerProcess:
         if kind in ("", "probe"):
             self.env[PROBE_ENV_VAR] = sink  # where the probe writes
         self.env.update(control.env)
+        #: when the probe could not be added to the command (not a `celery worker` line): the hint
+        #: a cell whose tasks never get a timing ends with
+        self.probe_hint = ""
+        if control.probe and control.command and with_probe(_words(control.command)) is None:
+            self.probe_hint = (
+                "; no timing came back: is capacity.probe loaded in that worker (celery worker --include "
+                "capacity.probe)? it could not be added to --worker-cmd, which is not a `celery ... worker` command"
+            )
         if control.command:
             self.description = {"command": _redacted(control.command, fields)}
         else:

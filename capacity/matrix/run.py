@@ -123,6 +123,8 @@ def run_cell(config: RunConfig, cell: CellSpec, stop: threading.Event, progress:
         timings = config.timings or f"bullmq:{config.broker_url}"  # BullMQ's own job hashes
     else:
         timings = config.timings or str((cell_dir / "timings").resolve())
+        if config.timings is None:  # made here: a worker without the probe leaves it empty, not missing (#22)
+            (cell_dir / "timings").mkdir(exist_ok=True)
     fields = {
         "concurrency": str(cell.concurrency),
         "replicas": str(cell.replicas),
@@ -346,6 +348,7 @@ def _wait_finished(
             raise RunFailed(
                 f"cell {cell.cell_id}: {finished} of {result.sent} tasks finished within "
                 f"{limit_s:.0f} s (--drain-timeout); is the worker consuming {result.log_path.name}'s queue?"
+                + (worker.probe_hint if worker is not None and finished == 0 else "")
             )
         stop.wait(0.3)
 

@@ -5,6 +5,7 @@ and report, on a real redis-server and on moto's SQS server, with no adapter tas
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -276,3 +277,22 @@ def test_a_matrix_cell_sends_the_files_mix_and_splits_its_metrics(tmp_path: Path
     )
     assert refused.returncode == 2 and "weight must be a number above zero" in refused.stderr
     assert not (tmp_path / "r2").exists()
+
+
+def test_a_wrapped_worker_without_the_probe_is_told_how_to_load_it(tmp_path: Path, redis_server: RedisServer) -> None:
+    """#22: a --worker-cmd that is not a `celery ... worker` line (a wrapper) cannot get the probe
+    added; its cell's tasks run but no timing comes back, and the one-line failure says why and how
+    to load the probe, rather than only that the tasks did not finish."""
+    queue = "wrapped-" + uuid.uuid4().hex[:6]
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**base_env(redis_server.url), "RESIZE_OUT": str(out)}
+    matrix = write_matrix(tmp_path / "m.yaml", queue, "resize.async_resize", 'args: ["$uuid", "img-$seq"]')
+    wrapped = "bash -c " + shlex.quote("exec " + WORKER.replace(" --include capacity.probe", ""))
+    argv = ["matrix", "run", str(matrix), "--broker", redis_server.url, "--run-dir", str(tmp_path / "run")]
+    argv += ["--worker-cmd", wrapped, "--drain-timeout", "4s", "-q"]
+    proc = run_cli(argv, env, tmp_path, 180)
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert "0 of 12 tasks finished" in line and "is capacity.probe loaded in that worker" in line
+    assert len(list(out.iterdir())) == 12  # the tasks ran: only their timings were missing
