@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,19 +19,23 @@ from rich.table import Table as RichTable
 
 from capacity import files
 from capacity.errors import CapacityError, CheckFailed, Inconclusive, InputError, Interrupted, InterruptSignal
-from capacity.profiles import ENV_VAR, Profiles, load_profiles
 from capacity.render import formats
 from capacity.render.model import Report, Table
 from capacity.secrets import mask, register_options
 
+if TYPE_CHECKING:  # pydantic's models: loaded by the commands that read profiles, not by their neighbours
+    from capacity.profiles import Profiles
+
 F = TypeVar("F", bound=Callable[..., Any])
+#: capacity.profiles.ENV_VAR (a test holds them equal)
+PROFILES_ENV_VAR = "CAPACITY_PROFILES"
 
 
 ProfilesOption = Annotated[
     Path | None,
     typer.Option(
         "--profiles",
-        envvar=ENV_VAR,
+        envvar=PROFILES_ENV_VAR,
         help="Directory of profile YAML files that replace the shipped ones.",
         show_default=False,
     ),
@@ -131,6 +135,8 @@ def handle_errors(func: F) -> F:
 
 
 def profiles(directory: Path | None) -> Profiles:
+    from capacity.profiles import load_profiles
+
     return load_profiles(directory)
 
 

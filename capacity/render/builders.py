@@ -429,12 +429,6 @@ def cost_report(rows: list[CostRow], hours_per_month: float, title: str, notes: 
     )
 
 
-def scalars_table(data: dict[str, Any]) -> Table:
-    """One header and one row of the scalar figures (the CSV a spreadsheet takes)."""
-    scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
-    return Table("Figures", tuple(scalars), (tuple("" if v is None else str(v) for v in scalars.values()),))
-
-
 def limiter_lines(
     arrival_per_s: float | None, slots: int, service_time_s: float, rate_limit: tuple[int, float]
 ) -> tuple[dict[str, Any], list[tuple[str, str]], list[str]]:

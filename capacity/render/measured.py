@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from capacity.render.builders import scalars_table
-from capacity.render.model import Report, Table
+from capacity.render.model import Report, Table, scalars_table
 
 if TYPE_CHECKING:  # the metrics result is built where DuckDB and pyarrow are installed
     from capacity.measure.metrics import Metrics

@@ -39,3 +39,9 @@ class Report:
     images: tuple[tuple[str, bytes], ...] = ()
     #: a fleet file (capacity simulate/autoscale --fleet) of the topology, where the result has one
     fleet: dict[str, Any] | None = None
+
+
+def scalars_table(data: dict[str, Any]) -> Table:
+    """One header and one row of the scalar figures (the CSV a spreadsheet takes)."""
+    scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
+    return Table("Figures", tuple(scalars), (tuple("" if v is None else str(v) for v in scalars.values()),))

@@ -51,3 +51,14 @@ def test_every_command_is_listed_and_loads() -> None:
     for name in COMMANDS:
         command = load_command(name)
         assert command.name == name and command.help
+
+
+def test_the_measuring_commands_load_no_profile_models() -> None:
+    """`capacity metrics` reads no profile: the profiles' models (~0.1 s to build) stay unloaded,
+    and the --profiles option's variable is the profiles module's own."""
+    from capacity.cli._common import PROFILES_ENV_VAR
+    from capacity.profiles import ENV_VAR
+
+    assert PROFILES_ENV_VAR == ENV_VAR
+    modules = loaded_after(["metrics", "--help"])
+    assert "capacity.cli.metrics" in modules and "capacity.profiles" not in modules
