@@ -170,8 +170,8 @@ class Figures:
 
     def fold(self, a: np.ndarray, s: np.ndarray, svc: np.ndarray, ahead: np.ndarray, limits: Sequence[float]) -> None:
         """Tasks in arrival order: arrival, start, service; ``ahead[j]`` is the arrival of the
-        task QUEUE_CRITICAL places behind task j in the same queue (inf when none is known yet:
-        it arrives after task j started, so the queue was not that deep)."""
+        task QUEUE_CRITICAL places behind task j in the same class, as the exact mode counts it
+        (inf when none is loaded yet: it arrives after task j started, so it was not that deep)."""
         if not len(a):
             return
         w, r = s - a, s - a + svc
@@ -189,7 +189,7 @@ class Figures:
 
 
 def ahead_of(arrivals: np.ndarray, count: int) -> np.ndarray:
-    """For the first ``count`` of a queue's tasks (arrival order), the arrival of the task
+    """For the first ``count`` of a class's tasks (arrival order), the arrival of the task
     QUEUE_CRITICAL places behind each, or inf."""
     behind = arrivals[QUEUE_CRITICAL : QUEUE_CRITICAL + count]
     return np.concatenate([behind, np.full(count - len(behind), math.inf)])
