@@ -14,18 +14,14 @@ from capacity.load.monitor import read_samples
 from capacity.matrix.analysis import GroupFit, ValidationCheck
 from capacity.matrix.cells import Cell, group_label
 from capacity.measure.metrics import Bucket
-from capacity.render.charts import percentile_lines, png
+from capacity.render.charts import percentile_lines, png, pyplot
 
 
 def plots(cells: list[Cell], fits: list[GroupFit], checks: list[ValidationCheck]) -> dict[str, bytes]:
     """PNG images by file name: throughput vs concurrency with the USL curve and N*, service-time
     distribution per cell, queue depth of sustained cells, worker CPU and memory per cell, and the
     model against the measurement."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     images: dict[str, bytes] = {}
 
     def save(name: str, figure: Any) -> None:

@@ -1,6 +1,7 @@
 """The plots of ``capacity metrics -f html`` and the report's percentiles over time (matplotlib,
 PNG bytes by file name): completions per bucket with the p50 and p95 of W and S, and a mix's
-classes side by side. Imported only when HTML is asked for (matplotlib: the matrix extra)."""
+classes side by side; and the one way every plot of the tool is made and saved (``pyplot``,
+``png``). Imported only when HTML is asked for (matplotlib: the matrix extra)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ if TYPE_CHECKING:
     from capacity.measure.metrics import Bucket, Metrics
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,12 +23,12 @@ def _pyplot() -> Any:
     return plt
 
 
-def png(figure: Any) -> bytes:
+def png(figure: Any, dpi: int = 96, metadata: dict[str, Any] | None = None) -> bytes:
     """The figure as PNG bytes, closed afterwards."""
     buffer = io.BytesIO()
     figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=96)
-    _pyplot().close(figure)
+    figure.savefig(buffer, format="png", dpi=dpi, metadata=metadata)
+    pyplot().close(figure)
     return buffer.getvalue()
 
 
@@ -52,7 +54,7 @@ def percentile_lines(ax: Any, buckets: Sequence[Bucket], label: str = "") -> Non
 
 def timeline_png(buckets: Sequence[Bucket], bucket_s: float) -> bytes:
     """Completions per bucket (bars) over the p50 and p95 of W and S (lines), from the first send."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, (count_ax, time_ax) = plt.subplots(2, 1, figsize=(7.5, 5.5), sharex=True)
     count_ax.bar(_mids(buckets), [b.completed for b in buckets], width=bucket_s * 0.9)
     count_ax.set_ylabel("completed")
@@ -66,7 +68,7 @@ def timeline_png(buckets: Sequence[Bucket], bucket_s: float) -> bytes:
 
 def by_task_png(m: Metrics) -> bytes:
     """A mix's classes: throughput, and the p95 of W and S, side by side."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(m.by_task)
     figure, (x_ax, t_ax) = plt.subplots(1, 2, figsize=(max(7.5, len(names) * 1.2), 4))
     x_ax.bar(names, [c.throughput_per_min or 0 for c in m.by_task.values()])

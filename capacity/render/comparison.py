@@ -3,7 +3,6 @@ cell, the verdicts, and for the HTML the two runs' distributions of S and R side
 
 from __future__ import annotations
 
-import io
 import math
 from typing import TYPE_CHECKING
 
@@ -74,13 +73,11 @@ def comparison_report(comparison: Comparison, base: Tasks | None = None, new: Ta
 
 def _ecdfs(base: Tasks, new: Tasks) -> tuple[tuple[str, bytes], ...]:
     """ECDFs of service and response time, base against new, side by side (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    from capacity.render.charts import png, pyplot
+
+    figure, axes = pyplot().subplots(1, 2, figsize=(11, 4.2))
     for ax, (title, column) in zip(axes, (("Service time S", "service"), ("Response time R", "response")), strict=True):
         for label, tasks in (("base", base), ("new", new)):
             values = np.sort(getattr(tasks, column)[~np.isnan(getattr(tasks, column))])
@@ -95,8 +92,4 @@ def _ecdfs(base: Tasks, new: Tasks) -> tuple[tuple[str, bytes], ...]:
         ax.set_ylabel("share of tasks at most")
         ax.set_title(f"{title}: ECDF")
         ax.legend(fontsize=8)
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
-    plt.close(figure)
-    return (("compare_ecdf.png", buffer.getvalue()),)
+    return (("compare_ecdf.png", png(figure, dpi=90, metadata={"Software": None})),)

@@ -4,7 +4,6 @@ when an HTML report is written."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,12 +11,9 @@ from typing import Any
 def timeline_png(
     title: str, total: Sequence[dict[str, float]], pools: Sequence[tuple[str, Sequence[dict[str, float]]]] = ()
 ) -> bytes:
-    import matplotlib
+    from capacity.render.charts import png, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
+    figure, (top, middle, bottom) = pyplot().subplots(3, 1, figsize=(8, 7), sharex=True)
     series: list[tuple[str, Sequence[dict[str, float]]]] = list(pools) if len(pools) > 1 else [("", total)]
 
     def column(points: Sequence[dict[str, float]], key: str) -> list[float]:
@@ -40,8 +36,4 @@ def timeline_png(
     bottom.set_ylabel("oldest task's wait (s)")
     bottom.set_xlabel("time (s)")
     top.set_title(title)
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=96)
-    plt.close(figure)
-    return buffer.getvalue()
+    return png(figure)

@@ -91,19 +91,20 @@ class Workload:
             assert self.arrival_rate_per_s is not None
             arrivals = np.cumsum(rng.exponential(1 / self.arrival_rate_per_s, self.count))
             arrivals -= arrivals[0]
-        n = len(arrivals)
+        return arrivals, self.services(rng, len(arrivals))
+
+    def services(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` service times (after the arrivals, from the same generator)."""
         mean = self.service_time_s or 0.0
         if self.service == "constant":
-            services = np.full(n, mean)
-        elif self.service == "exponential":
-            services = rng.exponential(mean, n)
-        elif self.service == "lognormal":
+            return np.full(n, mean)
+        if self.service == "exponential":
+            return rng.exponential(mean, n)
+        if self.service == "lognormal":
             sigma2 = math.log(1 + self.service_cv**2)
-            services = rng.lognormal(math.log(mean) - sigma2 / 2, math.sqrt(sigma2), n)
-        else:
-            assert self.empirical_s is not None
-            services = rng.choice(np.asarray(self.empirical_s, dtype=float), n, replace=True)
-        return arrivals, services
+            return rng.lognormal(math.log(mean) - sigma2 / 2, math.sqrt(sigma2), n)
+        assert self.empirical_s is not None
+        return rng.choice(np.asarray(self.empirical_s, dtype=float), n, replace=True)
 
 
 def run_pool(arrivals: np.ndarray, services: np.ndarray, slots: int, limit: RateLimit | None = None) -> np.ndarray:

@@ -118,9 +118,7 @@ class DrawnSource:
             if self._drawn == 0:
                 gaps[0] = 0.0  # the first task at the start, as the exact mode's draw
             arrivals = (self._last if self._drawn else self.offset_s) + np.cumsum(gaps)
-        one = Workload(1, "replay", count=n, service=w.service, service_time_s=w.service_time_s,
-                       service_cv=w.service_cv, replay_offsets_s=np.zeros(n), empirical_s=w.empirical_s)  # fmt: skip
-        _, services = one.draw(self.rng)
+        services = w.services(self.rng, n)
         self._drawn += n
         self._last = float(arrivals[-1]) if n else self._last
         self._buffer = (np.concatenate([self._buffer[0], arrivals]), np.concatenate([self._buffer[1], services]))

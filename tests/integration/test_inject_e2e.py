@@ -10,6 +10,7 @@ import json
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -531,12 +532,29 @@ def test_abort_if_depth_stops_a_run_the_worker_cannot_keep_up_with(tmp_path: Pat
     assert len(set(ran)) == len(ran) and logged == set(ran) | set(queued) | set(unacked)
 
 
+def scrape_until(port: int, done: Callable[[str], bool], within_s: float) -> str:
+    """/metrics on 127.0.0.1:PORT, read again every 0.3 s until ``done`` says so or the time is up;
+    the last text read ("" when none could be)."""
+    import urllib.request
+
+    text = ""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+        if done(text):
+            break
+    return text
+
+
 def test_prometheus_endpoint_shows_what_redis_holds_mid_run(tmp_path: Path, redis_server: RedisServer) -> None:
     """Issue #25: with --prometheus, /metrics scraped mid-run (the run waits for the queue to drain,
     which nothing consumes) shows the depth Redis has and the tasks sent so far, in Prometheus'
     text format; the endpoint is gone when the run ends."""
-    import urllib.request
-
     from prometheus_client.parser import text_string_to_metric_families
 
     from capacity.matrix.embedded import free_port
@@ -548,19 +566,13 @@ def test_prometheus_endpoint_shows_what_redis_holds_mid_run(tmp_path: Path, redi
         base_env(redis_server.url),
         tmp_path,
     )  # fmt: skip
-    depth_key = "capacity_queue_depth[('queue', 'prom')]"
-    found: dict[str, float] = {}
-    text = ""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and found.get(depth_key) != 150:
-        time.sleep(0.3)
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-                text = response.read().decode()
-        except OSError:
-            continue
+
+    def samples(text: str) -> dict[str, float]:
         families = text_string_to_metric_families(text)
-        found = {s.name + str(sorted(s.labels.items())): s.value for f in families for s in f.samples}
+        return {s.name + str(sorted(s.labels.items())): s.value for f in families for s in f.samples}
+
+    text = scrape_until(port, lambda text: samples(text).get("capacity_queue_depth[('queue', 'prom')]") == 150, 5)
+    found = samples(text)
     assert found["capacity_queue_depth[('queue', 'prom')]"] == redis_server.client().llen("prom") == 150
     assert found["capacity_tasks_sent_total[('queue', 'prom'), ('task', 'capacity.worker.process_file')]"] == 150
     assert "capacity_tasks_completed_total" not in text  # no live timings: not known, not shown as 0
@@ -677,8 +689,6 @@ def test_top_reads_bullmq_queues_and_the_oldest_jobs_age(tmp_path: Path, redis_s
 def test_top_serves_prometheus_while_it_watches(tmp_path: Path, redis_server: RedisServer) -> None:
     """`capacity top --prometheus`: the queue's depth as Redis holds it, at /metrics, while top
     refreshes; Ctrl-C ends it (exit 0) and the endpoint with it."""
-    import urllib.request
-
     from capacity.matrix.embedded import free_port
 
     for i in range(25):
@@ -690,15 +700,7 @@ def test_top_serves_prometheus_while_it_watches(tmp_path: Path, redis_server: Re
         base_env(""),
         tmp_path,
     )  # fmt: skip
-    text = ""
-    deadline = time.monotonic() + 15
-    while 'capacity_queue_depth{queue="watched"} 25.0' not in text and time.monotonic() < deadline:
-        time.sleep(0.3)
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-                text = response.read().decode()
-        except OSError:
-            continue
+    text = scrape_until(port, lambda text: 'capacity_queue_depth{queue="watched"} 25.0' in text, 15)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
     assert 'capacity_queue_depth{queue="watched"} 25.0' in text
