@@ -252,19 +252,23 @@ def _timeline(figures: dict[str, Any], window_start: float) -> tuple[tuple[int, 
     return tuple((m, per_minute.get(m, 0)) for m in range(max(per_minute) + 1)) if per_minute else ()
 
 
+def _steady(log: TaskLog) -> bool:
+    """Whether every run of the logs sent at a rate (sustained, ramp, stages): a steady phase."""
+    modes = {run.get("mode") for run in log.runs}
+    return bool(modes) and modes <= _STEADY_MODES
+
+
 def _steady_throughput(figures: dict[str, Any], completed: int, log: TaskLog) -> float | None:
     """X over the middle 80% of completions, for the runs that have a steady phase."""
-    modes = {run.get("mode") for run in log.runs}
+    if not (completed >= 20 and _steady(log) and figures["finished_q"]):
+        return None
     t10, t90 = figures["finished_q"]
-    if completed >= 20 and modes and modes <= _STEADY_MODES and t90 > t10:
-        return float(0.8 * completed / (t90 - t10) * 60)
-    return None
+    return float(0.8 * completed / (t90 - t10) * 60) if t90 > t10 else None
 
 
 def _phase_trend(log: TaskLog, samples: list[Sample], window_start: float, last_sent: float) -> PhaseTrend | None:
     """Seed 003's stability verdict over the sending phase of a sustained, ramp or stages run."""
-    modes = {run.get("mode") for run in log.runs}
-    if not (modes and modes <= _STEADY_MODES):
+    if not _steady(log):
         return None
     rates = [r.get("rate_per_s") for r in log.runs]
     rate_per_min = sum(max(r) if isinstance(r, list) else (r or 0) for r in rates) * 60
@@ -319,6 +323,7 @@ def compute(
     """Join the logs with the timings (one DuckDB pass over the inputs) and compute every figure."""
     if concurrency is not None and concurrency < 1:
         raise InputError(f"--concurrency must be at least 1, got {concurrency}")
+    log.store.spread = _steady(log)  # a steady phase's X needs the spread of the finishes
     # a bad line DuckDB could not parse names itself on the slow path (or is skipped with --skip-bad)
     figures = log.query(lambda store: store.figures(), lambda f: bool(f["bad_log_lines"] or f["timing_without_id"]))
     n = int(figures["sent"])

@@ -41,7 +41,7 @@ _SQL_TYPES = {pa.string(): "VARCHAR", pa.float64(): "DOUBLE"}
 EVENT_COLUMNS = "{" + ", ".join(f"'{f.name}': '{_SQL_TYPES[f.type]}'" for f in EVENT_SCHEMA) + "}"
 _LOG_COLUMNS = "{'type': 'VARCHAR', 'task_id': 'VARCHAR', 'sent_at': 'VARCHAR'}"
 _LOG_COLUMNS_TASK = "{'type': 'VARCHAR', 'task_id': 'VARCHAR', 'sent_at': 'VARCHAR', 'task': 'VARCHAR'}"
-_QUANTILES = "[0.5, 0.9, 0.95, 0.99]"
+_QUANTILES = (0.5, 0.9, 0.95, 0.99)  # the public percentiles (metrics.PERCENTILES)
 
 # Probe lines (received, done) and Celery events (received, started, succeeded, failed, revoked)
 # as timing rows.
@@ -82,10 +82,39 @@ def _window_if_plausible(first_sent: Any, last_sent: Any, checks: dict[str, Any]
     return _literals(window)
 
 
+def _derived(found: dict[str, Any], checks: bool) -> dict[str, Any]:
+    """The figures ``Store._figures`` reads off others: the duplicates from the log lines, each
+    duration's maximum (and W's and R's minimum) from its quantiles, the last finish from the
+    finishes' quantiles, the largest clock skew from those minimums, a NaN from the latest."""
+    found["duplicates"] = int(found.pop("lines")) - int(found["sent"])
+    for column in ("s", "w", "wr", "r", "ss"):
+        points = found[f"{column}_q"]
+        found[f"{column}_max"] = points[-1] if points else None
+        found[f"{column}_min"] = points[0] if points and len(points) == 6 else None
+        found[f"{column}_q"] = (points[-5:-1] if len(points) == 6 else points[:-1]) if points else None
+    if "finished_q" in found:
+        spread = found["finished_q"]
+        found["last_finished"] = spread[2] if spread else None
+        found["finished_q"] = spread[:2] if spread else None
+    else:
+        found["finished_q"] = None
+    lowest = [v for v in (found.pop("w_min"), found.pop("r_min")) if v is not None]
+    found["most_skewed"] = min(lowest) if found["skewed"] and lowest else None
+    for column in ("s", "wr", "ss"):
+        found.pop(f"{column}_min")
+    if checks:
+        latest = found["check_latest"]
+        found["check_nan"] = latest is not None and math.isnan(latest)
+    if found["per_minute"]:  # binned, every minute of the range is there, most with 0
+        found["per_minute"] = {minute: n for minute, n in found["per_minute"].items() if n}
+    return found
+
+
 _PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
 _TIMING_COLUMNS = ("received", "started", "finished", "record_start", "state")
+_INSTANTS = ("received", "started", "record_start")  # a timing row's instants besides the finish
 
 
 def _seconds(table: pa.Table, column: str) -> str:
@@ -122,6 +151,9 @@ class Store:
     #: the logs are a task mix's: each line names its task, and the figures are also split by it
     #: (read only then: the column costs a plain run's 5,000,000-line parse nothing)
     by_task: bool = False
+    #: the 10th and 90th percentile of the finish times are wanted (the X of a steady phase: runs
+    #: that send at a rate); a burst's figures leave that third exact quantile out
+    spread: bool = True
 
     def __post_init__(self) -> None:
         import duckdb
@@ -163,7 +195,7 @@ class Store:
         if self.log_files:
             parts.append(f"""
                 SELECT task_id{task}, epoch(TRY_CAST(sent_at AS TIMESTAMPTZ)) AS sent,
-                       task_id IS NULL OR TRY_CAST(sent_at AS TIMESTAMPTZ) IS NULL AS bad,
+                       task_id IS NULL OR sent IS NULL AS bad,
                        NOT (sent_at LIKE '%+__:__' OR sent_at LIKE '%-__:__' OR sent_at LIKE '%Z') AS naive
                 FROM read_json({_files(self.log_files)}, format = 'newline_delimited', columns = {columns})
                 WHERE type IS NULL""")
@@ -218,30 +250,39 @@ class Store:
             self._timings_unique, self._unique_key = bool(unique), key
         return self._timings_unique
 
+    def _carried(self) -> list[str]:
+        """The instants the timing rows can hold besides the finish: probe and event lines a
+        receipt and a start, a table the columns it has. One no source carries is not aggregated
+        (5,000,000 probe lines: a record start that is always NULL cost 0.1-0.3 s of grouping)."""
+        columns = {"received", "started"} if self.event_files or self.event_tables else set()
+        columns |= {c for table in self.timing_tables for c in _INSTANTS if c in table.column_names}
+        return [c for c in _INSTANTS if c in columns]
+
     def _timings_per_task(self, unique: bool) -> str:
         """The CTE ``g``: one row per task id of the timing rows. Grouped when an id can appear
         twice (retries, several sources); when the ids are unique (a records table's primary key)
-        the rows are already that, and the grouping (5,000,000 records: 2 s of the 3 s query) is
-        skipped: the check costs a tenth of it."""
+        the rows are already that, and the grouping (5,000,000 records: 0.8 s of a 2.3 s query) is
+        skipped: the check costs a third of it."""
+        carried = self._carried()
+        instants = ", ".join([*carried, "finished"])
+        span = (f"least({instants})", f"greatest({instants})") if carried else ("finished", "finished")
         if unique:
-            return """
+            return f"""
             g AS (
                 SELECT task_id, received, started, finished, record_start, state,
                        CASE WHEN finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS') THEN 1 ELSE 0 END
                            AS successes,
-                       least(received, started, finished, record_start) AS earliest,
-                       greatest(received, started, finished, record_start) AS latest
+                       {span[0]} AS earliest, {span[1]} AS latest
                 FROM timingrows)"""
-        return """
+        first = ", ".join(f"min({c}) AS {c}" if c in carried else f"NULL::DOUBLE AS {c}" for c in _INSTANTS)
+        return f"""
             -- a success anywhere counts (SUCCESS sorts above FAILURE, RETRY, REVOKED)
             g AS (
-                SELECT task_id, min(received) AS received, min(started) AS started, max(finished) AS finished,
-                       min(record_start) AS record_start, max(state) AS state,
+                SELECT task_id, {first}, max(finished) AS finished, max(state) AS state,
                        count(finished) FILTER (WHERE state IS NULL OR state = 'SUCCESS') AS successes,
                        -- the earliest and latest instant of any timing of the task, for the window check
                        -- (each row's first, then the group's: two aggregates, not eight)
-                       min(least(received, started, finished, record_start)) AS earliest,
-                       max(greatest(received, started, finished, record_start)) AS latest
+                       min({span[0]}) AS earliest, max({span[1]}) AS latest
                 FROM timingrows GROUP BY task_id)"""
 
     def _unique_timings(self) -> bool:
@@ -354,17 +395,19 @@ class Store:
         return self._figures(per_task, unique, checks=False)
 
     def _figures(self, per_task: str, unique: bool, checks: bool) -> dict[str, Any]:
-        # finished_q is exact: quantile_cont costs less than approx_quantile's t-digest
-        def stats(column: str) -> str:
+        # Each aggregate over 5,000,000 rows costs (0.05-0.1 s apiece; the eight aggregates and
+        # four filters this pass left out, with the instants no source carries, were a tenth of a
+        # probe run's query): a figure another one already gives is taken from it. The quantiles are exact (quantile_cont costs less than approx_quantile's t-digest)
+        # and the one at 1.0 is the maximum, at 0.0 the minimum; NULL durations (a task that did
+        # not complete, a log's repeat) are skipped by every aggregate, so no FILTER is needed.
+        def stats(column: str, least: bool = False) -> str:
             if column in ("s", "w", "wr") and not self._has_worker_times():
-                return f"NULL AS {column}_mean, NULL AS {column}_q, NULL AS {column}_max"
-            return (
-                f"avg({column}) AS {column}_mean, quantile_cont({column}, {_QUANTILES}) AS {column}_q, "
-                f"max({column}) AS {column}_max"
-            )
+                return f"NULL AS {column}_mean, NULL AS {column}_q"
+            points = [*([0.0] if least else []), *_QUANTILES, 1.0]
+            return f"avg({column}) AS {column}_mean, quantile_cont({column}, {points}) AS {column}_q"
 
         # records are the only source of a record start: without them seed S is simply absent
-        record_stats = stats("ss") if self.timing_tables else "NULL AS ss_mean, NULL AS ss_q, NULL AS ss_max"
+        record_stats = stats("ss") if self.timing_tables else "NULL AS ss_mean, NULL AS ss_q"
         # with checks (nothing implausible, else the pass is done again) and unique ids (a success
         # per task at most), those figures are known without aggregating them
         implausible = (
@@ -379,38 +422,40 @@ class Store:
             else """coalesce(sum(successes - 1) FILTER (WHERE n > 0 AND successes > 1), 0) AS duplicate_completions,
                    count(*) FILTER (WHERE n > 0 AND successes > 1) AS tasks_completed_twice"""
         )
-        check_columns = (
-            "min(earliest) AS check_earliest, max(latest) AS check_latest, "
-            "coalesce(bool_or(isnan(earliest) OR isnan(latest)), FALSE) AS check_nan, epoch(now()) AS check_now, "
-            if checks
-            else ""
+        # a NaN anywhere makes a task's greatest instant NaN, and max() sorts NaN above the rest
+        check_columns = "min(earliest) AS check_earliest, max(latest) AS check_latest, epoch(now()) AS check_now, "
+        # the 10th and 90th percentile of the finishes when a steady phase's X is wanted, and the
+        # last finish with them; else the last finish alone
+        finishes = (
+            "quantile_cont(finished, [0.1, 0.9, 1.0]) FILTER (WHERE ok) AS finished_q"
+            if self.spread
+            else "max(finished) FILTER (WHERE ok) AS last_finished"
         )
+        bins = self._minute_bins()
+        # sent is NULL where no log line sent the task (n = 0); r is NULL unless it completed; a NaN
+        # or infinite finish has no minute (TRY_CAST: NULL), so the pass ends and the window drops it
         query = f"""
-            SELECT count(*) FILTER (WHERE n > 0) AS sent,
-                   count(*) FILTER (WHERE ok) AS completed,
+            SELECT count(sent) AS sent,
+                   count(r) AS completed,
                    count(*) FILTER (WHERE failed) AS failed,
                    count(*) FILTER (WHERE n = 0 AND task_id IS NOT NULL AND bad = 0) AS unknown,
-                   coalesce(sum(n - 1) FILTER (WHERE n > 0), 0) AS duplicates,
+                   coalesce(sum(n), 0) AS lines,
                    coalesce(sum(bad), 0) AS bad_log_lines,
                    {implausible},
                    {completions},
                    coalesce(bool_or(timing_without_id), FALSE) AS timing_without_id,
-                   min(sent) FILTER (WHERE n > 0) AS first_sent,
-                   max(sent) FILTER (WHERE n > 0) AS last_sent,
-                   max(finished) FILTER (WHERE ok) AS last_finished,
-                   quantile_cont(finished, [0.1, 0.9]) FILTER (WHERE ok) AS finished_q,
-                   histogram(floor(finished / 60)::BIGINT{self._minute_bins()}) FILTER (WHERE ok) AS per_minute,
-                   count(*) FILTER (WHERE n > 0 AND (w < 0 OR r < 0)) AS skewed,
-                   min(least(w, r)) FILTER (WHERE n > 0 AND (w < 0 OR r < 0)) AS most_skewed,
-                   {check_columns}
-                   {stats("s")}, {stats("w")}, {stats("wr")}, {stats("r")}, {record_stats}
+                   min(sent) AS first_sent,
+                   max(sent) AS last_sent,
+                   {finishes},
+                   histogram(TRY_CAST(floor(finished / 60) AS BIGINT){bins}) FILTER (WHERE ok) AS per_minute,
+                   count(*) FILTER (WHERE w < 0 OR r < 0) AS skewed,
+                   {check_columns if checks else ""}
+                   {stats("s")}, {stats("w", least=True)}, {stats("wr")}, {stats("r", least=True)}, {record_stats}
             FROM ({per_task})"""
         cursor = self.con.execute(query)
         names = [d[0] for d in cursor.description]
         found = dict(zip(names, cursor.fetchall()[0], strict=True))
-        if found["per_minute"]:  # binned, every minute of the range is there, most with 0
-            found["per_minute"] = {minute: n for minute, n in found["per_minute"].items() if n}
-        return found
+        return _derived(found, checks)
 
     def _minute_bins(self) -> str:
         """``, range(first, last + 1)``: the minutes a completion can fall in, when the timing

@@ -289,6 +289,34 @@ def test_the_one_pass_plan_gives_the_careful_plans_figures(
     assert fast["completed"] == (59 if implausible or case.startswith("unknown") else 60)
 
 
+@pytest.mark.parametrize("column", ["start", "end"])
+def test_a_nan_timing_sends_the_figures_down_the_careful_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, column: str
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # the one pass learns of a NaN from the latest instant alone (a NaN makes a task's greatest
+    # instant NaN, and max() sorts NaN above every number): it must notice, read the window and
+    # leave that task out as implausible, whichever of its instants is the NaN
+    sends = {f"t{i}": T0 + i for i in range(6)}
+    rows = [[t, s + 0.5, s + 2.0] for t, s in sends.items()]
+    rows[3][1 if column == "start" else 2] = float("nan")  # a CSV's "nan" is read as NULL: Parquet keeps it
+    target = tmp_path / "records.parquet"
+    columns = {"id": [r[0] for r in rows], "start": [r[1] for r in rows], "end": [r[2] for r in rows]}
+    pq.write_table(pa.table(columns), target)
+    log = write_log(tmp_path / "worker_tasks_1.log", sends)
+    taken = _figures_path(monkeypatch)
+    data = run_metrics([log], [str(target)], columns=RecordColumns("id", "start", "end")).to_json()
+    assert taken == ["window first, ungrouped"]
+    assert (data["completed"], data["missing"]) == (5, 1)
+    assert any("1 tasks have timings outside this run's window" in w for w in data["warnings"])
+    # by hand: R is 2.0 s for every task that is left, seed S 1.5 s; a burst has no steady X
+    assert (data["response_time_p50_s"], data["response_time_max_s"]) == (2.0, 2.0)
+    assert data["seed_s_max_s"] == 1.5
+    assert data["throughput_steady_per_min"] is None
+
+
 def test_records_csv_whose_later_rows_do_not_fit_the_first_blocks_types(tmp_path: Path) -> None:
     # the CSV's types are taken from its first block (1 MiB) and given to the whole read: here the
     # ids are numbers for 40,000 rows (1.4 MB) and then one is not, and the mixed-form times
