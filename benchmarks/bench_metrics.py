@@ -155,15 +155,23 @@ def run(code: str, log: Path, timings: Path) -> dict[str, float]:
 
 
 def as_commands(log: Path, timings: Path, rounds: int) -> None:
-    """#26: both as a user runs them: `capacity metrics ... -f json`, and a Python process running
-    DuckDB's query above (its import included)."""
+    """#26: as a user runs them: `capacity metrics ... -f json`, and a Python process running DuckDB's
+    query of the same figures (its import included); the query above (fewer figures) for the record."""
     sys.path.insert(0, str(ROOT))  # run as a script: the repository is not on the path
-    from benchmarks._command import compare_as_commands
+    from benchmarks._command import compare_as_commands, same_figures
 
     argv = [str(Path(sys.executable).parent / "capacity"), "metrics", "--tasks-log", str(log)]
     argv += ["--timings", f"probe:{timings}", "-f", "json"]
-    duck = [sys.executable, "-c", DUCKDB.format(root=str(ROOT), log=str(log), timings=str(timings), peak=PEAK)]
-    compare_as_commands(argv, duck, rounds, 1.2)
+    fewer = [sys.executable, "-c", DUCKDB.format(root=str(ROOT), log=str(log), timings=str(timings), peak=PEAK)]
+    probe = f"""
+        SELECT task_id, min(CASE WHEN event = 'received' THEN t END) AS received, min(started) AS started,
+               max(finished) AS finished, NULL::DOUBLE AS record_start, max(state) AS state
+        FROM read_json('{timings}/*.jsonl', format = 'newline_delimited',
+                       columns = {{'task_id': 'VARCHAR', 'event': 'VARCHAR', 't': 'DOUBLE', 'started': 'DOUBLE',
+                                  'finished': 'DOUBLE', 'state': 'VARCHAR'}})
+        GROUP BY task_id"""
+    same = [sys.executable, "-c", same_figures(str(log), probe, ("s", "w", "wr", "r"))]
+    compare_as_commands(argv, same, fewer, rounds, 1.2)
 
 
 def main() -> None:
