@@ -8,6 +8,10 @@ times, each in its own process (so each peak RSS is its own):
   2. a straightforward per-line Python loop doing the same join and statistics (target: >= 10x),
   3. DuckDB running the same join and aggregates over the same files (target: <= 1.5x DuckDB).
 Target peak memory for capacity: under 4 GB. DuckDB is a dependency of capacity (its metrics engine).
+Then #26's comparison, as a user runs them (new processes, start-up included): `capacity metrics
+... -f json` against DuckDB computing every figure that command prints in one query
+(``_command.SAME_FIGURES``; S, W, W from receipt and R, the counts, X, the steady X, the timeline;
+each checked equal to capacity's), target <= 1.2x and <= 2 GB; query 3 is timed beside them.
 """
 
 from __future__ import annotations

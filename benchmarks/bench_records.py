@@ -6,6 +6,12 @@ DuckDB doing the same work in one session (issue #12: target <= 1.5x DuckDB, <= 
 Both read the task log (JSON Lines) and the records CSV, join on the task id, and compute the
 counts, X, R and seed S (record start to finish) percentiles and the per-minute timeline; each
 runs in its own process, so each peak RSS is its own.
+
+Then #26's comparison, as a user runs them (new processes, start-up included): `capacity metrics
+... -f json` against DuckDB computing every figure that command prints in one query
+(``_command.SAME_FIGURES``: counts, missing, unknown ids, duplicates, window, X and the steady X,
+mean, percentiles and maximum of R and seed S, the per-minute timeline; each figure checked equal
+to capacity's), target <= 1.3x and <= 2 GB; the narrower query above is timed beside them.
 """
 
 from __future__ import annotations
