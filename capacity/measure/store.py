@@ -42,6 +42,7 @@ EVENT_COLUMNS = "{" + ", ".join(f"'{f.name}': '{_SQL_TYPES[f.type]}'" for f in E
 _LOG_COLUMNS = "{'type': 'VARCHAR', 'task_id': 'VARCHAR', 'sent_at': 'VARCHAR'}"
 _LOG_COLUMNS_TASK = "{'type': 'VARCHAR', 'task_id': 'VARCHAR', 'sent_at': 'VARCHAR', 'task': 'VARCHAR'}"
 _QUANTILES = (0.5, 0.9, 0.95, 0.99)  # the public percentiles (metrics.PERCENTILES)
+_WITH_MINIMUM = ("w", "r")  # the durations whose minimum is the clock-skew check's (W < 0, R < 0)
 
 # Probe lines (received, done) and Celery events (received, started, succeeded, failed, revoked)
 # as timing rows.
@@ -87,21 +88,20 @@ def _derived(found: dict[str, Any], checks: bool) -> dict[str, Any]:
     duration's maximum (and W's and R's minimum) from its quantiles, the last finish from the
     finishes' quantiles, the largest clock skew from those minimums, a NaN from the latest."""
     found["duplicates"] = int(found.pop("lines")) - int(found["sent"])
+    lowest = []
     for column in ("s", "w", "wr", "r", "ss"):
-        points = found[f"{column}_q"]
+        points = found[f"{column}_q"]  # [min (W and R only)], p50, p90, p95, p99, max
         found[f"{column}_max"] = points[-1] if points else None
-        found[f"{column}_min"] = points[0] if points and len(points) == 6 else None
-        found[f"{column}_q"] = (points[-5:-1] if len(points) == 6 else points[:-1]) if points else None
+        found[f"{column}_q"] = points[-5:-1] if points else None
+        if column in _WITH_MINIMUM and points:
+            lowest.append(points[0])
     if "finished_q" in found:
         spread = found["finished_q"]
         found["last_finished"] = spread[2] if spread else None
         found["finished_q"] = spread[:2] if spread else None
     else:
         found["finished_q"] = None
-    lowest = [v for v in (found.pop("w_min"), found.pop("r_min")) if v is not None]
     found["most_skewed"] = min(lowest) if found["skewed"] and lowest else None
-    for column in ("s", "wr", "ss"):
-        found.pop(f"{column}_min")
     if checks:
         latest = found["check_latest"]
         found["check_nan"] = latest is not None and math.isnan(latest)
@@ -404,10 +404,10 @@ class Store:
         # are exact (quantile_cont costs less than approx_quantile's t-digest) and the one at 1.0
         # is the maximum, at 0.0 the minimum; NULL durations (a task that did not complete, a
         # log's repeat) are skipped by every aggregate, so no FILTER is needed.
-        def stats(column: str, least: bool = False) -> str:
+        def stats(column: str) -> str:
             if column in ("s", "w", "wr") and not self._has_worker_times():
                 return f"NULL AS {column}_mean, NULL AS {column}_q"
-            points = [*([0.0] if least else []), *_QUANTILES, 1.0]
+            points = [*([0.0] if column in _WITH_MINIMUM else []), *_QUANTILES, 1.0]
             return f"avg({column}) AS {column}_mean, quantile_cont({column}, {points}) AS {column}_q"
 
         # records are the only source of a record start: without them seed S is simply absent
@@ -454,7 +454,7 @@ class Store:
                    histogram(TRY_CAST(floor(finished / 60) AS BIGINT){bins}) FILTER (WHERE ok) AS per_minute,
                    count(*) FILTER (WHERE w < 0 OR r < 0) AS skewed,
                    {check_columns if checks else ""}
-                   {stats("s")}, {stats("w", least=True)}, {stats("wr")}, {stats("r", least=True)}, {record_stats}
+                   {stats("s")}, {stats("w")}, {stats("wr")}, {stats("r")}, {record_stats}
             FROM ({per_task})"""
         cursor = self.con.execute(query)
         names = [d[0] for d in cursor.description]
