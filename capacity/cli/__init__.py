@@ -151,6 +151,13 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code instead of exiting: every outcome is one of the codes
     in ``capacity.errors`` and every error one line on stderr. An exception nothing translated is
     a bug: one line naming it, exit 70 (EX_SOFTWARE), the traceback only with CAPACITY_DEBUG=1."""
+    given = sys.argv[1:] if argv is None else argv
+    for position, argument in enumerate(given, 1):
+        # no path, URL or value can hold a NUL (a shell cannot even pass one; a program calling
+        # run() can): said here once, rather than as each reader's "embedded null byte"
+        if "\x00" in argument:
+            _stderr(f"error: argument {position} contains a NUL byte (see 'capacity --help')")
+            return EXIT_BAD_INPUT
     previous = _say_interrupts()
     try:
         code = app(args=argv, prog_name="capacity", standalone_mode=False)

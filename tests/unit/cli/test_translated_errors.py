@@ -130,3 +130,18 @@ def test_ctrl_c_is_acted_on_within_a_second_start_up_included(tmp_path: Path, af
         err.strip().startswith("error: interrupted") and "Traceback" not in err and len(err.strip().splitlines()) == 1
     )
     assert took < 1.5, took  # a bound on responsiveness, not a speed target: the hang was 5 s
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["metrics", "--tasks-log", "a\x00b"], ["plan", "--output", "\x00"], ["probe", "write", "\x00"]],
+    ids=["metrics", "plan", "probe"],
+)
+def test_a_nul_byte_in_an_argument_is_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # the fuzz run's 'ValueError: embedded null byte' (exit 70) from whichever reader met it first
+    # (typer 0.28 passes the argument as it is): refused before any command runs, exit 2
+    from capacity.cli import run
+
+    assert run(argv) == 2
+    position = argv.index(next(a for a in argv if "\x00" in a)) + 1
+    assert capsys.readouterr().err == f"error: argument {position} contains a NUL byte (see 'capacity --help')\n"
