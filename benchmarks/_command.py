@@ -105,16 +105,24 @@ def _differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
 
 def compare_as_commands(ours: list[str], same: list[str], narrower: list[str], rounds: int, target: float) -> None:
     """#26: `capacity metrics` and DuckDB computing the same figures, each as a user runs them (new
-    processes, start-up and imports included), alternating rounds: the medians, the ratio and the
-    peak. Every figure DuckDB printed is checked against ours; the narrower query (fewer figures:
-    the baseline of #12 and of the first measurement of #26) is timed too, for the record."""
-    results = [(timed_command(ours), timed_command(same), timed_command(narrower)) for _ in range(rounds)]
+    processes, start-up and imports included), in rounds that rotate which runs first (a
+    multiple of 3 puts each in each place as often): the medians, the ratio and the peak. Every
+    figure DuckDB printed is checked against ours; the narrower query (fewer figures: the baseline
+    of #12 and of the first measurement of #26) is timed too, for the record."""
+    # each round starts with the next contender: a process run right after another one's gigabyte
+    # ran 0.1-0.3 s slower here, so a fixed order would always hand that to the same one
+    contenders = [ours, same, narrower]
+    results: list[tuple[tuple[float, float, str], ...]] = []
+    for round_ in range(rounds):
+        order = [(round_ + i) % 3 for i in range(3)]
+        timed = {index: timed_command(contenders[index]) for index in order}
+        results.append(tuple(timed[i] for i in range(3)))
     wrong = _differences(json.loads(results[0][0][2]), json.loads(results[0][1][2]))
     if wrong:
         raise RuntimeError("DuckDB's figures are not capacity's: " + "; ".join(wrong))
     mine, theirs, fewer = (sorted(r[i][0] for r in results)[rounds // 2] for i in range(3))
     peak = max(r[0][1] for r in results)
-    print(f"as commands (new processes, start-up included; median of {rounds} alternating rounds):")
+    print(f"as commands (new processes, start-up included; median of {rounds} rounds, the order rotating):")
     print(f"  capacity metrics                {mine:7.2f} s  peak {peak:7,.0f} MB")
     figures = len(json.loads(results[0][1][2]))
     print(f"  DuckDB, the same figures        {theirs:7.2f} s  ({figures} figures, each equal to capacity's)")

@@ -184,6 +184,7 @@ def main() -> None:
     parser.add_argument("--skip-loop", action="store_true", help="leave out the per-line loop (slow)")
     parser.add_argument("--data", type=Path, help="keep the generated files here and reuse them next time")
     parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit for capacity (e.g. 3GB)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the as-commands comparison (median)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=ROOT / "benchmarks") as name:
         started = time.perf_counter()
@@ -220,7 +221,7 @@ def main() -> None:
         if loop:
             print(f"capacity vs per-line loop: {loop['seconds'] / ours['seconds']:.1f}x faster (target >= 10x)")
         print(f"capacity peak memory: {ours['rss_mb'] / 1024:.2f} GB (target < 4 GB)")
-        as_commands(log, timings, 3)
+        as_commands(log, timings, options.rounds)
 
 
 if __name__ == "__main__":
