@@ -202,12 +202,13 @@ def _one_class(
 
     counted = arrival not in ("replay", "stages")
     streamed = streams(percentiles, count if counted else 0)
-    if counted and count > MAX_TASKS and not (streamed and arrival in ("poisson", "fixed")):
+    drawn_later = streamed and arrival in ("poisson", "fixed")  # a block at a time, never whole
+    if counted and count > MAX_TASKS and not drawn_later:
         raise InputError(
             f"--count {count:,}: this simulation holds up to {MAX_TASKS:,} tasks (about a minute); "
             "poisson or fixed arrivals stream more (--percentiles sketch)"
         )
-    if counted and not (streamed and arrival in ("poisson", "fixed")):
+    if counted and not drawn_later:
         check_tasks_fit(count)
     rng = np.random.default_rng(seed)
     offsets = None
@@ -233,7 +234,7 @@ def _one_class(
         empirical_s=read_service_times(from_metrics) if from_metrics is not None else None,
     )
     workload.check()
-    if streamed and arrival in ("poisson", "fixed"):  # drawn a block at a time, never whole
+    if drawn_later:
         return TaskClass("tasks", queue, np.empty(0), np.empty(0), source=DrawnSource(workload, seed))
     arrivals, services = workload.draw(rng)
     return TaskClass("tasks", queue, arrivals, services, source=ArraySource(arrivals, services) if streamed else None)

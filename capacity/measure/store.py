@@ -427,7 +427,11 @@ class Store:
                    count(*) FILTER (WHERE n > 0 AND successes > 1) AS tasks_completed_twice"""
         )
         # a NaN anywhere makes a task's greatest instant NaN, and max() sorts NaN above the rest
-        check_columns = "min(earliest) AS check_earliest, max(latest) AS check_latest, epoch(now()) AS check_now, "
+        check_columns = (
+            "min(earliest) AS check_earliest, max(latest) AS check_latest, epoch(now()) AS check_now, "
+            if checks
+            else ""
+        )
         # the 10th and 90th percentile of the finishes when a steady phase's X is wanted, and the
         # last finish with them; else the last finish alone
         finishes = (
@@ -453,7 +457,7 @@ class Store:
                    {finishes},
                    histogram(TRY_CAST(floor(finished / 60) AS BIGINT){bins}) FILTER (WHERE ok) AS per_minute,
                    count(*) FILTER (WHERE w < 0 OR r < 0) AS skewed,
-                   {check_columns if checks else ""}
+                   {check_columns}
                    {stats("s")}, {stats("w")}, {stats("wr")}, {stats("r")}, {record_stats}
             FROM ({per_task})"""
         cursor = self.con.execute(query)
