@@ -253,9 +253,10 @@ def _timeline(figures: dict[str, Any], window_start: float) -> tuple[tuple[int, 
 
 
 def _steady(log: TaskLog) -> bool:
-    """Whether every run of the logs sent at a rate (sustained, ramp, stages): a steady phase."""
-    modes = {run.get("mode") for run in log.runs}
-    return bool(modes) and modes <= _STEADY_MODES
+    """Whether every run of the logs sent at a rate (sustained, ramp, stages): a steady phase. A
+    run line's mode that is not a name (a hand-edited log: a list, an object) is no such mode."""
+    modes = [run.get("mode") for run in log.runs]
+    return bool(modes) and all(isinstance(mode, str) and mode in _STEADY_MODES for mode in modes)
 
 
 def _steady_throughput(figures: dict[str, Any], completed: int, log: TaskLog) -> float | None:

@@ -571,7 +571,8 @@ def test_prometheus_endpoint_shows_what_redis_holds_mid_run(tmp_path: Path, redi
         families = text_string_to_metric_families(text)
         return {s.name + str(sorted(s.labels.items())): s.value for f in families for s in f.samples}
 
-    text = scrape_until(port, lambda text: samples(text).get("capacity_queue_depth[('queue', 'prom')]") == 150, 5)
+    # up to the run's own 6 s of monitoring and its start-up (5 s missed it once on a loaded machine)
+    text = scrape_until(port, lambda text: samples(text).get("capacity_queue_depth[('queue', 'prom')]") == 150, 15)
     found = samples(text)
     assert found["capacity_queue_depth[('queue', 'prom')]"] == redis_server.client().llen("prom") == 150
     assert found["capacity_tasks_sent_total[('queue', 'prom'), ('task', 'capacity.worker.process_file')]"] == 150

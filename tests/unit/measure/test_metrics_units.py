@@ -317,6 +317,20 @@ def test_a_nan_timing_sends_the_figures_down_the_careful_plan(
     assert data["throughput_steady_per_min"] is None
 
 
+@pytest.mark.parametrize("mode", [{"kind": "sustained"}, ["sustained"], None, 3])
+def test_a_run_line_whose_mode_is_not_a_name_is_no_steady_phase(tmp_path: Path, mode: Any) -> None:
+    # the readers' fuzz run: a run line with "mode": {...} ended in "unhashable type: 'dict'" (exit
+    # 70) once every metrics run asked whether the logs have a steady phase; it has none
+    sends = {f"t{i}": T0 + i for i in range(30)}
+    log = write_log(tmp_path / "worker_tasks_1.log", sends)
+    lines = log.read_text().splitlines()
+    lines[0] = json.dumps({"type": "run", "mode": mode, "rate_per_s": 1.0})
+    log.write_text("\n".join(lines) + "\n")
+    probe = write_probe(tmp_path / "timings", [done(t, s + 0.5, s + 1.0) for t, s in sends.items()])
+    data = run_metrics([log], [str(probe)]).to_json()
+    assert data["completed"] == 30 and data["throughput_steady_per_min"] is None and data["trend"] is None
+
+
 def test_records_csv_whose_later_rows_do_not_fit_the_first_blocks_types(tmp_path: Path) -> None:
     # the CSV's types are taken from its first block (1 MiB) and given to the whole read: here the
     # ids are numbers for 40,000 rows (1.4 MB) and then one is not, and the mixed-form times
