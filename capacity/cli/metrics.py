@@ -53,7 +53,7 @@ def command(
     fmt: MetricsFormat = "table",
     output: OutputOption = "-",
 ) -> None:
-    from capacity.measure.metrics import AUTO_BUCKET, enforce, run_metrics  # DuckDB, pyarrow: the measure extra
+    from capacity.measure.metrics import AUTO_BUCKET, enforce, run_metrics  # DuckDB: the measure extra
     from capacity.measure.sources import RecordColumns
 
     replaced = csv is not None and csv.is_file()

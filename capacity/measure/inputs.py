@@ -13,28 +13,33 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from capacity.errors import InputError
 from capacity.load.tasklog import read_run_and_end_lines
-from capacity.measure.store import EVENT_SCHEMA, Store
+from capacity.measure.store import Store, event_schema
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 T = TypeVar("T")
 
-TIMING_SCHEMA = pa.schema(
-    [
-        ("task_id", pa.string()),
-        ("received", pa.float64()),
-        ("started", pa.float64()),
-        ("finished", pa.float64()),
-        ("record_start", pa.float64()),
-        ("state", pa.string()),
-        ("host", pa.string()),
-    ]
-)
+
+def timing_schema() -> pa.Schema:
+    """The timing rows of a source that builds them row by row (result backend, BullMQ)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("task_id", pa.string()),
+            ("received", pa.float64()),
+            ("started", pa.float64()),
+            ("finished", pa.float64()),
+            ("record_start", pa.float64()),
+            ("state", pa.string()),
+            ("host", pa.string()),
+        ]
+    )
 
 
 @dataclass
@@ -74,12 +79,18 @@ def scan(
 
 def event_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Probe or events lines as an Arrow table of the event schema."""
-    return pa.Table.from_pylist([{n: r.get(n) for n in EVENT_SCHEMA.names} for r in rows], schema=EVENT_SCHEMA)
+    import pyarrow as pa
+
+    schema = event_schema()
+    return pa.Table.from_pylist([{n: r.get(n) for n in schema.names} for r in rows], schema=schema)
 
 
 def iso_times(values: pa.Array | pa.ChunkedArray, where: str, problems: Problems) -> pa.Array | pa.ChunkedArray:
     """ISO 8601 strings (any offset; naive taken as UTC with a warning) as Arrow timestamps, which
     the store turns into epoch seconds as DuckDB scans them; mixed forms as epoch seconds."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if values.null_count == len(values):
         return pa.nulls(len(values), pa.float64())
     try:
@@ -95,6 +106,8 @@ def iso_times(values: pa.Array | pa.ChunkedArray, where: str, problems: Problems
 
 def _iso_to_epoch_slow(values: pa.Array | pa.ChunkedArray, where: str, problems: Problems) -> pa.Array:
     """Mixed forms (some with offsets, some naive, some with a space): one value at a time."""
+    import pyarrow as pa
+
     out: list[float | None] = []
     for value in values.to_pylist():
         if value is None:
@@ -112,6 +125,8 @@ def _iso_to_epoch_slow(values: pa.Array | pa.ChunkedArray, where: str, problems:
 
 
 def _read_task_log_slowly(path: Path, problems: Problems, skip_bad: bool) -> pa.Table:
+    import pyarrow as pa
+
     naive = False
 
     def accept(line: dict[str, Any]) -> bool:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import math
 import os
 import re
+import statistics
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from capacity.errors import CheckFailed, InputError
 from capacity.load.monitor import Sample, read_samples, samples_path, trend
@@ -289,7 +288,7 @@ def _littles_law(
     in_window = [s for s in samples if window_s is not None and window_start <= s.t <= window_start + window_s]
     if not in_window:
         return LittlesLaw(from_x_r)
-    observed = float(np.mean([s.visible + (s.in_flight or 0) for s in in_window]))
+    observed = statistics.fmean(s.visible + (s.in_flight or 0) for s in in_window)
     if len(in_window) < MIN_LITTLE_SAMPLES:
         # a burst drained in a second or two has one or two samples: their mean says nothing
         source = f"only {len(in_window)} monitor samples in the window: not meaningful (needs {MIN_LITTLE_SAMPLES})"

@@ -17,28 +17,40 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+import duckdb  # the measure extra: imported with the module, so a command without it says so first
 
 from capacity import files
 from capacity.errors import WriteFailed
 
-# A probe or events line, as an Arrow schema (lines parsed in Python) and as read_json's columns.
-EVENT_SCHEMA = pa.schema(
-    [
-        ("task_id", pa.string()),
-        ("event", pa.string()),
-        ("t", pa.float64()),
-        ("started", pa.float64()),
-        ("finished", pa.float64()),
-        ("state", pa.string()),
-        ("host", pa.string()),
-        ("error", pa.string()),  # a failed task's exception ("TypeError: ..."), probe and events
-    ]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# A probe or events line's columns and their SQL types: read_json's columns, and an Arrow schema
+# (``event_schema``) for lines parsed in Python. pyarrow is imported where a table is at hand:
+# DuckDB reads the files of a probe run itself, and pyarrow (with numpy) cost 0.15 s to import.
+EVENT_FIELDS = (
+    ("task_id", "VARCHAR"),
+    ("event", "VARCHAR"),
+    ("t", "DOUBLE"),
+    ("started", "DOUBLE"),
+    ("finished", "DOUBLE"),
+    ("state", "VARCHAR"),
+    ("host", "VARCHAR"),
+    ("error", "VARCHAR"),  # a failed task's exception ("TypeError: ..."), probe and events
 )
-_SQL_TYPES = {pa.string(): "VARCHAR", pa.float64(): "DOUBLE"}
-EVENT_COLUMNS = "{" + ", ".join(f"'{f.name}': '{_SQL_TYPES[f.type]}'" for f in EVENT_SCHEMA) + "}"
+EVENT_COLUMNS = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in EVENT_FIELDS) + "}"
+
+
+def event_schema() -> pa.Schema:
+    """``EVENT_FIELDS`` as an Arrow schema."""
+    import pyarrow as pa
+
+    types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64()}
+    return pa.schema([(name, types[kind]) for name, kind in EVENT_FIELDS])
+
+
 _LOG_COLUMNS = "{'type': 'VARCHAR', 'task_id': 'VARCHAR', 'sent_at': 'VARCHAR'}"
 _LOG_COLUMNS_TASK = "{'type': 'VARCHAR', 'task_id': 'VARCHAR', 'sent_at': 'VARCHAR', 'task': 'VARCHAR'}"
 _QUANTILES = (0.5, 0.9, 0.95, 0.99)  # the public percentiles (metrics.PERCENTILES)
@@ -110,7 +122,15 @@ def _derived(found: dict[str, Any], checks: bool) -> dict[str, Any]:
     return found
 
 
-_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+_MICROSECONDS = {"s": 1_000_000, "ms": 1_000, "us": 1}  # per unit of an Arrow timestamp (ns: // 1000)
+
+
+def _as_seconds(value: int, unit: str) -> float:
+    """An Arrow timestamp's integer in epoch seconds exactly as ``_seconds``'s SQL computes it
+    (DuckDB's // truncates towards zero)."""
+    if unit != "ns":
+        return value * _MICROSECONDS[unit] / 1000000.0
+    return (value // 1000 if value >= 0 else -(-value // 1000)) / 1000000.0
 
 
 _TIMING_COLUMNS = ("received", "started", "finished", "record_start", "state")
@@ -121,6 +141,8 @@ def _seconds(table: pa.Table, column: str) -> str:
     """SQL for a timing table's column: NULL where the table leaves it out, the state as it is,
     a time as epoch seconds: as it is, or from an Arrow timestamp of any unit (whole
     microseconds over 1e6; below a microsecond is dropped)."""
+    import pyarrow as pa
+
     if column not in table.column_names:
         return "NULL::VARCHAR" if column == "state" else "NULL::DOUBLE"
     kind = table.schema.field(column).type
@@ -156,8 +178,6 @@ class Store:
     spread: bool = True
 
     def __post_init__(self) -> None:
-        import duckdb
-
         self._window: tuple[str, str] | None = None  # of the logs as they were under _log_key
         self._log_key: tuple[Any, ...] | None = None
         self._timings_unique = False  # of the timing inputs as they were under _unique_key
@@ -177,6 +197,7 @@ class Store:
             "preserve_insertion_order = false",
         ):
             self.con.execute(f"SET {setting}")
+        self._ranges: dict[tuple[int, str], tuple[float | None, float | None, bool]] = {}
 
     def _register(self, prefix: str, tables: list[pa.Table]) -> list[str]:
         names = []
@@ -250,11 +271,16 @@ class Store:
             self._timings_unique, self._unique_key = bool(unique), key
         return self._timings_unique
 
+    def _lines(self) -> bool:
+        """Whether probe or event lines are among the timing rows (several rows per task, whose
+        instants are known only inside the pass); else the timing rows are tables only."""
+        return bool(self.event_files or self.event_tables)
+
     def _carried(self) -> list[str]:
         """The instants the timing rows can hold besides the finish: probe and event lines a
         receipt and a start, a table the columns it has. One no source carries is not aggregated
         (5,000,000 probe lines: a record start that is always NULL cost 0.1-0.3 s of grouping)."""
-        columns = {"received", "started"} if self.event_files or self.event_tables else set()
+        columns = {"received", "started"} if self._lines() else set()
         columns |= {c for table in self.timing_tables for c in _INSTANTS if c in table.column_names}
         return [c for c in _INSTANTS if c in columns]
 
@@ -262,20 +288,18 @@ class Store:
         """The CTE ``g``: one row per task id of the timing rows. Grouped when an id can appear
         twice (retries, several sources); when the ids are unique (a records table's primary key)
         the rows are already that, and the grouping (5,000,000 records: 0.8 s of a 2.3 s query) is
-        skipped: the check costs a third of it."""
-        if unique:
-            return """
-            g AS (
-                SELECT task_id, received, started, finished, record_start, state,
-                       CASE WHEN finished IS NOT NULL AND (state IS NULL OR state = 'SUCCESS') THEN 1 ELSE 0 END
-                           AS successes
-                FROM timingrows)"""
+        skipped: the check costs a third of it. Only the instants some source carries are in it
+        (``per_id`` reads the others as NULL): a column of NULLs carried through the join cost
+        0.05-0.1 s of 5,000,000 records."""
         carried = self._carried()
-        first = ", ".join(f"min({c}) AS {c}" if c in carried else f"NULL::DOUBLE AS {c}" for c in _INSTANTS)
+        if unique:
+            return f"""
+            g AS (SELECT task_id, {"".join(f"{c}, " for c in carried)}finished, state FROM timingrows)"""
+        first = "".join(f"min({c}) AS {c}, " for c in carried)
         return f"""
             -- a success anywhere counts (SUCCESS sorts above FAILURE, RETRY, REVOKED)
             g AS (
-                SELECT task_id, {first}, max(finished) AS finished, max(state) AS state,
+                SELECT task_id, {first}max(finished) AS finished, max(state) AS state,
                        count(finished) FILTER (WHERE state IS NULL OR state = 'SUCCESS') AS successes
                 FROM timingrows GROUP BY task_id)"""
 
@@ -291,7 +315,7 @@ class Store:
         """Whether the timing rows need no grouping: rows from tables only (records, result
         backends, BullMQ: a row per task) with unique ids. Probe and event lines are several rows
         per task."""
-        return not (self.event_files or self.event_tables) and self._timing_ids_unique()
+        return not self._lines() and self._timing_ids_unique()
 
     def _plan(self) -> tuple[bool, tuple[str, str] | None]:
         """(timing ids unique, the plausibility window) for a per-task query that must be exact."""
@@ -320,6 +344,14 @@ class Store:
             else "FALSE"
         )
         task_of = ", any_value(task) AS task" if self.by_task else ""
+        carried = self._carried()
+        instants = ", ".join(f"g.{c}" if c in carried else f"NULL::DOUBLE AS {c}" for c in _INSTANTS)
+        # unique timing ids: a row's own finish and state say whether it is a success
+        successes = (
+            "CASE WHEN g.finished IS NOT NULL AND (g.state IS NULL OR g.state = 'SUCCESS') THEN 1 ELSE 0 END"
+            if unique
+            else "coalesce(g.successes, 0)"
+        )
         l_task = " l.task," if self.by_task else ""
         return f"""
             WITH logrows AS ({self.log_rows()}),
@@ -337,8 +369,7 @@ class Store:
                        coalesce(l.bad, 0) AS bad,
                        g.task_id IS NULL AND l.task_id IS NULL AS timing_without_id,
                        {implausible} AS implausible, {earliest} AS earliest, {latest} AS latest,
-                       coalesce(g.successes, 0) AS successes,
-                       g.received, g.started, g.finished, g.record_start, g.state
+                       {successes} AS successes, {instants}, g.finished, g.state
                 FROM l FULL OUTER JOIN g ON l.task_id = g.task_id, bounds),
             checked AS (
                 SELECT * REPLACE (
@@ -426,12 +457,13 @@ class Store:
             else """coalesce(sum(successes - 1) FILTER (WHERE n > 0 AND successes > 1), 0) AS duplicate_completions,
                    count(*) FILTER (WHERE n > 0 AND successes > 1) AS tasks_completed_twice"""
         )
-        # a NaN anywhere makes a task's greatest instant NaN, and max() sorts NaN above the rest
-        check_columns = (
-            "min(earliest) AS check_earliest, max(latest) AS check_latest, epoch(now()) AS check_now, "
-            if checks
-            else ""
-        )
+        # a NaN anywhere makes a task's greatest instant NaN, and max() sorts NaN above the rest;
+        # tables alone are checked from their columns instead (``_table_span``)
+        check_columns = ""
+        if checks:
+            check_columns = "epoch(now()) AS check_now, "
+            if self._lines():
+                check_columns = "min(earliest) AS check_earliest, max(latest) AS check_latest, " + check_columns
         # the 10th and 90th percentile of the finishes when a steady phase's X is wanted, and the
         # last finish with them; else the last finish alone
         finishes = (
@@ -463,36 +495,70 @@ class Store:
         cursor = self.con.execute(query)
         names = [d[0] for d in cursor.description]
         found = dict(zip(names, cursor.fetchall()[0], strict=True))
+        if checks and not self._lines():
+            found["check_earliest"], found["check_latest"], nan = self._table_span()
+            return {**_derived(found, checks), "check_nan": nan}
         return _derived(found, checks)
+
+    def _table_span(self) -> tuple[float | None, float | None, bool]:
+        """The earliest and latest instant of every timing table's rows (their figures' instants:
+        receipt, start, record start, finish), and whether one is NaN, read off the columns
+        (Arrow's min_max: milliseconds; two aggregates and a least()/greatest() per task cost
+        0.2-0.3 s of 5,000,000 records). Over the rows, not per task: a task's instants are among
+        them, so rows inside the window are tasks inside it; a repeated id whose other start alone
+        lies outside only sends the figures down the window-first path, exact either way."""
+        spans = [self._table_range(column) for column in (*self._carried(), "finished")]
+        lows = [low for low, _, _ in spans if low is not None]
+        highs = [high for _, high, _ in spans if high is not None]
+        return min(lows, default=None), max(highs, default=None), any(nan for _, _, nan in spans)
+
+    def _table_range(self, column: str) -> tuple[float | None, float | None, bool]:
+        """The smallest and largest value of ``column`` across the timing tables, in epoch seconds as
+        the query reads them (``_seconds``), and whether one is NaN (min_max skips NaN); kept per
+        set of tables (the minute bins and the checks both ask)."""
+        key = (len(self.timing_tables), column)
+        if key not in self._ranges:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            lows, highs, nan = [], [], False
+            for table in self.timing_tables:
+                if column not in table.column_names or table[column].null_count == len(table):
+                    continue
+                values = table[column]
+                if pa.types.is_timestamp(values.type):
+                    bounds = pc.min_max(pc.cast(values, pa.int64())).as_py()
+                    unit = values.type.unit
+                    lows.append(_as_seconds(bounds["min"], unit))
+                    highs.append(_as_seconds(bounds["max"], unit))
+                    continue
+                if pa.types.is_floating(values.type):
+                    nan = nan or bool(pc.any(pc.is_nan(values)).as_py())
+                bounds = pc.min_max(values).as_py()
+                if bounds["min"] is not None:  # None: every value NaN
+                    lows.append(float(bounds["min"]))
+                    highs.append(float(bounds["max"]))
+            self._ranges[key] = (min(lows, default=None), max(highs, default=None), nan)
+        return self._ranges[key]
 
     def _minute_bins(self) -> str:
         """``, range(first, last + 1)``: the minutes a completion can fall in, when the timing
         tables alone hold the completions (at most ~70 days of minutes). DuckDB rewrites a
         histogram without bins into a grouping over a materialised copy of every per-task row
         (0.25 s of 5,000,000 tasks); with its bins given it is one more aggregate."""
-        if self.event_files or self.event_tables or not self.timing_tables:
+        if self._lines() or not self.timing_tables:
             return ""
-        import pyarrow.compute as pc
-
-        lows, highs = [], []
-        for table in self.timing_tables:
-            column, per_second = table["finished"], 1.0
-            if pa.types.is_timestamp(column.type):
-                column, per_second = pc.cast(column, pa.int64()), _PER_SECOND[column.type.unit]
-            bounds = pc.min_max(column).as_py()
-            if bounds["min"] is not None:
-                lows.append(bounds["min"] / per_second)
-                highs.append(bounds["max"] / per_second)
-        if not lows or not all(math.isfinite(v) for v in lows + highs):
+        low, high, _ = self._table_range("finished")
+        if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
             return ""
-        first, last = math.floor(min(lows) / 60), math.floor(max(highs) / 60)
+        first, last = math.floor(low / 60), math.floor(high / 60)
         return f", range({first}, {last + 1})" if last - first < 100_000 else ""
 
     def _has_worker_times(self) -> bool:
         """Whether any source can give a task's receipt or start (probe and event lines can; a
         records table or result backend may): without one, S, W and W from receipt are absent and
         not aggregated."""
-        if self.event_files or self.event_tables:
+        if self._lines():
             return True
         given = [t[c] for t in self.timing_tables for c in ("received", "started") if c in t.column_names]
         return any(column.null_count < len(column) for column in given)

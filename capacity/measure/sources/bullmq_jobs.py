@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyarrow as pa
-
 from capacity.brokers import is_redis_url
-from capacity.measure.inputs import TIMING_SCHEMA, TaskLog
+from capacity.measure.inputs import TaskLog, timing_schema
 from capacity.measure.sources import SourceSettings, TimingSource
 from capacity.measure.sources._redis import connect, stream_entries
 
@@ -57,7 +55,7 @@ class BullMQJobs(TimingSource):
         client = connect(source)
         task_ids = log.query(lambda store: store.task_ids())
         log.problems.warn("BullMQ timestamps have millisecond resolution")
-        rows: dict[str, list[Any]] = {name: [] for name in TIMING_SCHEMA.names}
+        rows: dict[str, list[Any]] = {name: [] for name in timing_schema().names}
         missing: list[str] = []
         retried = failed = 0
         reasons: list[str] = []
@@ -90,7 +88,9 @@ class BullMQJobs(TimingSource):
                 f"bullmq: {len(missing)} jobs have neither a hash nor events (removed, and older than the events "
                 "stream keeps): their timings are missing"
             )
-        log.store.timing_tables.append(pa.table(rows, schema=TIMING_SCHEMA))
+        import pyarrow as pa
+
+        log.store.timing_tables.append(pa.table(rows, schema=timing_schema()))
 
     @staticmethod
     def _row(

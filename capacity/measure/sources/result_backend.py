@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from capacity.brokers import is_redis_url
-from capacity.measure.inputs import TIMING_SCHEMA, Problems, TaskLog
+from capacity.measure.inputs import Problems, TaskLog, timing_schema
 from capacity.measure.sources import SourceSettings, TimingSource
 from capacity.measure.sources._redis import connect
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Celery's key for a task's result (celery.backends.base.KeyValueStoreBackend.task_keyprefix)
 KEY_PREFIX = "celery-task-meta-"
@@ -39,6 +40,8 @@ def read_backend(client: Any, task_ids: list[str], problems: Problems) -> pa.Tab
                 finished.append(None)
             found_ids.append(task_id)
             states.append(meta.get("status"))
+    import pyarrow as pa
+
     n = len(found_ids)
     return pa.table(
         {
@@ -50,7 +53,7 @@ def read_backend(client: Any, task_ids: list[str], problems: Problems) -> pa.Tab
             "state": pa.array(states, pa.string()),
             "host": pa.nulls(n, pa.string()),
         },
-        schema=TIMING_SCHEMA,
+        schema=timing_schema(),
     )
 
 

@@ -48,5 +48,5 @@ def test_a_command_without_its_extra_names_it() -> None:
     proc = capacity_without_extras("metrics", "--tasks-log", "nothing.log")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: this command needs pyarrow, which is not installed: pip install 'worker-capacity[measure]'"
+        "error: this command needs duckdb, which is not installed: pip install 'worker-capacity[measure]'"
     ]

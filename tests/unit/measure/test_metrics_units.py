@@ -464,6 +464,37 @@ def test_records_with_arrow_timestamps_of_every_unit(tmp_path: Path, unit: str, 
     assert any("without a time zone" in w for w in m.warnings) == (zone is None)
 
 
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_records_outside_the_window_are_seen_from_their_columns_in_every_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unit: str
+) -> None:
+    # a records table's window check reads the columns' smallest and largest instant (not an
+    # aggregate of the pass): in every unit, a finish in 2036 and a start 2 h before the first
+    # send must send the figures down the window-first path and leave both tasks out; a table
+    # inside the window keeps the one pass
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
+    sends = {f"t{i}": T0 + i for i in range(4)}
+    log = write_log(tmp_path / "l.log", sends)
+    starts = [int(s + 1) * per_second for s in sends.values()]
+    ends = [int(s + 3) * per_second for s in sends.values()]
+    kind = pa.timestamp(unit, tz="UTC")
+    taken = _figures_path(monkeypatch)
+    for name, start, end, left in (("inside", starts, ends, 4), ("outside", starts, ends, 2)):
+        if name == "outside":
+            end = [*ends[:1], 2_100_000_000 * per_second, *ends[2:]]
+            start = [*starts[:3], int(T0 - 7200) * per_second]
+        table = pa.table({"id": list(sends), "uploaded_at": pa.array(start, kind), "updated_at": pa.array(end, kind)})
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+        taken.clear()
+        m = run_metrics([log], [str(tmp_path / f"{name}.parquet")])
+        assert taken == ["one pass, ungrouped" if name == "inside" else "window first, ungrouped"], name
+        assert (m.completed, m.missing) == (left, 4 - left), name
+        assert m.seed_s.max == pytest.approx(2.0), name
+
+
 def test_sustained_run_with_monitor_samples_gets_a_trend_and_littles_law(tmp_path: Path) -> None:
     # 60 tasks at 1/s, each waits 1 s and runs 1 s; the monitor saw the queue flat at 2 in system
     sends = {f"t{i}": T0 + i for i in range(60)}
