@@ -184,6 +184,38 @@ def test_records_csv_naive_and_mixed_offsets(tmp_path: Path) -> None:
     assert any("without a time zone" in w for w in m.warnings)
 
 
+@pytest.mark.parametrize("jemalloc", [True, False])
+def test_records_are_read_with_or_without_jemalloc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jemalloc: bool
+) -> None:
+    # the records' tables come from jemalloc's pool where pyarrow has one (Linux and macOS wheels),
+    # else from the default pool (Windows wheels raise NotImplementedError): the same figures
+    import pyarrow as pa
+
+    from capacity.measure.sources import records as source
+
+    if not jemalloc:
+
+        def missing() -> pa.MemoryPool:
+            raise NotImplementedError("jemalloc support is not enabled")
+
+        monkeypatch.setattr(source.pa, "jemalloc_memory_pool", missing)
+    assert source._pool().backend_name == ("jemalloc" if jemalloc else pa.default_memory_pool().backend_name)
+    log = write_log(tmp_path / "l.log", {"a": T0, "b": T0})
+    csv = tmp_path / "r.csv"
+    csv.write_text(f"id,uploaded_at,updated_at\na,{iso(T0)},{iso(T0 + 10)}\nb,{iso(T0)},{iso(T0 + 20)}\n")
+    jsonl = tmp_path / "r.jsonl"
+    jsonl.write_text(
+        "".join(
+            json.dumps({"id": t, "uploaded_at": iso(T0), "updated_at": iso(T0 + d)}) + "\n"
+            for t, d in (("a", 10), ("b", 20))
+        )
+    )
+    for path in (csv, jsonl):
+        m = run_metrics([log], [str(path)])
+        assert (m.completed, m.seed_s.mean) == (2, pytest.approx(15.0)), path.name
+
+
 def _figures_path(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The path (Store.path) each figures computation took, in order."""
     from capacity.measure.store import Store
