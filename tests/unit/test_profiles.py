@@ -72,6 +72,19 @@ def test_a_long_wrong_value_is_summed_up_not_echoed(tmp_path: Path) -> None:
     assert "│" not in str(info.value) and "\n" not in str(info.value)
 
 
+def test_the_shipped_profiles_parse_alike_with_libyaml_and_without() -> None:
+    # load_file parses with libyaml's parser (fast start-up): every shipped file must give what
+    # PyYAML's pure-Python safe loader gives, value for value
+    import yaml
+
+    from capacity.profiles import _LOADER
+
+    assert _LOADER is yaml.CSafeLoader  # the wheels are built with libyaml: the fast path is taken
+    for path in sorted(DEFAULT_DIR.glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        assert yaml.load(text, Loader=_LOADER) == yaml.safe_load(text), path.name
+
+
 def test_bad_yaml_gives_the_line(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match=r"instances.yaml:2: not valid YAML \(found character .\\t."):
         load_profiles(_user_dir(tmp_path, "instances.yaml", "instances:\n\t- name: x\n"))
