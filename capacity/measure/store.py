@@ -495,20 +495,23 @@ class Store:
         cursor = self.con.execute(query)
         names = [d[0] for d in cursor.description]
         found = dict(zip(names, cursor.fetchall()[0], strict=True))
-        if checks and not self._lines():
-            found["check_earliest"], found["check_latest"], nan = self._table_span()
-            return {**_derived(found, checks), "check_nan": nan}
-        return _derived(found, checks)
+        if not (checks and not self._lines()):
+            return _derived(found, checks)
+        found["check_earliest"], found["check_latest"], nan = self._table_span()
+        derived = _derived(found, checks)
+        derived["check_nan"] = nan  # min_max skips NaN: the latest alone cannot show one
+        return derived
 
     def _table_span(self) -> tuple[float | None, float | None, bool]:
-        """The earliest and latest instant of every timing table's rows (their figures' instants:
-        receipt, start, record start, finish), and whether one is NaN, read off the columns
-        (Arrow's min_max: milliseconds) instead of two more aggregates and a least()/greatest()
-        per task in the pass (with the join's narrower rows: 1.47 s of the join's operator time
-        instead of 2.05 s in EXPLAIN ANALYZE on 5,000,000 records; the wall time moved less than
-        its noise). Over the rows, not per task: a task's instants are among
-        them, so rows inside the window are tasks inside it; a repeated id whose other start alone
-        lies outside only sends the figures down the window-first path, exact either way."""
+        """The earliest and latest instant of every timing table's rows (receipt, start, record
+        start, finish), and whether one is NaN, read off the columns (Arrow's min_max:
+        milliseconds) instead of two more aggregates and a least()/greatest() per task in the pass
+        (with the join's narrower rows: 1.47 s of the join's operator time instead of 2.05 s in
+        EXPLAIN ANALYZE on 5,000,000 records; the wall time moved less than its noise).
+
+        Over rows, not tasks: a task's instants are among its rows, so rows inside the window are
+        tasks inside it; a repeated id whose other start alone lies outside only sends the figures
+        down the window-first path, exact either way."""
         spans = [self._table_range(column) for column in (*self._carried(), "finished")]
         lows = [low for low, _, _ in spans if low is not None]
         highs = [high for _, high, _ in spans if high is not None]
